@@ -1,0 +1,225 @@
+"""The trl backend: Hugging Face trl + peft, run with the current interpreter (the embedded default).
+
+`translate` writes what a trl user would write by hand: `config.yaml` (trl's own SFTConfig/DPOConfig
+keys, peft's LoraConfig keys), the data in trl's conversational JSONL shapes, and `train.py` (a copy of
+`runner.py`), so `python train.py config.yaml` repeats the run with trl alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unified_ft.errors import Problem, SpecError
+from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, module_available
+from unified_ft.runs import read_jsonl, write_jsonl
+from unified_ft.spec import JobSpec
+from unified_ft.templates import chat_template_text
+
+RUNNER = Path(__file__).with_name("runner.py")
+STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+INSTALL_HINT = "pip install torch==2.13.0 && pip install 'unified_ft[trl]'  (from a checkout: pip install -e '.[trl]')"
+
+_GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
+
+CAPABILITIES: dict[str, Capability] = {
+    **{f"method.{m}": NATIVE for m in ("sft", "pt", "dpo", "kto", "rm")},
+    "method.orpo": Capability("native", "trl.experimental.orpo"),
+    "method.ppo": Capability("unsupported", "trl 1.x keeps PPO outside its stable trainers"),
+    "method.grpo": Capability("unsupported", "needs reward functions, which the spec does not model yet"),
+    **{f"adapter.{a}": NATIVE for a in ("lora", "dora", "full", "prefix", "prompt", "p_tuning")},
+    "adapter.qlora": _GPU,
+    "adapter.freeze": Capability("emulated", "uft's runner turns off gradients outside the last N layers"),
+    "adapter.rslora": NATIVE,
+    "adapter.dora": NATIVE,
+    **{f"optimizer.{o}": NATIVE for o in ("adamw_torch", "sgd", "adafactor")},
+    "optimizer.adamw_8bit": _GPU,
+    "optimizer.paged_adamw_8bit": _GPU,
+    **{f"precision.{p}": NATIVE for p in ("fp32", "bf16")},
+    "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
+    **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
+    **{f"template.{t}": NATIVE for t in ("model", "chatml", "qwen", "llama3", "mistral", "gemma", "phi3",
+                                         "alpaca", "jinja")},
+    "data.packing": NATIVE,
+    "data.train_on_prompt": NATIVE,
+    "data.mixing": Capability("native", "mixed by uft's data step before trl sees it"),
+    "training.gradient_checkpointing": NATIVE,
+    "report_to.tensorboard": NATIVE,
+    "report_to.wandb": NATIVE,
+    "model.trust_remote_code": NATIVE,
+    "model.gguf": Capability("native", "transformers dequantizes GGUF on load"),
+}
+
+_DTYPE = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+class TrlBackend:
+    """Plain Hugging Face trl, in the current Python environment."""
+
+    name = "trl"
+    capabilities = CAPABILITIES
+
+    def environment(self) -> EnvStatus:
+        missing = [m for m in STACK if not module_available(m)]
+        if missing:
+            return EnvStatus(False, f"missing in this environment: {', '.join(missing)}", install_hint=INSTALL_HINT)
+        from importlib.metadata import version
+
+        versions = {m: version(m) for m in STACK}
+        return EnvStatus(True, f"current environment ({sys.executable})", versions)
+
+    def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
+        """Write config.yaml, the data files and train.py into `out_dir`; return the command."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config = native_config(spec, has_eval=data.eval_path is not None)
+        files = [_write_data(spec, Path(data.train_path), out_dir / "train.jsonl")]
+        if data.eval_path is not None:
+            files.append(_write_data(spec, Path(data.eval_path), out_dir / "eval.jsonl"))
+        config_path = out_dir / "config.yaml"
+        header = (f"# trl job written by uft for spec {spec.name!r}.\n"
+                  "# Run it with trl alone: python train.py config.yaml\n")
+        config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        shutil.copyfile(RUNNER, out_dir / "train.py")
+        files += [config_path, out_dir / "train.py"]
+        return NativeJob(native_dir=out_dir, files=files, argv=[sys.executable, "train.py", "config.yaml"],
+                         env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
+                         log_file=out_dir / "output" / "trainer_log.jsonl")
+
+    def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """A native log row as a standard metrics row (or a start event), None for anything else."""
+        if row.get("event") == "start":
+            return {"event": "start", "max_steps": row.get("max_steps")}
+        if "loss" not in row and "eval_loss" not in row:
+            return None
+        out = {"step": row.get("step"), "epoch": row.get("epoch"), "loss": row.get("loss"),
+               "learning_rate": row.get("learning_rate"), "grad_norm": row.get("grad_norm"),
+               "tokens": row.get("num_tokens"), "elapsed_s": row.get("elapsed_s"),
+               "peak_memory_mb": row.get("peak_memory_mb")}
+        if "eval_loss" in row:
+            out["eval_loss"] = row["eval_loss"]
+        return out
+
+    def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
+        """trainer_log.jsonl -> metrics.jsonl; output/final -> adapter/ (peft) or model/ (full weights)."""
+        output = job.native_dir / "output"
+        rows = [r for r in (self.progress(x) for x in read_jsonl(output / "trainer_log.jsonl")) if r and "step" in r]
+        metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
+        final = output / "final"
+        adapter_dir = None
+        if (final / "adapter_config.json").exists():
+            adapter_dir = run_dir / "adapter"
+            shutil.copytree(final, adapter_dir)
+        elif final.exists():
+            shutil.copytree(final, run_dir / "model")
+        versions_file = output / "versions.json"
+        versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
+        train_rows = [r for r in rows if r.get("loss") is not None]
+        final_metrics = {"steps": rows[-1]["step"] if rows else 0,
+                         "first_loss": train_rows[0]["loss"] if train_rows else None,
+                         "final_loss": train_rows[-1]["loss"] if train_rows else None}
+        eval_rows = [r for r in rows if r.get("eval_loss") is not None]
+        if eval_rows:
+            final_metrics["eval_loss"] = eval_rows[-1]["eval_loss"]
+        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics, versions=versions)
+
+
+def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
+    """The trl config for a spec: every setting explicit, named as trl/peft name it."""
+    t, a, method = spec.training, spec.adapter, spec.method.name
+    precision = t.precision
+    if precision == "auto":
+        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    trainer: dict[str, Any] = {
+        "output_dir": "output",
+        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
+        "max_steps": t.max_steps if t.max_steps is not None else -1,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_steps": t.warmup_ratio,  # transformers 5 reads a float below 1 as a ratio of total steps
+        "per_device_train_batch_size": t.per_device_batch_size,
+        "per_device_eval_batch_size": t.per_device_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "optim": t.optimizer,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "logging_steps": t.logging_steps,
+        "save_strategy": "steps" if t.save_steps else "no",
+        "report_to": "none" if t.report_to == ["none"] else list(t.report_to),
+        "eval_strategy": "no",
+        "max_length": spec.data.max_length,
+    }
+    if t.save_steps:
+        trainer["save_steps"] = t.save_steps
+    if method in ("sft", "pt"):
+        trainer["packing"] = spec.data.packing
+    if method == "pt":
+        trainer["dataset_text_field"] = "text"
+        trainer["completion_only_loss"] = False
+    if spec.method.beta is not None:
+        trainer["beta"] = spec.method.beta
+    if spec.method.loss_type is not None:
+        trainer["loss_type"] = spec.method.loss_type
+    passthrough = spec.backend_options.get("trl", {})
+    clashes = sorted(set(passthrough) & set(trainer))
+    if clashes:
+        raise SpecError("backend_options.trl repeats settings the spec already models", [
+            Problem(f"backend_options.trl.{key}", "is written by uft from the portable spec",
+                    "set it through the spec's own key (see `uft plan` for the mapping)") for key in clashes])
+    trainer.update(passthrough)
+    return {
+        "method": method,
+        "model": {
+            "name_or_path": spec.model.path,
+            "gguf_file": spec.model.gguf_file,
+            "revision": spec.model.revision,
+            "trust_remote_code": spec.model.trust_remote_code,
+            "dtype": _DTYPE[precision],
+            "head": "sequence_classification" if method == "rm" else "causal_lm",
+        },
+        "chat_template": chat_template_text(spec),
+        "data": {"train": "train.jsonl", "eval": "eval.jsonl" if has_eval else None,
+                 "train_on_prompt": spec.data.train_on_prompt},
+        "peft": _peft(spec),
+        "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
+        "quantization": {"bits": a.bits} if a.type == "qlora" else None,
+        "evaluate_at_end": has_eval,
+        "passthrough": sorted(passthrough),
+        "trainer": trainer,
+    }
+
+
+def _peft(spec: JobSpec) -> dict[str, Any] | None:
+    a = spec.adapter
+    task = "SEQ_CLS" if spec.method.name == "rm" else "CAUSAL_LM"
+    if a.type in ("lora", "qlora", "dora"):
+        return {"type": "lora", "task_type": task, "r": a.r, "lora_alpha": a.alpha, "lora_dropout": a.dropout,
+                "target_modules": a.target_modules, "use_rslora": a.rslora, "use_dora": a.use_dora, "bias": "none"}
+    if a.type == "prefix":
+        return {"type": "prefix", "task_type": task, "num_virtual_tokens": a.num_virtual_tokens}
+    if a.type == "prompt":
+        return {"type": "prompt", "task_type": task, "num_virtual_tokens": a.num_virtual_tokens}
+    if a.type == "p_tuning":
+        return {"type": "p_tuning", "task_type": task, "num_virtual_tokens": a.num_virtual_tokens}
+    return None
+
+
+def _write_data(spec: JobSpec, source: Path, target: Path) -> Path:
+    """Canonical records are already trl's conversational shapes; KTO wants unpaired rows."""
+    if spec.method.name != "kto":
+        shutil.copyfile(source, target)
+        return target
+    rows = []
+    for row in read_jsonl(source):
+        rows.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
+        rows.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
+    return write_jsonl(target, rows)

@@ -1,0 +1,263 @@
+"""Run one fine-tuning job with Hugging Face trl + peft, from the config file beside it.
+
+Usage: python train.py config.yaml
+
+uft copies this program into a run's native/ folder next to config.yaml and the data files, so the
+run can be repeated with trl alone. It imports no part of uft. It writes:
+  output/trainer_log.jsonl  one JSON object per logging step (plus start/end events)
+  output/final/             the adapter (peft) or the full model
+  output/versions.json      the package versions that ran
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    config_path = Path(argv[0] if argv else HERE / "config.yaml").resolve()
+    cfg = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    base = config_path.parent
+    out = base / cfg["trainer"]["output_dir"]
+    out.mkdir(parents=True, exist_ok=True)
+    log = EventLog(out / "trainer_log.jsonl")
+    try:
+        return train(cfg, base, out, log)
+    except KeyboardInterrupt:
+        log.write({"event": "interrupted"})
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
+    import torch
+    from transformers import TrainerCallback, set_seed
+
+    seed = cfg["trainer"]["seed"]
+    set_seed(seed)
+    method = cfg["method"]
+    (out / "versions.json").write_text(json.dumps(_versions(), indent=2))
+
+    tokenizer, model = _load(cfg["model"], cfg.get("quantization"))
+    if cfg.get("chat_template"):
+        tokenizer.chat_template = cfg["chat_template"]
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    _apply_freeze(model, cfg.get("freeze"))
+    peft_config = _peft_config(cfg.get("peft"))
+
+    train_ds, eval_ds = _datasets(cfg, base, tokenizer, method, log)
+    trainer_kwargs = dict(cfg["trainer"])
+    trainer_kwargs["output_dir"] = str(out)
+
+    class JsonlLog(TrainerCallback):
+        """Mirror the trainer's logs to a JSONL file that uft (or a person) can follow live."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            log.write({"event": "start", "max_steps": state.max_steps, "num_train_epochs": args.num_train_epochs})
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            row = {"step": state.global_step, "epoch": state.epoch, **(logs or {})}
+            row["elapsed_s"] = round(time.monotonic() - log.started, 3)
+            row["peak_memory_mb"] = _peak_memory_mb(torch)
+            log.write(row)
+
+    config_cls, trainer_cls = _classes(method)
+    args = config_cls(**trainer_kwargs)
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[JsonlLog()],
+    )
+    trainer.train()
+    if cfg.get("evaluate_at_end") and eval_ds is not None:
+        metrics = trainer.evaluate()
+        log.write({"step": trainer.state.global_step, "epoch": trainer.state.epoch, **metrics,
+                   "elapsed_s": round(time.monotonic() - log.started, 3)})
+    final = out / "final"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    log.write({"event": "end", "global_step": trainer.state.global_step,
+               "elapsed_s": round(time.monotonic() - log.started, 3), "peak_memory_mb": _peak_memory_mb(torch)})
+    return 0
+
+
+class EventLog:
+    """Append-only JSONL writer, flushed per line so a follower sees progress at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.monotonic()
+        self.handle = path.open("a", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self.handle.write(json.dumps(row, default=str) + "\n")
+        self.handle.flush()
+
+
+def _load(model_cfg: dict, quant: dict | None):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    common = {"trust_remote_code": bool(model_cfg.get("trust_remote_code", False))}
+    if model_cfg.get("revision"):
+        common["revision"] = model_cfg["revision"]
+    if model_cfg.get("gguf_file"):
+        common["gguf_file"] = model_cfg["gguf_file"]
+    tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"], **common)
+    kwargs = dict(common, dtype=getattr(torch, model_cfg.get("dtype", "float32")))
+    if quant:
+        from transformers import BitsAndBytesConfig
+
+        if quant["bits"] == 4:
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"],
+                bnb_4bit_use_double_quant=True)
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if model_cfg.get("head") == "sequence_classification":  # reward models score a sequence
+        model = AutoModelForSequenceClassification.from_pretrained(model_cfg["name_or_path"], num_labels=1, **kwargs)
+        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_cfg["name_or_path"], **kwargs)
+    if quant:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    return tokenizer, model
+
+
+def _apply_freeze(model, freeze: dict | None) -> None:
+    """Train only the last N decoder layers (LLaMA-Factory's `freeze`)."""
+    if not freeze:
+        return
+    layers = model.model.layers
+    keep = set(range(len(layers) - freeze["trainable_layers"], len(layers)))
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        idx = next((int(p) for p in parts if p.isdigit()), None)
+        param.requires_grad = idx in keep and ".layers." in name
+
+
+def _peft_config(peft_cfg: dict | None):
+    if not peft_cfg:
+        return None
+    import peft
+
+    kind = peft_cfg.pop("type")
+    cls = {"lora": peft.LoraConfig, "prefix": peft.PrefixTuningConfig, "prompt": peft.PromptTuningConfig,
+           "p_tuning": peft.PromptEncoderConfig}[kind]
+    return cls(**peft_cfg)
+
+
+def _classes(method: str):
+    import trl
+
+    if method in ("sft", "pt"):
+        return trl.SFTConfig, trl.SFTTrainer
+    if method == "dpo":
+        return trl.DPOConfig, trl.DPOTrainer
+    if method == "kto":
+        return trl.KTOConfig, trl.KTOTrainer
+    if method == "rm":
+        return trl.RewardConfig, trl.RewardTrainer
+    if method == "orpo":
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+        return ORPOConfig, ORPOTrainer
+    raise SystemExit(f"method {method!r} is not supported by this runner")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
+    from datasets import Dataset
+
+    data = cfg["data"]
+    loaded = []
+    for key in ("train", "eval"):
+        if not data.get(key):
+            loaded.append(None)
+            continue
+        rows = _read_jsonl(base / data[key])
+        if method == "sft":
+            rows = [tokenize_chat(tokenizer, row["messages"], cfg["trainer"]["max_length"],
+                                  data["train_on_prompt"], row.get("tools")) for row in rows]
+            kept = [row for row in rows if 1 in row["assistant_masks"]]
+            if len(kept) < len(rows):
+                # Said out loud, never silent: these samples would carry no loss at all.
+                log.write({"event": "dropped", "split": key, "count": len(rows) - len(kept),
+                           "reason": "no assistant token left within max_length"})
+                print(f"warning: {len(rows) - len(kept)} {key} samples have no assistant token within "
+                      f"max_length and were skipped", file=sys.stderr)
+            rows = kept
+        loaded.append(Dataset.from_list(rows))
+    return loaded[0], loaded[1]
+
+
+def tokenize_chat(tokenizer, messages: list[dict], max_length: int, train_on_prompt: bool,
+                  tools: str | None = None) -> dict:
+    """Token ids of a conversation with a mask that is 1 on assistant turns only.
+
+    Each assistant turn's span is found by rendering the conversation up to that turn with and without it,
+    so it works with any chat template (no `{% generation %}` markers needed).
+    """
+    tool_list = json.loads(tools) if tools else None
+
+    def ids(msgs: list[dict], gen_prompt: bool) -> list[int]:
+        if not msgs:
+            return []
+        out = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=gen_prompt,
+                                            tools=tool_list, return_dict=True)
+        return list(out["input_ids"])
+
+    full = ids(messages, False)
+    mask = [1 if train_on_prompt else 0] * len(full)
+    if not train_on_prompt:
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            start = len(ids(messages[:i], True))
+            end = len(ids(messages[: i + 1], False))
+            for j in range(start, min(end, len(full))):
+                mask[j] = 1
+    return {"input_ids": full[:max_length], "assistant_masks": mask[:max_length]}
+
+
+def _peak_memory_mb(torch) -> float:
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "gguf", "bitsandbytes"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

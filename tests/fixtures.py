@@ -1,0 +1,86 @@
+"""Tiny models built locally (no hub): a BPE tokenizer trained on the fly and a random 2-layer Qwen2.
+
+The saved folder is readable by older transformers too (the backends pin 4.51 .. 5.x): transformers 5
+writes `tokenizer_class: TokenizersBackend`, `rope_parameters` and the chat template only as a .jinja
+file, which older releases can't read, so those are written in both the old and the new way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def corpus() -> list[str]:
+    words = ("the quick brown fox jumps over a lazy dog answer question user assistant system json name age "
+             "city hello world good bad yes no one two three four five six seven eight nine ten").split()
+    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+    return lines + ["{\"name\": \"Ana\", \"age\": 31, \"city\": \"Lyon\"}", "0123456789 .,:;!?'\"()[]{}"]
+
+
+def build_tiny_model(folder: Path, vocab_size: int = 400) -> Path:
+    """Write a tokenizer + randomly initialised 2-layer Qwen2 (about 60k parameters) to `folder`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus(), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None, unk_token=None)
+    fast.chat_template = CHATML
+    fast.save_pretrained(folder)
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+                         bos_token_id=None)
+    Qwen2ForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    _make_readable_by_older_transformers(folder)
+    return folder
+
+
+def _make_readable_by_older_transformers(folder: Path) -> None:
+    tok_cfg_path = folder / "tokenizer_config.json"
+    tok_cfg = json.loads(tok_cfg_path.read_text())
+    tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tok_cfg["chat_template"] = CHATML
+    tok_cfg_path.write_text(json.dumps(tok_cfg, indent=2))
+    cfg_path = folder / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    rope = cfg.get("rope_parameters") or {}
+    cfg.setdefault("rope_theta", rope.get("rope_theta", 10000.0))
+    cfg.setdefault("rope_scaling", None)
+    cfg.setdefault("torch_dtype", cfg.get("dtype", "float32"))
+    cfg.setdefault("use_sliding_window", False)
+    cfg.setdefault("sliding_window", None)
+    cfg.setdefault("max_window_layers", cfg["num_hidden_layers"])
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def sft_rows(count: int = 24) -> list[dict]:
+    rows = []
+    for i in range(count):
+        rows.append({"instruction": f"say number {i % 10}", "input": "", "output": f"number {i % 10} yes"})
+    return rows
+
+
+def preference_rows(count: int = 16) -> list[dict]:
+    return [{"instruction": f"is {i % 5} good", "chosen": "yes good", "rejected": "no bad"} for i in range(count)]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -1,0 +1,44 @@
+"""What `from unified_ft import ...` offers: the same behaviour as the CLI, as plain functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .launch import ProgressFn, RunResult, run_job, translate_to
+from .plan import Plan, make_plan
+from .plugin import NativeJob
+from .spec import JobSpec
+from .specfile import load_spec, validate_spec_dict
+
+SpecLike = JobSpec | str | Path | dict[str, Any]
+
+
+def as_spec(spec: SpecLike) -> JobSpec:
+    """Accept a JobSpec, a path to a spec file, or a plain dict."""
+    if isinstance(spec, JobSpec):
+        return spec
+    if isinstance(spec, dict):
+        return validate_spec_dict(spec)
+    return load_spec(spec)
+
+
+def validate(spec: SpecLike) -> JobSpec:
+    """Validate a spec; raises SpecError listing every problem."""
+    return as_spec(spec)
+
+
+def plan(spec: SpecLike, backend: str = "trl") -> Plan:
+    """The resolved spec for a backend, with what was derived; raises if the backend can't honour it."""
+    return make_plan(as_spec(spec), backend)
+
+
+def translate(spec: SpecLike, backend: str, out_dir: str | Path) -> NativeJob:
+    """Write the backend's native files into an empty folder; returns the command that runs them."""
+    return translate_to(as_spec(spec), backend, out_dir)[1]
+
+
+def run(spec: SpecLike, backend: str = "trl", runs_dir: str | Path | None = None,
+        on_progress: ProgressFn | None = None) -> RunResult:
+    """Run a job to the end; returns the run directory, status and final metrics."""
+    return run_job(as_spec(spec), backend, runs_dir, on_progress)

@@ -1,0 +1,216 @@
+"""The `uft` command: a thin shell over `unified_ft.api`. Only here do errors become exit codes.
+
+`main(argv) -> int` runs in-process (tests call it). Heavy modules are imported inside commands, so
+`uft --help` and `uft validate` never import torch or a framework.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import RunFailed, UftError
+
+app = typer.Typer(
+    name="uft",
+    help="One portable fine-tuning job spec, run natively on any supported framework.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+_state = {"debug": False}
+
+SpecArg = Annotated[Path, typer.Argument(help="Path to the job spec (YAML).", show_default=False)]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="Backend to use (see `uft backends`).")]
+RunsDirOpt = Annotated[Optional[Path], typer.Option("--runs-dir", help="Where run directories go (default: the "
+                                                    "spec's runs_dir, ./runs).")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def validate(spec: SpecArg) -> None:
+    """Check a spec file and report every problem with its line."""
+    from .specfile import load_spec
+
+    job = load_spec(spec)
+    console.print(f"[green]ok[/green] {spec}: {job.name} ({job.method.name}, {job.adapter.type}, "
+                  f"{len(job.data.train)} train dataset(s))")
+
+
+@app.command()
+def schema(output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write to a file.")] = None) -> None:
+    """Print the JSON Schema of the spec."""
+    from .schema import schema_text
+
+    text = schema_text()
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
+    """Show the resolved spec (every default filled in) and what the backend will be told."""
+    import tempfile
+
+    from rich.syntax import Syntax
+
+    from .launch import translate_to
+    from .specfile import dump_spec, load_spec
+
+    with tempfile.TemporaryDirectory(prefix="uft-plan-") as tmp:
+        the_plan, job = translate_to(load_spec(spec), backend, Path(tmp) / "native")
+        console.rule("resolved spec")
+        console.print(Syntax(dump_spec(the_plan.spec), "yaml"))
+        console.rule(f"backend {backend}")
+        env = the_plan.environment
+        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {env.detail}")
+        for key, value in the_plan.derived.items():
+            console.print(f"derived: {key} = {value}")
+        for note in the_plan.notes:
+            console.print(f"[yellow]note[/yellow]: {note}")
+        for path in job.files:
+            if path.suffix in (".yaml", ".yml", ".json", ".sh"):
+                console.rule(f"native/{path.name}")
+                console.print(Syntax(path.read_text(encoding="utf-8"), "yaml"))
+        console.rule("command")
+        console.print(job.command, soft_wrap=True)
+
+
+@app.command()
+def translate(
+    spec: SpecArg,
+    backend: BackendOpt = "trl",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Empty folder for the native files.")] = Path(
+        "native"),
+) -> None:
+    """Write the backend's native config and data into a folder (eject), and print the native command."""
+    from .launch import translate_to
+    from .specfile import load_spec
+
+    _, job = translate_to(load_spec(spec), backend, output)
+    for path in job.files:
+        console.print(f"wrote {path}")
+    console.print(f"\nrun it without uft:\n  cd {output} && {job.command}", soft_wrap=True)
+
+
+@app.command()
+def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None) -> None:
+    """Run one job on a backend: plan, prepare data, translate, train, collect."""
+    from .specfile import load_spec
+
+    _run_and_report(load_spec(spec), backend, runs_dir)
+
+
+@app.command()
+def backends() -> None:
+    """List backends, whether each is ready here, and their capabilities."""
+    from rich.table import Table
+
+    from .plugin import available_backends, load_backend
+
+    for name in available_backends():
+        backend = load_backend(name)
+        env = backend.environment()
+        state = "[green]ready[/green]" if env.ready else f"[red]not ready[/red] ({env.install_hint})"
+        console.print(f"[bold]{name}[/bold]: {state} - {env.detail}")
+        table = Table("feature", "support", "note", box=None, pad_edge=False)
+        for feature, cap in sorted(backend.capabilities.items()):
+            colour = {"native": "green", "emulated": "yellow", "unsupported": "red"}[cap.level]
+            level = f"[{colour}]{cap.level}[/{colour}]" + (" (GPU)" if cap.needs_gpu else "")
+            table.add_row(feature, level, cap.note)
+        console.print(table)
+
+
+@app.command()
+def quickstart(
+    steps: Annotated[int, typer.Option(help="Training steps (fewer for a smoke test).")] = 0,
+    folder: Annotated[Path, typer.Option(help="Where the spec and data are written.")] = Path("uft-quickstart"),
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """LoRA-tune SmolLM2-135M-Instruct on a small generated task, on CPU, with the trl backend."""
+    from .quickstart import DEFAULT_STEPS, write_quickstart
+    from .specfile import load_spec
+
+    spec_path = write_quickstart(folder, steps or DEFAULT_STEPS)
+    console.print(f"quickstart spec and data: {folder}/ (edit {spec_path} and `uft run` it again)")
+    _run_and_report(load_spec(spec_path), "trl", runs_dir or Path("runs"))
+
+
+def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from .launch import run_job
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(f"{job.name} on {backend}: loading", total=None, loss="")
+
+        def on_progress(row: dict) -> None:
+            if row.get("event") == "start":
+                progress.update(task, total=row.get("max_steps"), description=f"{job.name} on {backend}: training")
+            elif row.get("loss") is not None:
+                progress.update(task, completed=row["step"], loss=f"loss {row['loss']:.4f}")
+            elif row.get("eval_loss") is not None:
+                progress.update(task, loss=f"eval_loss {row['eval_loss']:.4f}")
+
+        result = run_job(job, backend, runs_dir, on_progress)
+    metrics = result.metrics
+    console.print(f"[green]succeeded[/green]: {result.run_dir}")
+    if metrics.get("first_loss") is not None:
+        console.print(f"  loss: {metrics['first_loss']:.4f} (first logged) -> {metrics['final_loss']:.4f} "
+                      f"(last) over {metrics['steps']} steps")
+    if metrics.get("eval_loss") is not None:
+        console.print(f"  eval loss: {metrics['eval_loss']:.4f}")
+    if result.adapter_dir:
+        console.print(f"  adapter: {result.adapter_dir}")
+    console.print(f"  metrics: {result.run_dir / 'metrics.jsonl'}")
+    console.print(f"  manifest: {result.run_dir / 'manifest.json'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user mistakes print one message and return 2, a failed framework returns 1."""
+    import click
+
+    try:
+        app(args=argv, prog_name="uft", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except (UftError, RunFailed) as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error[/red]: {exc}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
+

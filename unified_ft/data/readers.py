@@ -1,0 +1,749 @@
+"""Read dataset files row by row and turn each row into a canonical record (see ``records``).
+
+Files are streamed (never loaded whole), so a large dataset costs memory for one row at a time.
+
+File types, by extension: ``.json`` (a JSON array of row objects, parsed incrementally; a
+``.json`` file holding one object per line is read as JSON lines), ``.jsonl``/``.ndjson``,
+``.csv`` (UTF-8, first line is the header), ``.parquet`` (needs pyarrow), and gzip-compressed
+``.json.gz``/``.jsonl.gz``.
+
+Row numbers in errors are 1-based: the element of a JSON array, the line of a JSON-lines file,
+the data row of a CSV file (the header is not counted), the row of a Parquet file.
+
+"Text stays text": a field holding text is never reformatted.
+
+* JSON: numbers are parsed as their literal text, so ``{"output": 1e3}`` gives ``"1e3"`` and
+  ``0.10`` stays ``"0.10"``. A boolean, null, object or list where text is expected is an error
+  (quote it in the file if you meant the text).
+* CSV: every cell is text as written (``007``, ``true`` and ``2024-01-01`` stay as they are).
+  Fields that hold lists (``conversations``, ``messages``, ``history``) are read as JSON text.
+* Parquet: a string column is used as is; an integer column is accepted (its decimal text is
+  exact); any other type (float, bool, bytes, timestamp, ...) in a text field is an error, since
+  its printed form might not be the original text.
+* An optional field that is missing, null or an empty string counts as absent.
+
+Formats (``fmt``) and the columns they read (canonical names; ``columns`` maps a canonical
+name to the file's own column name, e.g. ``{"instruction": "question", "output": "answer"}``):
+
+* ``alpaca`` -> chat: ``instruction``, ``output``, optional ``input`` (appended to the
+  instruction after a newline, as LLaMA-Factory does), ``system``, ``history`` (a list of
+  ``[user, assistant]`` pairs that come before the instruction).
+* ``sharegpt`` -> chat: ``conversations`` (a list of ``{"from": ..., "value": ...}`` turns),
+  optional ``system`` and ``tools``. Per-turn keys can be renamed with ``columns`` keys ``from``
+  and ``value``; without them a turn may also use ``role``/``content``.
+* ``messages`` -> chat: ``messages`` (OpenAI-style ``{"role", "content"}`` list), optional
+  ``tools``. Per-turn keys can be renamed with ``columns`` keys ``role``/``content``.
+* ``preference`` -> preference: ``chosen`` and ``rejected`` (text, one message, or a list of
+  messages) plus a prompt given, per row, as one of: ``instruction`` (+ ``input``, ``system``,
+  ``history``, alpaca style); ``prompt`` (text or a list of messages, + ``system``);
+  ``messages`` or ``conversations`` (a list of messages); or nothing, when chosen and rejected
+  are full conversations sharing the prompt as a common prefix (trl's implicit prompt).
+* ``text`` -> text: ``text``.
+
+Roles, in any format, are matched case-insensitively through these aliases (ShareGPT /
+LLaMA-Factory / OpenAI conventions): user: ``user``, ``human``; assistant: ``assistant``,
+``gpt``, ``model``, ``chatgpt``, ``bing``, ``bard``, ``function_call`` (a tool call is produced by
+the model, so it is an assistant turn to learn; its content stays the call's text); system:
+``system``, ``developer``; tool: ``tool``, ``observation``, ``function``, ``ipython`` (the
+result a tool returned).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from unified_ft.data.records import (
+    RECORD_KINDS,
+    chat_record,
+    message,
+    preference_record,
+    text_record,
+    type_name,
+    validate_chat,
+    validate_preference,
+    validate_text,
+)
+from unified_ft.errors import DataError
+
+FORMATS = ("alpaca", "sharegpt", "messages", "preference", "text")
+FORMAT_KIND = {"alpaca": "chat", "sharegpt": "chat", "messages": "chat", "preference": "preference", "text": "text"}
+FILE_TYPES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+
+# Canonical column names each format reads (keys allowed in ``columns``).
+FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("instruction", "input", "output", "system", "history"),
+    "sharegpt": ("conversations", "system", "tools", "from", "value"),
+    "messages": ("messages", "tools", "role", "content"),
+    "preference": ("instruction", "input", "system", "history", "prompt", "messages", "conversations",
+                   "chosen", "rejected", "tools", "from", "value", "role", "content"),
+    "text": ("text",),
+}
+
+ROLE_ALIASES: dict[str, str] = {
+    "user": "user", "human": "user",
+    "assistant": "assistant", "gpt": "assistant", "model": "assistant", "chatgpt": "assistant",
+    "bing": "assistant", "bard": "assistant", "function_call": "assistant",
+    "system": "system", "developer": "system",
+    "tool": "tool", "observation": "tool", "function": "tool", "ipython": "tool",
+}
+
+# Common other names for canonical columns, used only to suggest a ``columns`` mapping.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "instruction": ("question", "prompt", "query", "input_text", "problem"),
+    "output": ("answer", "response", "completion", "target", "solution", "output_text"),
+    "input": ("context",),
+    "conversations": ("conversation", "messages", "dialog", "dialogue", "turns", "chat"),
+    "messages": ("conversations", "conversation", "dialog", "dialogue", "turns", "chat"),
+    "text": ("content", "document", "body", "raw_text", "sentence"),
+    "chosen": ("preferred", "accepted", "better", "winner", "response_chosen"),
+    "rejected": ("dispreferred", "worse", "loser", "response_rejected"),
+    "system": ("system_prompt", "sys"),
+}
+
+_CHUNK = 1 << 16  # characters read per step when streaming a JSON array
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class _NumberText(str):
+    """The literal text of a JSON number: text fields keep it verbatim, type errors can still say "number"."""
+
+    __slots__ = ()
+
+
+_DECODER = json.JSONDecoder(parse_int=_NumberText, parse_float=_NumberText, parse_constant=_NumberText)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+
+
+def read_records(path: str | Path, fmt: str, columns: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream the canonical records of a dataset file, checking each row; raise DataError on a bad one.
+
+    Raises DataError for a missing file, an unknown extension or format, a bad ``columns`` key, a
+    malformed or invalid row, and (once the file is exhausted) a file with no rows.
+    """
+    path = Path(path)
+    convert = _converter(path, fmt, columns)
+    cols = dict(columns or {})
+    source_is_csv = _file_type(path)[0] == ".csv"
+    count = 0
+    for row_no, data in iter_rows(path):
+        if not isinstance(data, dict):
+            raise DataError(path, f"each row must be an object with named fields, got {type_name(data)}", row=row_no)
+        yield convert(_Row(data, path, row_no, cols, source_is_csv, fmt))
+        count += 1
+    if count == 0:
+        raise DataError(path, "the dataset has no rows",
+                        hint="check this is the file you meant; an empty dataset cannot be trained on")
+
+
+def count_and_validate(path: str | Path, fmt: str, columns: Mapping[str, str] | None = None,
+                       kind: str | None = None) -> int:
+    """Read a whole dataset to check every row (and its kind, if given) without keeping it; return the row count."""
+    if kind is not None:
+        check_format_kind(path, fmt, kind)
+    return sum(1 for _ in read_records(path, fmt, columns))
+
+
+def check_format_kind(path: str | Path, fmt: str, kind: str) -> None:
+    """Fail early when a format cannot give the record kind a training method needs."""
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
+    _check_format(path, fmt)
+    have = FORMAT_KIND[fmt]
+    if have == kind:
+        return
+    need = {
+        "chat": ("a chat dataset (conversations with assistant replies)",
+                 "use format: alpaca, sharegpt or messages"),
+        "preference": ("a preference dataset (a prompt with chosen and rejected answers)",
+                       "use format: preference, with chosen and rejected columns"),
+        "text": ("a plain-text dataset", "use format: text, with a text column"),
+    }[kind]
+    raise DataError(path, f"this training method needs {need[0]}, but format '{fmt}' gives {have} records",
+                    hint=need[1])
+
+
+def check_source(path: str | Path, fmt: str, columns: Mapping[str, str] | None = None,
+                 kind: str | None = None) -> None:
+    """Cheap checks before reading any row: format (and kind), ``columns`` keys, file type, file exists."""
+    if kind is not None:
+        check_format_kind(path, fmt, kind)
+    _converter(Path(path), fmt, columns)
+    if not Path(path).exists():
+        raise DataError(path, "file not found",
+                        hint="check the path; a relative path is resolved against the spec file's directory")
+
+
+def iter_rows(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Stream ``(row number, raw row)`` from a file of any supported type, without converting values."""
+    path = Path(path)
+    suffix, gz = _file_type(path)
+    if not path.exists():
+        raise DataError(path, "file not found",
+                        hint="check the path; a relative path is resolved against the spec file's directory")
+    if path.is_dir():
+        raise DataError(path, "is a directory, not a data file", hint=f"point at one file ({', '.join(FILE_TYPES)})")
+    if suffix == ".csv":
+        return _csv_rows(path)
+    if suffix == ".parquet":
+        return _parquet_rows(path)
+    if suffix == ".json":
+        return _json_rows(path, gz)
+    return _jsonl_rows(path, gz)
+
+
+# ----------------------------------------------------------------------------------------------
+# File types
+
+
+def _file_type(path: Path) -> tuple[str, bool]:
+    name = path.name.lower()
+    gz = name.endswith(".gz")
+    if gz:
+        name = name[:-3]
+    for suffix in (".jsonl", ".ndjson", ".json", ".csv", ".parquet"):
+        if name.endswith(suffix) and not (gz and suffix in (".csv", ".parquet")):
+            return (".jsonl" if suffix == ".ndjson" else suffix), gz
+    raise DataError(path, f"unknown file type '{''.join(path.suffixes) or path.name}'",
+                    hint=f"use one of {', '.join(FILE_TYPES)}")
+
+
+def _open_text(path: Path, gz: bool) -> IO[str]:
+    if gz:
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
+
+
+def _decode_error(path: Path, exc: Exception, row: int | None) -> DataError:
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(path, f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", row=row,
+                         hint="re-save the file as UTF-8")
+    return DataError(path, f"cannot read the file: {exc}", row=row)
+
+
+def _jsonl_rows(path: Path, gz: bool, hint: str = "") -> Iterator[tuple[int, Any]]:
+    """JSON lines: row N is line N; blank lines are skipped. Read as bytes so only '\\n' ends a line."""
+    opener = gzip.open if gz else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                line = raw.decode("utf-8")
+                if lineno == 1:
+                    line = line.removeprefix("\ufeff")
+                if not line.strip():
+                    continue
+                try:
+                    obj = _DECODER.decode(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(path, f"malformed JSON (column {exc.colno}): {exc.msg}", row=lineno,
+                                    hint=hint or "each line must hold one complete JSON object") from None
+                yield lineno, obj
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise _decode_error(path, exc, lineno + 1) from None
+
+
+def _json_rows(path: Path, gz: bool) -> Iterator[tuple[int, Any]]:
+    """A JSON array, parsed one element at a time; a file starting with '{' is taken as JSON lines."""
+    try:
+        with _open_text(path, gz) as f:
+            stream = _JsonArrayStream(f, path)
+            if stream.peek() == "{":
+                lines = True
+            else:
+                lines = False
+                yield from stream
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise _decode_error(path, exc, None) from None
+    if lines:
+        yield from _jsonl_rows(path, gz, hint="a .json file must hold a JSON array of row objects, "
+                                              "or one object per line (JSON lines)")
+
+
+class _JsonArrayStream:
+    """Incremental parser for ``[obj, obj, ...]``: keeps one element plus one chunk in memory."""
+
+    def __init__(self, f: IO[str], path: Path) -> None:
+        self.f, self.path = f, path
+        self.buf, self.pos, self.eof = "", 0, False
+        self.line = 1  # line number of buf[0], for error messages
+
+    def _more(self, at_least: int = 0) -> bool:
+        if self.eof:
+            return False
+        chunk = self.f.read(max(_CHUNK, at_least))
+        if not chunk:
+            self.eof = True
+            return False
+        if self.pos:
+            self.line += self.buf.count("\n", 0, self.pos)
+            self.buf = self.buf[self.pos:]
+            self.pos = 0
+        self.buf += chunk
+        return True
+
+    def _line_at(self, pos: int) -> int:
+        return self.line + self.buf.count("\n", 0, pos)
+
+    def peek(self) -> str:
+        """Skip whitespace; return the next character, or '' at end of file."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def _decode(self, row: int) -> Any:
+        while True:
+            try:
+                obj, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                # An error near the end of the buffer (or in a string running past it) may just mean
+                # the element continues in the next chunk; read more (doubling) and try again.
+                if not self.eof and ("Unterminated string" in exc.msg or exc.pos >= len(self.buf) - 32):
+                    self._more(len(self.buf) - self.pos)
+                    continue
+                raise DataError(self.path, f"malformed JSON (line {self._line_at(exc.pos)}): {exc.msg}",
+                                row=row) from None
+            if end >= len(self.buf) and not self.eof and self._more(len(self.buf) - self.pos):
+                continue  # a number could go on in the next chunk
+            self.pos = end
+            return obj
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        c = self.peek()
+        if c == "":
+            return  # empty file: no rows
+        if c != "[":
+            raise DataError(self.path, f"malformed JSON (line {self._line_at(self.pos)}): expected '[' to start "
+                                       f"an array of rows, found {c!r}",
+                            hint="a .json file must hold a JSON array of row objects, or one object per line")
+        self.pos += 1
+        row = 0
+        if self.peek() == "]":
+            self.pos += 1
+        else:
+            while True:
+                if self.peek() == "":
+                    raise DataError(self.path, "the JSON array is cut off (the file ends inside it)", row=row + 1)
+                obj = self._decode(row + 1)
+                row += 1
+                yield row, obj
+                c = self.peek()
+                if c == ",":
+                    self.pos += 1
+                elif c == "]":
+                    self.pos += 1
+                    break
+                elif c == "":
+                    raise DataError(self.path, f"the JSON array is cut off (the file ends after row {row})", row=row)
+                else:
+                    raise DataError(self.path, f"malformed JSON (line {self._line_at(self.pos)}): expected ',' or "
+                                               f"']' after this row, found {c!r}", row=row)
+        if self.peek() != "":
+            raise DataError(self.path, f"malformed JSON (line {self._line_at(self.pos)}): extra data after the "
+                                       "closing ']' of the array", row=row + 1)
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV with a header line; every cell stays text. Row N is the Nth data row (header not counted)."""
+    csv.field_size_limit(2**31 - 1)  # long documents are normal in training data
+    row = 0
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                return
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:
+                raise DataError(path, f"the header repeats column name(s) {', '.join(map(repr, dupes))}",
+                                hint="give each column a unique name")
+            for cells in reader:
+                if not cells:
+                    continue  # blank line
+                row += 1
+                if len(cells) > len(header):
+                    raise DataError(path, f"the row has {len(cells)} cells but the header has {len(header)} columns",
+                                    row=row, hint="quote cells that contain commas or line breaks")
+                yield row, dict(zip(header, cells))  # cells missing at the end are absent
+    except csv.Error as exc:
+        raise DataError(path, f"malformed CSV: {exc}", row=row + 1) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise _decode_error(path, exc, row + 1) from None
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Parquet, one record batch at a time (pyarrow imported only here: it is an optional dependency)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(path, "reading Parquet files needs pyarrow, which is not installed",
+                        hint="pip install pyarrow") from None
+    row = 0
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=1024):
+            for rec in batch.to_pylist():
+                row += 1
+                yield row, rec
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(path, f"cannot read the Parquet file: {exc}", row=row + 1 if row else None) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Field access
+
+
+def _guess_format(keys: list[str]) -> str | None:
+    k = set(keys)
+    if "chosen" in k and "rejected" in k:
+        return "preference"
+    if "conversations" in k:
+        return "sharegpt"
+    if "messages" in k:
+        return "messages"
+    if "instruction" in k and "output" in k:
+        return "alpaca"
+    if "text" in k:
+        return "text"
+    return None
+
+
+class _Row:
+    """One raw row plus where it came from, so every value read from it can name file, row and field."""
+
+    __slots__ = ("data", "path", "row", "columns", "csv", "fmt")
+
+    def __init__(self, data: dict[str, Any], path: Path, row: int, columns: dict[str, str], is_csv: bool,
+                 fmt: str) -> None:
+        self.data, self.path, self.row, self.columns, self.csv, self.fmt = data, path, row, columns, is_csv, fmt
+
+    def col(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+    def error(self, message: str, field: str | None = None, hint: str = "") -> DataError:
+        return DataError(self.path, message, row=self.row, field=field, hint=hint)
+
+    def missing(self, name: str, message: str = "") -> DataError:
+        key = self.col(name)
+        keys = [str(k) for k in self.data if k is not None]
+        mapped = f" (mapped from '{name}' by columns)" if key != name else ""
+        msg = message or f"missing required column '{key}'{mapped}"
+        msg += f"; this row has: {', '.join(keys) if keys else 'no columns'}"
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+        if not close:
+            close = [k for k in _SYNONYMS.get(name, ()) if k in keys][:1]
+        if close:
+            hint = f"did you mean '{close[0]}'? map it with `columns: {{{name}: {close[0]}}}`"
+        elif key != name:
+            hint = f"check `columns: {{{name}: {key}}}` in the spec"
+        else:
+            hint = f"if your file names it differently, map it with `columns: {{{name}: <your column>}}`"
+        guess = _guess_format(keys)
+        if guess and guess != self.fmt and not close:
+            hint = f"this row looks like `format: {guess}`, not '{self.fmt}'; or {hint}"
+        return self.error(msg, field=key, hint=hint)
+
+    def present(self, name: str) -> bool:
+        value = self.data.get(self.col(name))
+        return value is not None and value != ""
+
+    def get(self, name: str, required: bool = True, expected: str = "a string") -> Any:
+        """The raw value; for an optional field, None when missing, null or ''."""
+        key = self.col(name)
+        if key not in self.data or (self.data[key] is None and (self.csv or not required)):
+            if required:
+                raise self.missing(name)
+            return None
+        value = self.data[key]
+        if not required and value == "":
+            return None
+        if value is None:
+            raise self.error(f"expected {expected}, got null", field=key, hint="fill in the value or remove the row")
+        return value
+
+    def text(self, name: str, required: bool = True) -> str | None:
+        value = self.get(name, required)
+        return None if value is None else _as_text(value, self, self.col(name))
+
+    def list(self, name: str, required: bool = True) -> list[Any] | None:
+        """A list-valued field; in CSV the cell holds the list as JSON text."""
+        value = self.get(name, required, expected="a list")
+        if value is None:
+            return None
+        key = self.col(name)
+        if self.csv and isinstance(value, str):
+            try:
+                value = _DECODER.decode(value)
+            except json.JSONDecodeError as exc:
+                raise self.error(f"a CSV cell holding a list must be JSON text: {exc.msg} (column {exc.colno})",
+                                 field=key) from None
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise self.error(f"expected a list, got {_value_type(value)}", field=key)
+        return value
+
+
+def _value_type(value: object) -> str:
+    return "a number" if isinstance(value, _NumberText) else type_name(value)
+
+
+def _as_text(value: Any, row: _Row, field: str) -> str:
+    """Text exactly as the file has it; a number's literal text counts, other types are errors."""
+    if isinstance(value, str):
+        return str(value)  # plain str, also for _NumberText
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # Parquet integer column: decimal text is exact
+    if isinstance(value, bool):
+        hint = f'quote it in the file ("{str(value).lower()}") if you mean the text'
+    elif value is None:
+        hint = "fill in the value or remove the row"
+    elif isinstance(value, float):
+        hint = "store this column as strings: a float's printed form may differ from the original text"
+    else:
+        hint = "this field must hold plain text"
+    raise row.error(f"expected a string, got {type_name(value)}", field=field, hint=hint)
+
+
+def _dump_json(value: Any) -> str:
+    """JSON text of a parsed value, writing JSON numbers back as their original literal text."""
+    if isinstance(value, _NumberText):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_dump_json(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_dump_json(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _tools(row: _Row) -> str | None:
+    value = row.get("tools", required=False)
+    if value is None:
+        return None
+    key = row.col("tools")
+    if isinstance(value, str):
+        text = str(value)
+    elif isinstance(value, (list, dict, tuple)):
+        text = _dump_json(value)
+    else:
+        raise row.error(f"tools must be JSON text or a list of tool definitions, got {_value_type(value)}", field=key)
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise row.error(f"tools is not valid JSON: {exc}", field=key) from None
+    if not isinstance(parsed, (list, dict)):
+        raise row.error(f"tools must be a JSON list of tool definitions, got {type_name(parsed)}", field=key)
+    return None if parsed in ([], {}) else text
+
+
+def _turn_keys(row: _Row, turn: dict[str, Any]) -> tuple[str, str]:
+    role_key = row.columns.get("from") or row.columns.get("role")
+    content_key = row.columns.get("value") or row.columns.get("content")
+    if role_key is None:
+        role_key = "from" if "from" in turn or "role" not in turn else "role"
+    if content_key is None:
+        content_key = "value" if "value" in turn or "content" not in turn else "content"
+    return role_key, content_key
+
+
+def _turn(row: _Row, turn: Any, where: str) -> dict[str, str]:
+    """One message from a ``{from, value}`` or ``{role, content}`` object, with role aliases resolved."""
+    if not isinstance(turn, dict):
+        raise row.error(f"a turn must be an object with a role and text, got {_value_type(turn)}", field=where)
+    role_key, content_key = _turn_keys(row, turn)
+    keys = ", ".join(map(str, turn)) or "none"
+    if role_key not in turn:
+        raise row.error(f"the turn has no '{role_key}' key (its keys: {keys})", field=where,
+                        hint="name the turn's role key with `columns: {from: <key>}`")
+    raw_role = turn[role_key]
+    if not isinstance(raw_role, str):
+        raise row.error(f"the role must be a string, got {_value_type(raw_role)}", field=f"{where}.{role_key}")
+    role = ROLE_ALIASES.get(raw_role.strip().lower())
+    if role is None:
+        known = ", ".join(f"{a}->{r}" for a, r in ROLE_ALIASES.items())
+        raise row.error(f"unknown role {raw_role!r}", field=f"{where}.{role_key}", hint=f"known roles: {known}")
+    if content_key not in turn:
+        raise row.error(f"the turn has no '{content_key}' key (its keys: {keys})", field=where,
+                        hint="name the turn's text key with `columns: {value: <key>}`")
+    content = turn[content_key]
+    if content is None and turn.get("tool_calls"):
+        raise row.error("messages with tool_calls are not supported", field=f"{where}.tool_calls",
+                        hint="write the call as JSON text in the content (or use sharegpt function_call turns)")
+    if isinstance(content, list):
+        raise row.error("expected a string, got a list (multimodal content parts?)", field=f"{where}.{content_key}",
+                        hint="only text content is supported: put the text itself in the field")
+    return message(role, _as_text(content, row, f"{where}.{content_key}"))
+
+
+def _turns(row: _Row, name: str, required: bool = True) -> list[dict[str, str]] | None:
+    turns = row.list(name, required)
+    if turns is None:
+        return None
+    key = row.col(name)
+    if not turns:
+        raise row.error("the conversation is empty", field=key)
+    return [_turn(row, t, f"{key}[{i}]") for i, t in enumerate(turns)]
+
+
+def _with_system(row: _Row, msgs: list[dict[str, str]], field: str) -> list[dict[str, str]]:
+    system = row.text("system", required=False)
+    if system is None or not system.strip():
+        return msgs
+    if msgs and msgs[0]["role"] == "system":
+        raise row.error(f"the row has both a '{row.col('system')}' column and a system turn in '{field}'",
+                        field=row.col("system"), hint="keep only one of them")
+    return [message("system", system)] + msgs
+
+
+def _history(row: _Row) -> list[dict[str, str]]:
+    pairs = row.list("history", required=False) or []
+    key = row.col("history")
+    out: list[dict[str, str]] = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise row.error(f"each history item must be a [user, assistant] pair, got {_value_type(pair)}"
+                            + (f" of length {len(pair)}" if isinstance(pair, (list, tuple)) else ""),
+                            field=f"{key}[{i}]")
+        out.append(message("user", _as_text(pair[0], row, f"{key}[{i}][0]")))
+        out.append(message("assistant", _as_text(pair[1], row, f"{key}[{i}][1]")))
+    return out
+
+
+def _query(row: _Row) -> str:
+    """LLaMA-Factory's alpaca rule: instruction, plus a newline and the input when there is one."""
+    instruction = row.text("instruction")
+    assert instruction is not None
+    extra = row.text("input", required=False)
+    return f"{instruction}\n{extra}" if extra else instruction
+
+
+# ----------------------------------------------------------------------------------------------
+# Formats
+
+
+def _alpaca(row: _Row) -> dict[str, Any]:
+    output = row.get("output")
+    if isinstance(output, (list, tuple)):
+        raise row.error("expected a string, got a list", field=row.col("output"),
+                        hint="a list of outputs is a ranking row: use `format: preference` with chosen/rejected")
+    text = _as_text(output, row, row.col("output"))
+    if not text.strip():
+        raise row.error("the output (assistant reply) is empty", field=row.col("output"),
+                        hint="remove the row or fill in the reply")
+    msgs = _with_system(row, _history(row) + [message("user", _query(row))], "history")
+    rec = chat_record(msgs + [message("assistant", text)])
+    validate_chat(rec, row.path, row.row, field=row.col("output"))
+    return rec
+
+
+def _chat(row: _Row, name: str) -> dict[str, Any]:
+    turns = _turns(row, name)
+    assert turns is not None
+    key = row.col(name)
+    rec = chat_record(_with_system(row, turns, key), _tools(row))
+    validate_chat(rec, row.path, row.row, field=key)
+    return rec
+
+
+def _answer(row: _Row, name: str) -> list[dict[str, str]]:
+    value = row.get(name)
+    key = row.col(name)
+    if isinstance(value, dict):
+        return [_turn(row, value, key)]
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise row.error("the answer is empty", field=key)
+        return [_turn(row, t, f"{key}[{i}]") for i, t in enumerate(value)]
+    return [message("assistant", _as_text(value, row, key))]
+
+
+def _preference(row: _Row) -> dict[str, Any]:
+    for name in ("chosen", "rejected"):
+        if row.data.get(row.col(name)) is None:
+            raise row.missing(name, f"missing required column '{row.col(name)}' (a preference row needs chosen "
+                                    "and rejected answers)")
+    if row.present("instruction"):
+        prompt = _with_system(row, _history(row) + [message("user", _query(row))], "history")
+    elif row.present("prompt"):
+        value = row.get("prompt")
+        if isinstance(value, (list, tuple)):
+            prompt = _turns(row, "prompt") or []
+        else:
+            prompt = [message("user", _as_text(value, row, row.col("prompt")))]
+        prompt = _with_system(row, prompt, row.col("prompt"))
+    elif row.present("messages") or row.present("conversations"):
+        name = "messages" if row.present("messages") else "conversations"
+        prompt = _with_system(row, _turns(row, name) or [], row.col(name))
+    else:
+        prompt = []
+    chosen, rejected = _answer(row, "chosen"), _answer(row, "rejected")
+    if not prompt:
+        # trl's implicit prompt: chosen and rejected are whole conversations sharing a prefix.
+        k = 0
+        while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
+            k += 1
+        while k > 0 and chosen[k - 1]["role"] == "assistant":
+            k -= 1
+        if k == 0:
+            raise row.missing("prompt", "a preference row needs a prompt: an 'instruction', a 'prompt', "
+                                        "'messages'/'conversations', or chosen/rejected conversations that start "
+                                        "with the same prompt turns")
+        prompt, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
+    rec = preference_record(prompt, chosen, rejected, _tools(row))
+    validate_preference(rec, row.path, row.row)
+    return rec
+
+
+def _text(row: _Row) -> dict[str, Any]:
+    rec = text_record(row.text("text") or "")
+    if not rec["text"].strip():
+        raise row.error("the text is empty", field=row.col("text"), hint="remove empty rows")
+    validate_text(rec, row.path, row.row)
+    return rec
+
+
+_CONVERTERS: dict[str, Callable[[_Row], dict[str, Any]]] = {
+    "alpaca": _alpaca,
+    "sharegpt": lambda row: _chat(row, "conversations"),
+    "messages": lambda row: _chat(row, "messages"),
+    "preference": _preference,
+    "text": _text,
+}
+
+
+def _check_format(path: str | Path, fmt: str) -> None:
+    if fmt not in FORMATS:
+        close = difflib.get_close_matches(str(fmt), FORMATS, n=1)
+        raise DataError(path, f"unknown dataset format {fmt!r}; known formats: {', '.join(FORMATS)}",
+                        hint=f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(FORMATS)}")
+
+
+def _converter(path: Path, fmt: str, columns: Mapping[str, str] | None) -> Callable[[_Row], dict[str, Any]]:
+    _check_format(path, fmt)
+    _file_type(path)
+    allowed = FORMAT_COLUMNS[fmt]
+    for key, value in (columns or {}).items():
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            raise DataError(path, f"columns: unknown key {key!r} for format '{fmt}'; it maps these canonical "
+                                  f"names: {', '.join(allowed)}", field="columns",
+                            hint=f"did you mean '{close[0]}'?" if close else
+                            "a columns entry is `<canonical name>: <column in your file>`")
+        if not isinstance(value, str) or not value:
+            raise DataError(path, f"columns: the value for {key!r} must be a column name, got {type_name(value)}",
+                            field="columns")
+    return _CONVERTERS[fmt]

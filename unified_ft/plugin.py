@@ -1,0 +1,194 @@
+"""The Backend interface, the features a spec uses, and how backends are found.
+
+Built-in and third-party backends are found the same way: the entry-point group `unified_ft.backends`,
+with a lazy name -> "module:Class" table for the built-ins so that listing backends imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from .errors import BackendNotFound, CapabilityError, Problem, UftError
+from .spec import JobSpec
+
+ENTRY_POINT_GROUP = "unified_ft.backends"
+
+#: Built-in backends: name -> "module:Class", imported only when asked for.
+BUILTIN_BACKENDS = {"trl": "unified_ft.backends.trl:TrlBackend"}
+
+#: Backends the project plans; asking for one says so instead of "unknown".
+PLANNED_BACKENDS = ("unsloth", "llamafactory", "swift", "colossalai")
+
+Level = Literal["native", "emulated", "unsupported"]
+
+
+@dataclass(frozen=True)
+class Capability:
+    """How a backend handles one spec feature; `note` says how (emulated) or why not (unsupported)."""
+
+    level: Level
+    note: str = ""
+    needs_gpu: bool = False
+
+
+NATIVE = Capability("native")
+
+
+@dataclass
+class EnvStatus:
+    """Whether a backend's environment can run it now, and what to do if not."""
+
+    ready: bool
+    detail: str
+    versions: dict[str, str] = field(default_factory=dict)
+    install_hint: str = ""
+
+
+@dataclass
+class NativeJob:
+    """What a translator produced: files in the native folder and the exact command that runs them."""
+
+    native_dir: Path
+    files: list[Path]
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    log_file: Path | None = None  # JSONL the framework writes while training (for progress)
+
+    @property
+    def command(self) -> str:
+        import shlex
+
+        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        return (prefix + " " if prefix else "") + shlex.join(self.argv)
+
+
+@dataclass
+class RunOutputs:
+    """The standard outputs `collect` leaves in a run directory, whatever framework ran."""
+
+    adapter_dir: Path | None
+    metrics_path: Path
+    final: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A framework plugin. `translate` is pure (no framework import) so it runs and is tested anywhere."""
+
+    name: str
+    capabilities: dict[str, Capability]
+
+    def environment(self) -> EnvStatus: ...
+
+    def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob: ...
+
+    def progress(self, row: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs: ...
+
+
+def spec_features(spec: JobSpec) -> dict[str, str]:
+    """The features a spec uses, each mapped to the setting that asks for it (for error messages)."""
+    feats = {
+        f"method.{spec.method.name}": f"method: {spec.method.name}",
+        f"adapter.{spec.adapter.type}": f"adapter.type: {spec.adapter.type}",
+        f"optimizer.{spec.training.optimizer}": f"training.optimizer: {spec.training.optimizer}",
+        f"precision.{spec.training.precision}": f"training.precision: {spec.training.precision}",
+        f"scheduler.{spec.training.lr_scheduler}": f"training.lr_scheduler: {spec.training.lr_scheduler}",
+        f"template.{spec.template.name}": f"template: {spec.template.name}",
+    }
+    if spec.adapter.rslora:
+        feats["adapter.rslora"] = "adapter.rslora: true"
+    if spec.adapter.use_dora and spec.adapter.type != "dora":
+        feats["adapter.dora"] = "adapter.use_dora: true"
+    if spec.data.packing:
+        feats["data.packing"] = "data.packing: true"
+    if spec.data.train_on_prompt:
+        feats["data.train_on_prompt"] = "data.train_on_prompt: true"
+    if len(spec.data.train) > 1:
+        feats["data.mixing"] = "several data.train datasets"
+    if spec.training.gradient_checkpointing:
+        feats["training.gradient_checkpointing"] = "training.gradient_checkpointing: true"
+    for tracker in spec.training.report_to:
+        if tracker != "none":
+            feats[f"report_to.{tracker}"] = f"training.report_to: {tracker}"
+    if spec.model.trust_remote_code:
+        feats["model.trust_remote_code"] = "model.trust_remote_code: true"
+    if spec.model.gguf_file:
+        feats["model.gguf"] = "model.gguf_file"
+    return feats
+
+
+def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[str]:
+    """Fail before anything starts if the backend can't honour a setting; return notes on emulated ones."""
+    problems, notes = [], []
+    for feature, setting in spec_features(spec).items():
+        cap = backend.capabilities.get(feature, Capability("unsupported", "not declared by this backend"))
+        if cap.level == "unsupported":
+            others = [n for n in supporting_backends(feature) if n != backend.name]
+            alt = f"backends that support it: {', '.join(others)}" if others else "no installed backend supports it"
+            problems.append(Problem(setting, f"backend {backend.name} does not support {feature}"
+                                    + (f" ({cap.note})" if cap.note else ""), alt))
+        elif cap.needs_gpu and not has_gpu:
+            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
+                                    "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
+        elif cap.level == "emulated":
+            notes.append(f"{setting}: emulated by {backend.name} ({cap.note})")
+    if problems:
+        raise CapabilityError(f"The spec asks for what backend {backend.name} cannot do", problems)
+    return notes
+
+
+def supporting_backends(feature: str) -> list[str]:
+    """Installed backends whose capability table marks `feature` native or emulated."""
+    names = []
+    for name in available_backends():
+        try:
+            cap = load_backend(name).capabilities.get(feature)
+        except UftError:
+            continue
+        if cap and cap.level != "unsupported":
+            names.append(name)
+    return names
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> list[str]:
+    """Names of every backend that can be loaded: built-ins plus installed plugins."""
+    return sorted({**BUILTIN_BACKENDS, **_entry_points()})
+
+
+def load_backend(name: str) -> Backend:
+    """Instantiate a backend by name; an unknown name lists what exists and how to get it."""
+    target = _entry_points().get(name) or BUILTIN_BACKENDS.get(name)
+    if target is None:
+        known = ", ".join(available_backends())
+        if name in PLANNED_BACKENDS:
+            raise BackendNotFound(f"backend {name!r} is not available in this version of uft yet; "
+                                  f"available: {known}")
+        raise BackendNotFound(f"unknown backend {name!r}; available: {known} "
+                              f"(third-party backends register the entry point group {ENTRY_POINT_GROUP!r})")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendNotFound(f"backend {name!r} ({target}) could not be imported: {exc}") from None
+    return getattr(module, attr)()
+
+
+def module_available(name: str) -> bool:
+    """True if a module can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False

