@@ -62,12 +62,12 @@ training:
   gradient_accumulation_steps: 1
   precision: fp32              # CPU
   seed: 42
-  logging_steps: 5
+  logging_steps: 1
 evaluation:
   max_new_tokens: 48
 """
 
-DEFAULT_STEPS = 40
+DEFAULT_STEPS = 20
 
 
 def make_rows(count: int, seed: int) -> list[dict]:

@@ -84,9 +84,7 @@ def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
     )
     trainer.train()
     if cfg.get("evaluate_at_end") and eval_ds is not None:
-        metrics = trainer.evaluate()
-        log.write({"step": trainer.state.global_step, "epoch": trainer.state.epoch, **metrics,
-                   "elapsed_s": round(time.monotonic() - log.started, 3)})
+        trainer.evaluate()  # logged through the callback's on_log
     final = out / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
@@ -133,11 +131,27 @@ def _load(model_cfg: dict, quant: dict | None):
         model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
     else:
         model = AutoModelForCausalLM.from_pretrained(model_cfg["name_or_path"], **kwargs)
+    if model_cfg.get("gguf_file"):
+        model = _dequantized_copy(model)
     if quant:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
     return tokenizer, model
+
+
+def _dequantized_copy(model):
+    """A GGUF checkpoint is dequantized on load but stays marked as quantized, which the Trainer refuses to
+    train and `save_pretrained` refuses to save; rebuild a plain model from its config and weights."""
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = type(model)(config).to(model.dtype)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"GGUF weights do not match the model: missing {missing}, unexpected {unexpected}")
+    plain.tie_weights()
+    return plain
 
 
 def _apply_freeze(model, freeze: dict | None) -> None:

@@ -315,8 +315,8 @@ class _JsonArrayStream:
                     continue
                 raise DataError(self.path, f"malformed JSON (line {self._line_at(exc.pos)}): {exc.msg}",
                                 row=row) from None
-            if end >= len(self.buf) and not self.eof and self._more(len(self.buf) - self.pos):
-                continue  # a number could go on in the next chunk
+            if isinstance(obj, _NumberText) and end > len(self.buf) - 32 and self._more(len(self.buf) - self.pos):
+                continue  # a number is not self-delimiting: "1" may be the start of "1.5e3" in the next chunk
             self.pos = end
             return obj
 
