@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .errors import RunFailed, UftError
+from .errors import RunFailed, RunInterrupted, UftError
 
 app = typer.Typer(
     name="uft",
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # paths stay whole for copy and paste
 err_console = Console(stderr=True, highlight=False)
 _state = {"debug": False}
 
@@ -40,10 +40,12 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 @app.command()
 def validate(spec: SpecArg) -> None:
     """Check a spec file and report every problem with its line."""
+    from rich.markup import escape
+
     from .specfile import load_spec
 
     job = load_spec(spec)
-    console.print(f"[green]ok[/green] {spec}: {job.name} ({job.method.name}, {job.adapter.type}, "
+    console.print(f"[green]ok[/green] {escape(str(spec))}: {job.name} ({job.method.name}, {job.adapter.type}, "
                   f"{len(job.data.train)} train dataset(s))")
 
 
@@ -185,22 +187,28 @@ def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes print one message and return 2, a failed framework returns 1."""
     import click
+    from rich.markup import escape
 
+    try:  # newer typer raises its own copy of click's exceptions; catch both
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:
+        TyperClickException = click.ClickException
     try:
-        app(args=argv, prog_name="uft", standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as exc:
+        code = app(args=argv, prog_name="uft", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except (typer.Exit, click.exceptions.Exit) as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except (click.ClickException, TyperClickException) as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         err_console.print("aborted")
         return 130
     except (UftError, RunFailed) as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[red]error[/red]: {exc}", soft_wrap=True)
+        label = "[yellow]interrupted[/yellow]" if isinstance(exc, RunInterrupted) else "[red]error[/red]"
+        err_console.print(f"{label}: {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -77,3 +77,9 @@ class RunFailed(Exception):
     """The framework process failed; the run directory records it (exit code 1)."""
 
     exit_code = 1
+
+
+class RunInterrupted(RunFailed):
+    """The run was stopped by Ctrl-C; the run directory records it as interrupted (exit code 130)."""
+
+    exit_code = 130

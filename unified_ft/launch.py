@@ -22,7 +22,7 @@ from typing import Any
 
 from . import __version__
 from .data import PreparedData, prepare_records
-from .errors import BackendNotReady, RunFailed
+from .errors import BackendNotReady, RunFailed, RunInterrupted
 from .plan import Plan, make_plan
 from .plugin import NativeJob
 from .runs import Manifest, create_run_dir, ensure_empty_dir, sha256_text
@@ -98,7 +98,7 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
         exit_code = execute(job, run_dir / "logs", forward if on_progress else None)
     except KeyboardInterrupt:
         manifest.finish("interrupted", None)
-        raise
+        raise RunInterrupted(f"interrupted by Ctrl-C; the run is recorded as interrupted in {run_dir}") from None
     if exit_code != 0:
         status = "interrupted" if exit_code in (130, -signal.SIGINT) else "failed"
         tail = log_tail(run_dir / "logs" / "stderr.log")

@@ -11,6 +11,12 @@ SCHEMA_ID = "https://unified-ft.dev/schema/unified_ft.schema.json"
 
 def schema_dict() -> dict:
     schema = JobSpec.model_json_schema(mode="validation")
+    props = schema["properties"]
+    for key, what in (("method", "a method name"), ("template", "a template name")):
+        # `method: sft` and `template: qwen` are accepted as shorthand for {name: ...}
+        ref = {k: v for k, v in props[key].items() if k != "description"}
+        props[key] = {"anyOf": [{"type": "string", "description": f"Shorthand: {what}."}, ref],
+                      "description": props[key].get("description", "")}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 

@@ -22,6 +22,7 @@ PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
 ONLINE_METHODS = ("ppo", "grpo")
 LORA_FAMILY = ("lora", "qlora", "dora")
 PROMPT_LEARNING = ("prefix", "prompt", "p_tuning")
+LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
 DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
 
 #: uft's own chat template names; each backend maps them to its native template. `model` means the
@@ -148,7 +149,7 @@ class AdapterSpec(_Strict):
         elif self.use_dora and self.type not in LORA_FAMILY:
             raise ValueError(f"adapter.use_dora applies to lora/qlora, not {self.type}")
         if self.type not in LORA_FAMILY:
-            lora_keys = {"r", "alpha", "dropout", "target_modules", "rslora"} & self.model_fields_set
+            lora_keys = set(LORA_ONLY_KEYS) & self.model_fields_set
             if lora_keys:
                 raise ValueError(f"adapter {', '.join(sorted(lora_keys))} apply to LoRA-family adapters, "
                                  f"not {self.type}; remove them")
@@ -251,11 +252,11 @@ class JobSpec(_Strict):
 
     schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this spec format.")
     name: str = Field(description="Run name: letters, digits, '.', '_' and '-'; becomes runs/<name>/<backend>/.")
-    model: ModelSpec
+    model: ModelSpec = Field(description="The base model to fine-tune.")
     template: TemplateSpec = Field(default_factory=TemplateSpec, description="Chat template (a name or an object).")
     method: MethodSpec = Field(default_factory=MethodSpec, description="Training method (a name or an object).")
     adapter: AdapterSpec = Field(default_factory=AdapterSpec, description="What is trained.")
-    data: DataSpec
+    data: DataSpec = Field(description="Training (and eval) data and how it becomes tokens.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation schedule.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Shared evaluation.")
     export: ExportSpec = Field(default_factory=ExportSpec, description="Exports after training.")
@@ -269,7 +270,7 @@ class JobSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value) or value in (".", ".."):
+        if not _NAME_RE.fullmatch(value) or value in (".", ".."):
             raise ValueError(
                 f"run name {value!r} is not a plain name (it must not contain '/' or start with '.'): "
                 "use letters, digits, '.', '_' and '-' so the run stays inside runs/"

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, SpecError
-from .spec import JobSpec
+from .spec import LORA_FAMILY, LORA_ONLY_KEYS, JobSpec
 
 
 def load_spec(path: str | Path) -> JobSpec:
@@ -68,6 +68,9 @@ def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
 def dump_spec(spec: JobSpec) -> str:
     """The resolved spec as YAML, every default filled in."""
     data = json.loads(spec.model_dump_json())
+    if spec.adapter.type not in LORA_FAMILY:  # LoRA settings mean nothing here and would not validate back
+        for key in LORA_ONLY_KEYS:
+            data["adapter"].pop(key, None)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

@@ -1,0 +1,247 @@
+"""The `uft` command in-process: exit codes, messages without tracebacks, nothing left behind on errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unified_ft.cli import main
+
+HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+
+
+def alpaca_file(path: Path, rows: int = 6) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"instruction": f"say {i}", "input": "", "output": f"number {i}"}) + "\n"
+                            for i in range(rows)), encoding="utf-8")
+    return path
+
+
+def write_spec(tmp_path: Path, extra: str = "", name: str = "unit", data: str | None = None,
+               filename: str = "job.yaml") -> Path:
+    """A spec with a local (empty) model folder and an alpaca dataset, both in tmp_path."""
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    if data is None:
+        data = str(alpaca_file(tmp_path / "train.jsonl"))
+    text = f"name: {name}\nmodel:\n  path: {model}\ndata:\n  train:\n    - path: {data}\n      format: alpaca\n"
+    text += "training:\n  max_steps: 2\n" + extra
+    path = tmp_path / filename
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def flat(text: str) -> str:
+    """Output with Rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def outputs(capsys) -> tuple[str, str]:
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def trl_ready() -> bool:
+    from unified_ft.plugin import load_backend
+
+    return load_backend("trl").environment().ready
+
+
+# --- validate, help, schema, backends -------------------------------------------------------------
+
+
+def test_validate_good_spec(tmp_path, capsys):
+    assert main(["validate", str(write_spec(tmp_path))]) == 0
+    out, err = outputs(capsys)
+    assert flat(out).startswith("ok ")
+    assert "unit (sft, lora, 1 train dataset(s))" in flat(out)
+    assert "error" not in err
+
+
+def test_validate_bad_spec_reports_problem_without_traceback(tmp_path, capsys):
+    spec = write_spec(tmp_path, "  learnig_rate: 0.001\n")  # line 10
+    assert main(["validate", str(spec)]) == 2
+    out, err = outputs(capsys)
+    both = out + err
+    assert "Traceback" not in both
+    assert "job.yaml:10 (training.learnig_rate)" in err
+    assert "unknown key 'learnig_rate'" in err and "did you mean 'learning_rate'?" in err
+    assert not out.strip().startswith("ok")
+
+
+def test_validate_cross_field_problem(tmp_path, capsys):
+    assert main(["validate", str(write_spec(tmp_path, "adapter:\n  type: qlora\n"))]) == 2
+    _, err = outputs(capsys)
+    assert "adapter.bits" in err and "Traceback" not in err
+
+
+def test_validate_missing_file(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "absent.yaml")]) == 2
+    _, err = outputs(capsys)
+    assert "absent.yaml" in err and "not found" in err
+
+
+def test_validate_missing_file_with_debug_raises(tmp_path):
+    from unified_ft.errors import SpecError
+
+    with pytest.raises(SpecError):
+        main(["--debug", "validate", str(tmp_path / "absent.yaml")])
+    assert main(["validate", str(tmp_path / "absent.yaml")]) == 2  # --debug does not stick
+
+
+def test_help(capsys):
+    assert main(["--help"]) == 0
+    out, _ = outputs(capsys)
+    for command in ("validate", "translate", "run", "backends", "schema"):
+        assert command in out
+
+
+@pytest.mark.parametrize("argv", [["validate"], ["nosuchcommand"], ["validate", "x.yaml", "--bogus"], []],
+                         ids=["missing-arg", "unknown-command", "unknown-option", "no-args"])
+def test_usage_errors_return_2_without_traceback(argv, capsys):
+    assert main(argv) == 2
+    out, err = outputs(capsys)
+    assert "Traceback" not in out + err
+    assert (err if argv else out).strip()  # with no arguments the help is the message
+
+
+def test_schema_prints_json(capsys):
+    assert main(["schema"]) == 0
+    out, _ = outputs(capsys)
+    data = json.loads(out)
+    assert data["title"] == "JobSpec" and "name" in data["properties"]
+
+
+def test_schema_writes_file(tmp_path, capsys):
+    from unified_ft.schema import schema_text
+
+    target = tmp_path / "schema.json"
+    assert main(["schema", "-o", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == schema_text()
+
+
+def test_backends_lists_trl(capsys):
+    assert main(["backends"]) == 0
+    out, _ = outputs(capsys)
+    assert "trl" in out and "method.sft" in out
+
+
+# --- translate ------------------------------------------------------------------------------------
+
+
+def test_translate_writes_native_files(tmp_path, capsys):
+    out_dir = tmp_path / "native"
+    assert main(["translate", str(write_spec(tmp_path)), "--backend", "trl", "-o", str(out_dir)]) == 0
+    assert {p.name for p in out_dir.iterdir()} >= {"config.yaml", "train.jsonl", "train.py"}
+    assert len((out_dir / "train.jsonl").read_text().splitlines()) == 6
+    out, _ = outputs(capsys)
+    assert "train.py config.yaml" in flat(out)
+
+
+def test_translate_into_non_empty_dir_is_refused_and_untouched(tmp_path, capsys):
+    out_dir = tmp_path / "native"
+    out_dir.mkdir()
+    (out_dir / "precious.txt").write_text("keep me")
+    (out_dir / "sub").mkdir()
+    assert main(["translate", str(write_spec(tmp_path)), "--backend", "trl", "-o", str(out_dir)]) == 2
+    _, err = outputs(capsys)
+    assert "not empty" in err and "Traceback" not in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["precious.txt", "sub"]
+    assert (out_dir / "precious.txt").read_text() == "keep me"
+    assert not any((out_dir / "sub").iterdir())
+
+
+def test_translate_unknown_backend_writes_nothing(tmp_path, capsys):
+    out_dir = tmp_path / "native"
+    assert main(["translate", str(write_spec(tmp_path)), "--backend", "nosuch", "-o", str(out_dir)]) == 2
+    assert not out_dir.exists()
+    assert "trl" in outputs(capsys)[1]
+
+
+# --- run: every input error fails before anything is written ---------------------------------------
+
+
+def test_run_unknown_backend_names_available(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["run", str(write_spec(tmp_path)), "--backend", "nosuch", "--runs-dir", str(runs)]) == 2
+    _, err = outputs(capsys)
+    assert "'nosuch'" in err and "available: trl" in err and "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_run_ppo_on_trl_names_feature_and_backend(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    spec = write_spec(tmp_path, "method:\n  name: ppo\n  reward_model: org/reward\n")
+    assert main(["run", str(spec), "--backend", "trl", "--runs-dir", str(runs)]) == 2
+    _, err = outputs(capsys)
+    assert "method.ppo" in err and "backend trl" in err and "method: ppo" in err
+    assert "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_run_qlora_without_gpu_says_it_needs_cuda(tmp_path, capsys):
+    from unified_ft.plan import detect_gpu
+
+    if detect_gpu():
+        pytest.skip("this machine has a CUDA GPU")
+    runs = tmp_path / "runs"
+    spec = write_spec(tmp_path, "adapter:\n  type: qlora\n  bits: 4\n")
+    assert main(["run", str(spec), "--backend", "trl", "--runs-dir", str(runs)]) == 2
+    _, err = outputs(capsys)
+    assert "adapter.qlora needs a CUDA GPU" in err and "adapter.type: qlora" in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_run_missing_dataset_names_file_and_leaves_no_run_dir(tmp_path, capsys):
+    if not trl_ready():
+        pytest.skip("the trl backend's environment is not installed here")
+    runs = tmp_path / "runs"
+    missing = tmp_path / "data" / "missing.jsonl"
+    spec = write_spec(tmp_path, data=str(missing))
+    assert main(["run", str(spec), "--backend", "trl", "--runs-dir", str(runs)]) == 2
+    _, err = outputs(capsys)
+    assert str(missing) in err and "file not found" in err and "Traceback" not in err
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_run_missing_model_folder(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text().replace(str(tmp_path / "model"), str(tmp_path / "nomodel")))
+    assert main(["run", str(spec), "--runs-dir", str(runs)]) == 2
+    _, err = outputs(capsys)
+    assert "nomodel" in err and "does not exist" in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path, capsys):
+    spec = write_spec(tmp_path, "adapter:\n  type: qlora\n", filename="job[v2].yaml")
+    assert main(["validate", str(spec)]) == 2
+    _, err = outputs(capsys)
+    assert "job[v2].yaml" in err
+
+
+# --- the CLI and the package stay light ------------------------------------------------------------
+
+LIGHT_SCRIPTS = {
+    "import": "import unified_ft\nfrom unified_ft import JobSpec, load_spec\n",
+    "help": "from unified_ft.cli import main\nmain(['--help'])\n",
+    "validate": "from unified_ft.cli import main\nassert main(['validate', SPEC]) == 0\n",
+}
+
+
+@pytest.mark.parametrize("which", sorted(LIGHT_SCRIPTS))
+def test_no_framework_is_imported(which, tmp_path):
+    spec = write_spec(tmp_path)
+    script = (f"import sys\nSPEC = {str(spec)!r}\n" + LIGHT_SCRIPTS[which]
+              + f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+              + "print('HEAVY=' + ','.join(heavy))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    line = [x for x in result.stdout.splitlines() if x.startswith("HEAVY=")][-1]
+    assert line == "HEAVY=", f"{which} imported: {line[6:]}"

@@ -1,0 +1,167 @@
+"""Backend discovery and capability checks: every unsupported setting is reported, together, by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from unified_ft.errors import BackendNotFound, CapabilityError
+from unified_ft.plugin import (
+    NATIVE,
+    Backend,
+    Capability,
+    NativeJob,
+    available_backends,
+    check_capabilities,
+    load_backend,
+    spec_features,
+)
+from unified_ft.specfile import validate_spec_dict
+
+ALPACA = {"path": "/d/train.jsonl", "format": "alpaca"}
+PREF = {"path": "/d/pref.jsonl", "format": "preference"}
+
+
+def make_spec(**extra: Any):
+    return validate_spec_dict({"name": "p", "model": {"path": "org/m"}, "data": {"train": [ALPACA]}, **extra})
+
+
+class FakeBackend:
+    """Supports exactly what its table says."""
+
+    name = "fake"
+
+    def __init__(self, capabilities: dict[str, Capability]) -> None:
+        self.capabilities = capabilities
+
+
+BASIC = {
+    "method.sft": NATIVE, "adapter.lora": NATIVE, "optimizer.adamw_torch": NATIVE, "precision.auto": NATIVE,
+    "precision.fp32": NATIVE, "scheduler.cosine": NATIVE, "template.model": NATIVE,
+}
+
+
+# --- features -------------------------------------------------------------------------------------
+
+
+def test_spec_features_of_a_minimal_spec():
+    feats = spec_features(make_spec())
+    assert feats == {
+        "method.sft": "method: sft",
+        "adapter.lora": "adapter.type: lora",
+        "optimizer.adamw_torch": "training.optimizer: adamw_torch",
+        "precision.auto": "training.precision: auto",
+        "scheduler.cosine": "training.lr_scheduler: cosine",
+        "template.model": "template: model",
+    }
+
+
+def test_spec_features_lists_optional_features():
+    spec = make_spec(
+        method="dpo", data={"train": [PREF, PREF]}, template="chatml",
+        adapter={"type": "lora", "rslora": True, "use_dora": True},
+        training={"gradient_checkpointing": True, "report_to": ["wandb", "tensorboard"], "optimizer": "adamw_8bit"},
+        model={"path": "org/m", "trust_remote_code": True, "gguf_file": "m.gguf"},
+    )
+    feats = spec_features(spec)
+    for key in ("method.dpo", "adapter.lora", "adapter.rslora", "adapter.dora", "data.mixing", "template.chatml",
+                "training.gradient_checkpointing", "report_to.wandb", "report_to.tensorboard",
+                "optimizer.adamw_8bit", "model.trust_remote_code", "model.gguf"):
+        assert key in feats, key
+    assert "report_to.none" not in feats
+    assert feats["method.dpo"] == "method: dpo"
+
+
+def test_dora_type_is_one_feature():
+    feats = spec_features(make_spec(adapter={"type": "dora"}))
+    assert "adapter.dora" in feats and feats["adapter.dora"] == "adapter.type: dora"
+
+
+def test_packing_and_train_on_prompt_features():
+    feats = spec_features(make_spec(data={"train": [ALPACA], "packing": True, "train_on_prompt": True}))
+    assert feats["data.packing"] == "data.packing: true"
+    assert feats["data.train_on_prompt"] == "data.train_on_prompt: true"
+
+
+# --- capability checks ----------------------------------------------------------------------------
+
+
+def test_check_capabilities_passes_and_returns_emulated_notes():
+    caps = {**BASIC, "adapter.lora": Capability("emulated", "via a shim")}
+    notes = check_capabilities(make_spec(), FakeBackend(caps), has_gpu=False)
+    assert notes == ["adapter.type: lora: emulated by fake (via a shim)"]
+
+
+def test_check_capabilities_lists_every_problem_together():
+    caps = {**BASIC, "method.ppo": Capability("unsupported", "no ppo here"),
+            "adapter.qlora": Capability("native", needs_gpu=True)}
+    del caps["scheduler.cosine"]  # undeclared -> unsupported
+    spec = make_spec(method={"name": "ppo", "reward_model": "rm"}, adapter={"type": "qlora", "bits": 4})
+    with pytest.raises(CapabilityError) as info:
+        check_capabilities(spec, FakeBackend(caps), has_gpu=False)
+    err = info.value
+    assert len(err.problems) == 3
+    text = str(err)
+    assert "backend fake" in text
+    assert "method: ppo" in text and "method.ppo" in text and "no ppo here" in text
+    assert "adapter.qlora needs a CUDA GPU" in text
+    assert "scheduler.cosine" in text and "not declared" in text
+
+
+def test_gpu_capability_passes_with_a_gpu():
+    caps = {**BASIC, "adapter.qlora": Capability("native", needs_gpu=True)}
+    assert check_capabilities(make_spec(adapter={"type": "qlora", "bits": 4}), FakeBackend(caps), has_gpu=True) == []
+
+
+def test_trl_refuses_ppo_and_names_the_feature():
+    trl = load_backend("trl")
+    spec = make_spec(method={"name": "ppo", "reward_model": "rm"}, training={"precision": "fp32"})
+    with pytest.raises(CapabilityError) as info:
+        check_capabilities(spec, trl, has_gpu=True)
+    text = str(info.value)
+    assert "method.ppo" in text and "trl" in text
+    assert len(info.value.problems) == 1
+
+
+def test_trl_qlora_needs_gpu():
+    trl = load_backend("trl")
+    spec = make_spec(adapter={"type": "qlora", "bits": 4}, training={"precision": "fp32"})
+    with pytest.raises(CapabilityError, match="CUDA GPU"):
+        check_capabilities(spec, trl, has_gpu=False)
+    check_capabilities(spec, trl, has_gpu=True)
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+
+def test_available_backends_includes_trl():
+    names = available_backends()
+    assert "trl" in names and names == sorted(names)
+
+
+def test_load_trl_backend():
+    backend = load_backend("trl")
+    assert backend.name == "trl"
+    assert isinstance(backend, Backend)
+    assert backend.capabilities["method.sft"].level == "native"
+
+
+def test_unknown_backend_lists_available():
+    with pytest.raises(BackendNotFound) as info:
+        load_backend("nosuch")
+    text = str(info.value)
+    assert "'nosuch'" in text and "trl" in text and "unified_ft.backends" in text
+
+
+@pytest.mark.parametrize("name", ["swift", "unsloth", "llamafactory", "colossalai"])
+def test_planned_backend_says_not_available_yet(name):
+    with pytest.raises(BackendNotFound) as info:
+        load_backend(name)
+    text = str(info.value)
+    assert "not available" in text and "yet" in text and "trl" in text
+
+
+def test_native_job_command_quotes_env_and_args(tmp_path):
+    job = NativeJob(tmp_path, [], ["python", "train.py", "a b.yaml"], env={"B": "2", "A": "x y"})
+    assert job.command == "A='x y' B=2 python train.py 'a b.yaml'"
