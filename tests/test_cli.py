@@ -142,6 +142,19 @@ def test_translate_writes_native_files(tmp_path, capsys):
     assert "train.py config.yaml" in flat(out)
 
 
+def test_plan_shows_resolved_spec_derived_values_native_config_and_command(tmp_path, capsys):
+    spec = write_spec(tmp_path, extra="adapter:\n  r: 4\n  alpha: 12\n")
+    assert main(["plan", str(spec), "--backend", "trl"]) == 0
+    out = flat(outputs(capsys)[0])
+    from unified_ft.plan import detect_gpu
+
+    precision = "bf16" if detect_gpu() else "fp32"
+    assert f"precision: {precision}" in out and f"derived: training.precision = auto -> {precision}" in out
+    assert "lora_alpha: 12.0" in out and "native/config.yaml" in out
+    assert "train.py config.yaml" in out
+    assert not (tmp_path / "runs").exists()
+
+
 def test_translate_into_non_empty_dir_is_refused_and_untouched(tmp_path, capsys):
     out_dir = tmp_path / "native"
     out_dir.mkdir()
