@@ -176,7 +176,10 @@ def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
     if metrics.get("first_loss") is not None:
         console.print(f"  loss: {metrics['first_loss']:.4f} (first logged) -> {metrics['final_loss']:.4f} "
                       f"(last) over {metrics['steps']} steps")
-    if metrics.get("eval_loss") is not None:
+    if metrics.get("eval_loss_before") is not None:
+        console.print(f"  eval loss: {metrics['eval_loss_before']:.4f} (before training) -> {metrics['eval_loss']:.4f} "
+                      "(tuned)")
+    elif metrics.get("eval_loss") is not None:
         console.print(f"  eval loss: {metrics['eval_loss']:.4f}")
     if result.adapter_dir:
         console.print(f"  adapter: {result.adapter_dir}")

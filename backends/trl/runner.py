@@ -82,9 +82,12 @@ def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
         peft_config=peft_config,
         callbacks=[JsonlLog()],
     )
+    evaluate = cfg.get("evaluate_before_and_after") and eval_ds is not None
+    if evaluate:
+        trainer.evaluate()  # step 0: the base model; logged through the callback's on_log
     trainer.train()
-    if cfg.get("evaluate_at_end") and eval_ds is not None:
-        trainer.evaluate()  # logged through the callback's on_log
+    if evaluate:
+        trainer.evaluate()
     final = out / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
@@ -196,13 +199,9 @@ def _classes(method: str):
     raise SystemExit(f"method {method!r} is not supported by this runner")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
-    from datasets import Dataset
+    """Arrow-backed datasets (memory-mapped, not held in Python lists); SFT chats are tokenized with masks."""
+    from datasets import load_dataset
 
     data = cfg["data"]
     loaded = []
@@ -210,19 +209,21 @@ def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
         if not data.get(key):
             loaded.append(None)
             continue
-        rows = _read_jsonl(base / data[key])
+        dataset = load_dataset("json", data_files=str(base / data[key]), split="train")
         if method == "sft":
-            rows = [tokenize_chat(tokenizer, row["messages"], cfg["trainer"]["max_length"],
-                                  data["train_on_prompt"], row.get("tools")) for row in rows]
-            kept = [row for row in rows if 1 in row["assistant_masks"]]
-            if len(kept) < len(rows):
+            dataset = dataset.map(
+                lambda row: tokenize_chat(tokenizer, row["messages"], cfg["trainer"]["max_length"],
+                                          data["train_on_prompt"], row.get("tools")),
+                remove_columns=dataset.column_names, desc=f"Tokenizing {key} chats")
+            before = len(dataset)
+            dataset = dataset.filter(lambda row: 1 in row["assistant_masks"])
+            if len(dataset) < before:
                 # Said out loud, never silent: these samples would carry no loss at all.
-                log.write({"event": "dropped", "split": key, "count": len(rows) - len(kept),
+                log.write({"event": "dropped", "split": key, "count": before - len(dataset),
                            "reason": "no assistant token left within max_length"})
-                print(f"warning: {len(rows) - len(kept)} {key} samples have no assistant token within "
+                print(f"warning: {before - len(dataset)} {key} samples have no assistant token within "
                       f"max_length and were skipped", file=sys.stderr)
-            rows = kept
-        loaded.append(Dataset.from_list(rows))
+        loaded.append(dataset)
     return loaded[0], loaded[1]
 
 

@@ -25,6 +25,8 @@ def test_quickstart_trains_real_smollm2(tmp_path, capsys):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r.get("loss") is not None]
     assert len(losses) == 3 and losses[-1] < losses[0]
-    assert any(r.get("eval_loss") is not None for r in rows)
+    evals = [r for r in rows if r.get("eval_loss") is not None]
+    assert [r["step"] for r in evals] == [0, 3]  # before and after training
+    assert manifest["final_metrics"]["eval_loss"] < manifest["final_metrics"]["eval_loss_before"]
     assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
     assert str(run_dir / "adapter") in out.out
