@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from unified_ft.data import readers
+from unified_ft.data import files
 from unified_ft.data.readers import count_and_validate, read_records
 from unified_ft.data.records import validate_record
 from unified_ft.errors import DataError
@@ -392,14 +392,14 @@ def test_json_array_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     body = ",\n".join(json.dumps({"text": f"row {i} " + "x" * 100}) for i in range(200))
     p.write_text("[" + body + ",\n{\"text\": oops}]")
     opened: list[_CountingText] = []
-    real_open = readers._open_text
+    real_open = files._open_text
 
     def counting_open(path: Path, gz: bool) -> _CountingText:
         opened.append(_CountingText(real_open(path, gz)))
         return opened[0]
 
-    monkeypatch.setattr(readers, "_open_text", counting_open)
-    monkeypatch.setattr(readers, "_CHUNK", 256)
+    monkeypatch.setattr(files, "_open_text", counting_open)
+    monkeypatch.setattr(files, "_CHUNK", 256)
     it = read_records(p, "text")
     assert next(it)["text"].startswith("row 0 ")
     assert opened[0].read_chars < 1024 < p.stat().st_size  # the first record came before most of the file was read
@@ -413,10 +413,10 @@ def test_json_array_error_early_in_big_file_is_found_early(tmp_path: Path, monke
     rest = ",\n".join(json.dumps({"text": "y" * 100}) for _ in range(200))
     p.write_text('[{"text": "ok"},\n{"text": "no closing quote, 1}\n,{"text" 2},\n' + rest + "]")
     opened: list[_CountingText] = []
-    real_open = readers._open_text
-    monkeypatch.setattr(readers, "_open_text", lambda path, gz: opened.append(_CountingText(real_open(path, gz)))
+    real_open = files._open_text
+    monkeypatch.setattr(files, "_open_text", lambda path, gz: opened.append(_CountingText(real_open(path, gz)))
                         or opened[0])
-    monkeypatch.setattr(readers, "_CHUNK", 256)
+    monkeypatch.setattr(files, "_CHUNK", 256)
     with pytest.raises(DataError) as info:
         read(p, "text")
     assert info.value.row == 2 and "line 2" in str(info.value)
@@ -431,6 +431,6 @@ def test_json_array_parser_matches_json_load(tmp_path: Path, monkeypatch: pytest
     p = tmp_path / "rows.json"
     scalars = ["-1.25e-5", "2E+10", "3.0"]  # numbers are not self-delimiting: they may straddle chunks
     p.write_text(" \n[ " + " ,\n ".join([json.dumps(r) for r in rows] + scalars) + " ]\n\n", encoding="utf-8")
-    monkeypatch.setattr(readers, "_CHUNK", chunk)
-    got = [row for _, row in readers.iter_rows(p)]
+    monkeypatch.setattr(files, "_CHUNK", chunk)
+    got = [row for _, row in files.iter_rows(p)]
     assert got == json.loads(p.read_text(), parse_int=str, parse_float=str)

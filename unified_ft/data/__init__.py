@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from unified_ft.data.mixing import MixResult, dump_record, mix_datasets, split_eval, write_records
+from unified_ft.data.files import FILE_TYPES, iter_rows
 from unified_ft.data.readers import (
-    FILE_TYPES,
     FORMAT_COLUMNS,
     FORMAT_KIND,
     FORMATS,
@@ -26,7 +26,6 @@ from unified_ft.data.readers import (
     check_format_kind,
     check_source,
     count_and_validate,
-    iter_rows,
     read_records,
 )
 from unified_ft.data.records import (
