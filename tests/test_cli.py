@@ -258,3 +258,12 @@ def test_no_framework_is_imported(which, tmp_path):
     assert result.returncode == 0, result.stderr
     line = [x for x in result.stdout.splitlines() if x.startswith("HEAVY=")][-1]
     assert line == "HEAVY=", f"{which} imported: {line[6:]}"
+
+
+def test_export_that_cannot_be_done_yet_is_refused_before_anything_starts(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    spec = write_spec(tmp_path, extra="export:\n  formats: [merged]\n")
+    assert main(["run", str(spec), "--runs-dir", str(runs)]) == 2
+    _, err = outputs(capsys)
+    assert "export.formats" in flat(err) and "not available yet" in flat(err)
+    assert not runs.exists()

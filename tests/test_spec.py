@@ -178,3 +178,14 @@ def test_several_problems_reported_together():
 )
 def test_out_of_range_values_rejected(field, value):
     assert field in error_of(minimal(**{field: value}))
+
+
+@pytest.mark.parametrize("key", ["hub_token", "WANDB_API_KEY", "push_to_hub_token", "password"])
+def test_secret_looking_passthrough_keys_are_refused(key):
+    message = error_of(minimal(backend_options={"trl": {key: "abc"}}))
+    assert f"backend_options.trl.{key}" in message and "environment" in message
+
+
+def test_ordinary_passthrough_keys_are_kept():
+    spec = validate_spec_dict(minimal(backend_options={"trl": {"neftune_noise_alpha": 5}}))
+    assert spec.backend_options == {"trl": {"neftune_noise_alpha": 5}}

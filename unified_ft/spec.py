@@ -29,6 +29,7 @@ DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
 #: tokenizer's own chat template.
 TEMPLATE_NAMES = ("model", "chatml", "qwen", "llama3", "mistral", "gemma", "phi3", "alpaca")
 
+_SECRET_RE = re.compile(r"token|secret|password|api_key|apikey|credential", re.IGNORECASE)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -275,6 +276,17 @@ class JobSpec(_Strict):
                 f"run name {value!r} is not a plain name (it must not contain '/' or start with '.'): "
                 "use letters, digits, '.', '_' and '-' so the run stays inside runs/"
             )
+        return value
+
+    @field_validator("backend_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for backend, options in value.items():
+            for key in options:
+                if _SECRET_RE.search(key):
+                    raise ValueError(
+                        f"backend_options.{backend}.{key} looks like a secret; specs are copied into run "
+                        "directories, so pass tokens through the environment instead (e.g. HF_TOKEN, WANDB_API_KEY)")
         return value
 
     @field_validator("template", "method", mode="before")

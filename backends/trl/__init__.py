@@ -194,7 +194,8 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "peft": _peft(spec),
         "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
         "quantization": {"bits": a.bits} if a.type == "qlora" else None,
-        "evaluate_before_and_after": has_eval,  # eval loss of the base model, then of the tuned one
+        # eval loss of the model before and after training (the shared evaluation judges the rest)
+        "evaluate_before_and_after": has_eval and spec.evaluation.enabled,
         "passthrough": sorted(passthrough),
         "trainer": trainer,
     }
