@@ -267,3 +267,15 @@ def test_export_that_cannot_be_done_yet_is_refused_before_anything_starts(tmp_pa
     _, err = outputs(capsys)
     assert "export.formats" in flat(err) and "not available yet" in flat(err)
     assert not runs.exists()
+
+
+def test_run_without_the_trl_stack_names_the_install_command(tmp_path, capsys, monkeypatch):
+    import unified_ft.backends.trl as trl_backend
+
+    monkeypatch.setattr(trl_backend, "module_available", lambda name: name != "trl")
+    runs = tmp_path / "runs"
+    assert main(["run", str(write_spec(tmp_path)), "--runs-dir", str(runs)]) == 2
+    err = flat(outputs(capsys)[1])
+    assert "backend trl is not ready" in err and "missing in this environment: trl" in err
+    assert "pip install 'unified_ft[trl]'" in err
+    assert not runs.exists()
