@@ -89,6 +89,7 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
         command=job.argv, env_keys=sorted(job.env), environment=plan.environment.versions,
         python=sys.version.split()[0],
     )
+
     def forward(row: dict[str, Any]) -> None:
         mapped = plan.backend.progress(row)
         if mapped and on_progress:
@@ -103,9 +104,15 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
         status = "interrupted" if exit_code in (130, -signal.SIGINT) else "failed"
         tail = log_tail(run_dir / "logs" / "stderr.log")
         manifest.finish(status, exit_code, error_tail=tail)
-        raise RunFailed(f"{backend_name} exited with code {exit_code}; run recorded as {status} in {run_dir}\n"
-                        f"--- last lines of {run_dir / 'logs' / 'stderr.log'} ---\n{tail}")
-    outputs = plan.backend.collect(run_dir, job)
+        error = RunInterrupted if status == "interrupted" else RunFailed
+        raise error(f"{backend_name} exited with code {exit_code}; run recorded as {status} in {run_dir}\n"
+                    f"--- last lines of {run_dir / 'logs' / 'stderr.log'} ---\n{tail}")
+    try:
+        outputs = plan.backend.collect(run_dir, job)
+    except Exception as exc:
+        manifest.finish("failed", exit_code, error_tail=f"collecting outputs failed: {exc!r}")
+        raise RunFailed(f"{backend_name} finished but its outputs could not be collected: {exc}; "
+                        f"run recorded as failed in {run_dir}") from exc
     manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final)
     return RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir)
 

@@ -19,9 +19,7 @@ AdapterType = Literal["lora", "qlora", "dora", "full", "freeze", "prefix", "prom
 DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
 
 PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
-ONLINE_METHODS = ("ppo", "grpo")
 LORA_FAMILY = ("lora", "qlora", "dora")
-PROMPT_LEARNING = ("prefix", "prompt", "p_tuning")
 LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
 DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
 

@@ -114,3 +114,14 @@ def test_ejected_native_folder_runs_with_trl_alone(tmp_path, tiny_model):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "output" / "final" / "adapter_config.json").exists()
+
+
+def test_crashed_framework_is_recorded_as_failed_with_the_log_tail(tmp_path, capsys):
+    empty_model = tmp_path / "not-a-model"
+    empty_model.mkdir()
+    spec = _spec(tmp_path, empty_model, "crash")
+    assert main(["run", str(spec), "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    manifest = _manifest(tmp_path / "runs" / "crash" / "trl")
+    assert manifest["status"] == "failed" and manifest["exit_code"] == 1
+    assert manifest["error_tail"] and "last lines of" in err and "Traceback" not in err.split("last lines of")[0]
