@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from unified_ft import chat_tokens
 from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, module_available
 from unified_ft.runs import read_jsonl, write_jsonl
@@ -22,6 +23,7 @@ from unified_ft.spec import JobSpec
 from unified_ft.templates import chat_template_text
 
 RUNNER = Path(__file__).with_name("runner.py")
+CHAT_TOKENS = Path(chat_tokens.__file__)
 STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 INSTALL_HINT = "pip install torch==2.13.0 && pip install 'unified_ft[trl]'  (from a checkout: pip install -e '.[trl]')"
 
@@ -85,7 +87,8 @@ class TrlBackend:
                   "# Run it with trl alone: python train.py config.yaml\n")
         config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         shutil.copyfile(RUNNER, out_dir / "train.py")
-        files += [config_path, out_dir / "train.py"]
+        shutil.copyfile(CHAT_TOKENS, out_dir / "chat_tokens.py")
+        files += [config_path, out_dir / "train.py", out_dir / "chat_tokens.py"]
         return NativeJob(native_dir=out_dir, files=files, argv=[sys.executable, "train.py", "config.yaml"],
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")

@@ -2,8 +2,9 @@
 
 Usage: python train.py config.yaml
 
-uft copies this program into a run's native/ folder next to config.yaml and the data files, so the
-run can be repeated with trl alone. It imports no part of uft. It writes:
+uft copies this program into a run's native/ folder next to config.yaml, the data files and
+chat_tokens.py (the canonical masking), so the run can be repeated with trl alone. It imports no part
+of uft. It writes:
   output/trainer_log.jsonl  one JSON object per logging step (plus start/end events)
   output/final/             the adapter (peft) or the full model
   output/versions.json      the package versions that ran
@@ -21,6 +22,8 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from chat_tokens import tokenize_chat  # noqa: E402  (uft's canonical masking, copied beside this file)
 
 
 def main(argv: list[str]) -> int:
@@ -225,35 +228,6 @@ def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
                       f"max_length and were skipped", file=sys.stderr)
         loaded.append(dataset)
     return loaded[0], loaded[1]
-
-
-def tokenize_chat(tokenizer, messages: list[dict], max_length: int, train_on_prompt: bool,
-                  tools: str | None = None) -> dict:
-    """Token ids of a conversation with a mask that is 1 on assistant turns only.
-
-    Each assistant turn's span is found by rendering the conversation up to that turn with and without it,
-    so it works with any chat template (no `{% generation %}` markers needed).
-    """
-    tool_list = json.loads(tools) if tools else None
-
-    def ids(msgs: list[dict], gen_prompt: bool) -> list[int]:
-        if not msgs:
-            return []
-        out = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=gen_prompt,
-                                            tools=tool_list, return_dict=True)
-        return list(out["input_ids"])
-
-    full = ids(messages, False)
-    mask = [1 if train_on_prompt else 0] * len(full)
-    if not train_on_prompt:
-        for i, message in enumerate(messages):
-            if message["role"] != "assistant":
-                continue
-            start = len(ids(messages[:i], True))
-            end = len(ids(messages[: i + 1], False))
-            for j in range(start, min(end, len(full))):
-                mask[j] = 1
-    return {"input_ids": full[:max_length], "assistant_masks": mask[:max_length]}
 
 
 def _peak_memory_mb(torch) -> float:
