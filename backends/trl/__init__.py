@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from unified_ft import chat_tokens
+from unified_ft import chat_tokens, modeling
+from unified_ft.modeling import model_config
 from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, module_available
 from unified_ft.runs import read_jsonl, write_jsonl
@@ -23,7 +24,8 @@ from unified_ft.spec import JobSpec
 from unified_ft.templates import chat_template_text
 
 RUNNER = Path(__file__).with_name("runner.py")
-CHAT_TOKENS = Path(chat_tokens.__file__)
+#: uft's standalone helpers the runner imports; copied beside it so the native folder runs without uft.
+HELPERS = (Path(chat_tokens.__file__), Path(modeling.__file__))
 STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 INSTALL_HINT = "pip install torch==2.13.0 && pip install 'unified_ft[trl]'  (from a checkout: pip install -e '.[trl]')"
 
@@ -57,8 +59,6 @@ CAPABILITIES: dict[str, Capability] = {
     "model.gguf": Capability("native", "transformers dequantizes GGUF on load"),
 }
 
-_DTYPE = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
 
 class TrlBackend:
     """Plain Hugging Face trl, in the current Python environment."""
@@ -87,8 +87,10 @@ class TrlBackend:
                   "# Run it with trl alone: python train.py config.yaml\n")
         config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         shutil.copyfile(RUNNER, out_dir / "train.py")
-        shutil.copyfile(CHAT_TOKENS, out_dir / "chat_tokens.py")
-        files += [config_path, out_dir / "train.py", out_dir / "chat_tokens.py"]
+        files += [config_path, out_dir / "train.py"]
+        for helper in HELPERS:
+            shutil.copyfile(helper, out_dir / helper.name)
+            files.append(out_dir / helper.name)
         return NativeJob(native_dir=out_dir, files=files, argv=[sys.executable, "train.py", "config.yaml"],
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
@@ -183,14 +185,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     trainer.update(passthrough)
     return {
         "method": method,
-        "model": {
-            "name_or_path": spec.model.path,
-            "gguf_file": spec.model.gguf_file,
-            "revision": spec.model.revision,
-            "trust_remote_code": spec.model.trust_remote_code,
-            "dtype": _DTYPE[precision],
-            "head": "sequence_classification" if method == "rm" else "causal_lm",
-        },
+        "model": model_config(spec, head="sequence_classification" if method == "rm" else "causal_lm"),
         "chat_template": chat_template_text(spec),
         "data": {"train": "train.jsonl", "eval": "eval.jsonl" if has_eval else None,
                  "train_on_prompt": spec.data.train_on_prompt},

@@ -3,7 +3,7 @@
 Usage: python train.py config.yaml
 
 uft copies this program into a run's native/ folder next to config.yaml, the data files and
-chat_tokens.py (the canonical masking), so the run can be repeated with trl alone. It imports no part
+chat_tokens.py and modeling.py (uft's canonical masking and model loading), so the run can be repeated with trl alone. It imports no part
 of uft. It writes:
   output/trainer_log.jsonl  one JSON object per logging step (plus start/end events)
   output/final/             the adapter (peft) or the full model
@@ -24,6 +24,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from chat_tokens import tokenize_chat  # noqa: E402  (uft's canonical masking, copied beside this file)
+from modeling import load_model  # noqa: E402  (uft's model loading, copied beside this file)
 
 
 def main(argv: list[str]) -> int:
@@ -50,11 +51,11 @@ def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
     method = cfg["method"]
     (out / "versions.json").write_text(json.dumps(_versions(), indent=2))
 
-    tokenizer, model = _load(cfg["model"], cfg.get("quantization"))
-    if cfg.get("chat_template"):
-        tokenizer.chat_template = cfg["chat_template"]
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer, model = load_model(cfg["model"], cfg.get("quantization"), cfg.get("chat_template"))
+    if cfg.get("quantization"):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     _apply_freeze(model, cfg.get("freeze"))
     peft_config = _peft_config(cfg.get("peft"))
 
@@ -110,54 +111,6 @@ class EventLog:
     def write(self, row: dict) -> None:
         self.handle.write(json.dumps(row, default=str) + "\n")
         self.handle.flush()
-
-
-def _load(model_cfg: dict, quant: dict | None):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    common = {"trust_remote_code": bool(model_cfg.get("trust_remote_code", False))}
-    if model_cfg.get("revision"):
-        common["revision"] = model_cfg["revision"]
-    if model_cfg.get("gguf_file"):
-        common["gguf_file"] = model_cfg["gguf_file"]
-    tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"], **common)
-    kwargs = dict(common, dtype=getattr(torch, model_cfg.get("dtype", "float32")))
-    if quant:
-        from transformers import BitsAndBytesConfig
-
-        if quant["bits"] == 4:
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"],
-                bnb_4bit_use_double_quant=True)
-        else:
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if model_cfg.get("head") == "sequence_classification":  # reward models score a sequence
-        model = AutoModelForSequenceClassification.from_pretrained(model_cfg["name_or_path"], num_labels=1, **kwargs)
-        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_cfg["name_or_path"], **kwargs)
-    if model_cfg.get("gguf_file"):
-        model = _dequantized_copy(model)
-    if quant:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
-    return tokenizer, model
-
-
-def _dequantized_copy(model):
-    """A GGUF checkpoint is dequantized on load but stays marked as quantized, which the Trainer refuses to
-    train and `save_pretrained` refuses to save; rebuild a plain model from its config and weights."""
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = type(model)(config).to(model.dtype)
-    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k]:
-        raise RuntimeError(f"GGUF weights do not match the model: missing {missing}, unexpected {unexpected}")
-    plain.tie_weights()
-    return plain
 
 
 def _apply_freeze(model, freeze: dict | None) -> None:

@@ -76,7 +76,8 @@ def test_translation_matches_golden(case, tmp_path):
     _check_golden(GOLDEN / case / "train.jsonl", (job.native_dir / "train.jsonl").read_text(encoding="utf-8"))
     assert job.argv[1:] == ["train.py", "config.yaml"]
     assert (job.native_dir / "train.py").read_text() == (ROOT / "backends" / "trl" / "runner.py").read_text()
-    assert (job.native_dir / "chat_tokens.py").read_text() == (ROOT / "unified_ft" / "chat_tokens.py").read_text()
+    for helper in ("chat_tokens.py", "modeling.py"):
+        assert (job.native_dir / helper).read_text() == (ROOT / "unified_ft" / helper).read_text()
 
 
 def test_every_lora_setting_is_explicit(tmp_path):

@@ -1,0 +1,71 @@
+"""Loading a base model the same way everywhere: training runners, the shared evaluation and export.
+
+This file imports nothing from uft (torch and transformers only, lazily): backend translators copy it
+beside their runner program, which runs inside the framework's own environment.
+"""
+
+from __future__ import annotations
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def model_config(spec, head: str = "causal_lm") -> dict:
+    """The plain-dict description of a spec's base model (what `load_model` and native configs take)."""
+    return {
+        "name_or_path": spec.model.path,
+        "gguf_file": spec.model.gguf_file,
+        "revision": spec.model.revision,
+        "trust_remote_code": spec.model.trust_remote_code,
+        "dtype": _DTYPES.get(spec.training.precision, "float32"),
+        "head": head,
+    }
+
+
+def load_model(model_cfg: dict, quant: dict | None = None, chat_template: str | None = None):
+    """Tokenizer and model as described by `model_cfg` (see `model_config`); GGUF checkpoints come back as
+    plain trainable, saveable models; `chat_template` replaces the tokenizer's own when given."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    common = {"trust_remote_code": bool(model_cfg.get("trust_remote_code", False))}
+    if model_cfg.get("revision"):
+        common["revision"] = model_cfg["revision"]
+    if model_cfg.get("gguf_file"):
+        common["gguf_file"] = model_cfg["gguf_file"]
+    tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"], **common)
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs = dict(common, dtype=getattr(torch, model_cfg.get("dtype", "float32")))
+    if quant:
+        from transformers import BitsAndBytesConfig
+
+        if quant["bits"] == 4:
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"],
+                bnb_4bit_use_double_quant=True)
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if model_cfg.get("head") == "sequence_classification":  # reward models score a sequence
+        model = AutoModelForSequenceClassification.from_pretrained(model_cfg["name_or_path"], num_labels=1, **kwargs)
+        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_cfg["name_or_path"], **kwargs)
+    if model_cfg.get("gguf_file"):
+        model = dequantized_copy(model)
+    return tokenizer, model
+
+
+def dequantized_copy(model):
+    """A GGUF checkpoint is dequantized on load but stays marked as quantized, which the Trainer refuses to
+    train and `save_pretrained` refuses to save; rebuild a plain model from its config and weights."""
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = type(model)(config).to(model.dtype)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"GGUF weights do not match the model: missing {missing}, unexpected {unexpected}")
+    plain.tie_weights()
+    return plain
