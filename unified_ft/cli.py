@@ -170,21 +170,42 @@ def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
             elif row.get("eval_loss") is not None:
                 progress.update(task, loss=f"eval_loss {row['eval_loss']:.4f}")
 
-        result = run_job(job, backend, runs_dir, on_progress)
+        def on_eval(message: str) -> None:
+            progress.update(task, description=f"{job.name}: evaluating ({message})")
+
+        result = run_job(job, backend, runs_dir, on_progress, on_eval)
     metrics = result.metrics
     console.print(f"[green]succeeded[/green]: {result.run_dir}")
     if metrics.get("first_loss") is not None:
         console.print(f"  loss: {metrics['first_loss']:.4f} (first logged) -> {metrics['final_loss']:.4f} "
                       f"(last) over {metrics['steps']} steps")
-    if metrics.get("eval_loss_before") is not None:
-        console.print(f"  eval loss: {metrics['eval_loss_before']:.4f} (before training) -> {metrics['eval_loss']:.4f} "
-                      "(tuned)")
-    elif metrics.get("eval_loss") is not None:
-        console.print(f"  eval loss: {metrics['eval_loss']:.4f}")
+    if metrics.get("eval_loss") is not None:
+        console.print(f"  eval loss (trl's own): {metrics['eval_loss']:.4f}")
     if result.adapter_dir:
         console.print(f"  adapter: {result.adapter_dir}")
     console.print(f"  metrics: {result.run_dir / 'metrics.jsonl'}")
     console.print(f"  manifest: {result.run_dir / 'manifest.json'}")
+    if result.evaluation is not None:
+        _print_eval(result.evaluation)
+
+
+def _print_eval(report) -> None:
+    from .evaluate import format_table
+
+    console.print(format_table(report))
+    console.print(f"  evaluation: {report.run_dir}/eval.json, answers side by side in {report.run_dir}/eval/samples.jsonl "
+                  f"({report.duration_s}s)")
+
+
+@app.command(name="eval")
+def eval_command(run_dir: Annotated[Path, typer.Argument(help="A run directory: runs/<name>/<backend>.",
+                                                         show_default=False)]) -> None:
+    """Judge a finished run with the shared evaluation (base vs tuned), writing eval.json."""
+    from .evaluate import evaluate_run
+
+    with err_console.status("evaluating") as status:
+        report = evaluate_run(run_dir, lambda message: status.update(f"evaluating: {message}"))
+    _print_eval(report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ class RunResult:
     exit_code: int | None
     metrics: dict[str, Any] = field(default_factory=dict)
     adapter_dir: Path | None = None
+    evaluation: Any = None  # the EvalReport of the shared evaluation, when it ran
 
 
 def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
@@ -66,7 +67,8 @@ def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple
 
 
 def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | None = None,
-            on_progress: ProgressFn | None = None) -> RunResult:
+            on_progress: ProgressFn | None = None,
+            on_eval_progress: Callable[[str], None] | None = None) -> RunResult:
     """Run one job to the end and return its result; raises RunFailed if the framework failed."""
     plan = make_plan(spec, backend_name)
     if not plan.environment.ready:
@@ -114,7 +116,29 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
         raise RunFailed(f"{backend_name} finished but its outputs could not be collected: {exc}; "
                         f"run recorded as failed in {run_dir}") from exc
     manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final)
-    return RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir)
+    result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir)
+    result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
+    return result
+
+
+def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manifest: Manifest,
+                        on_eval_progress: Callable[[str], None] | None):
+    """The shared evaluation, unless the spec turns it off; the manifest says which."""
+    if not spec.evaluation.enabled:
+        manifest.update(evaluation="off (evaluation.enabled: false)")
+        return None
+    if data.eval_path is None:
+        manifest.update(evaluation="skipped: no eval set (add data.eval or data.eval_split)")
+        return None
+    from .evaluate import evaluate_run
+
+    try:
+        report = evaluate_run(run_dir, on_eval_progress)
+    except BaseException as exc:
+        manifest.update(evaluation=f"failed: {exc}")
+        raise
+    manifest.update(evaluation=f"succeeded in {report.duration_s}s (eval.json)")
+    return report
 
 
 def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = None,

@@ -63,8 +63,12 @@ training:
   precision: fp32              # CPU
   seed: 42
   logging_steps: 1
-evaluation:
+evaluation:                   # the shared judge: base vs tuned on the eval prompts
   max_new_tokens: 48
+  max_samples: 24              # answers generated per model (loss uses all 40 eval rows)
+  checks: [{type: json}]       # share of answers that parse as JSON
+  main_metric: exact_match
+  forgetting: {path: builtin, format: text}   # general-text loss before/after: did it forget?
 """
 
 DEFAULT_STEPS = 20
@@ -90,5 +94,5 @@ def write_quickstart(folder: Path, max_steps: int = DEFAULT_STEPS) -> Path:
     for name, rows in (("train.jsonl", make_rows(320, seed=1)), ("eval.jsonl", make_rows(40, seed=2))):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     spec_path = folder / "spec.yaml"
-    spec_path.write_text(SPEC.format(max_steps=max_steps), encoding="utf-8")
+    spec_path.write_text(SPEC.replace("{max_steps}", str(max_steps)), encoding="utf-8")
     return spec_path

@@ -231,11 +231,49 @@ class TrainingSpec(_Strict):
         return self
 
 
-class EvaluationSpec(_Strict):
-    """Shared evaluation after training (the same judge for every backend)."""
+class CheckSpec(_Strict):
+    """A task check on each generated answer."""
 
-    enabled: bool = Field(True, description="Evaluate the tuned model after training.")
-    max_new_tokens: int = Field(64, ge=1, description="Tokens generated per eval prompt.")
+    type: Literal["json", "regex"] = Field(description="json: the answer parses as JSON; regex: it fully matches.")
+    pattern: str | None = Field(None, description="The regular expression, for `type: regex`.")
+
+    @model_validator(mode="after")
+    def _check(self) -> CheckSpec:
+        if (self.type == "regex") != (self.pattern is not None):
+            raise ValueError("evaluation.checks: `regex` needs `pattern`, and only regex takes one")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"evaluation.checks pattern {self.pattern!r} is not a valid regex: {exc}") from None
+        return self
+
+
+class EvaluationSpec(_Strict):
+    """Shared evaluation after training (the same judge, code and versions for every backend)."""
+
+    enabled: bool = Field(True, description="Evaluate after `uft run` (needs an eval set: data.eval or eval_split).")
+    max_new_tokens: int = Field(64, ge=1, description="Tokens generated per eval prompt (greedy).")
+    max_samples: int | None = Field(None, ge=1, description="Score at most this many eval rows (all by default).")
+    batch_size: int = Field(8, ge=1, description="Prompts generated together.")
+    metrics: list[Literal["exact_match", "normalized_exact_match", "rouge_l", "bleu"]] = Field(
+        default_factory=lambda: ["exact_match", "normalized_exact_match", "rouge_l", "bleu"],
+        description="Reference metrics on generated answers; loss and perplexity are always measured.")
+    checks: list[CheckSpec] = Field(default_factory=list, description="Task checks, e.g. [{type: json}].")
+    main_metric: str = Field("rouge_l", description="The metric a comparison leads with (a metric or "
+                             "check name: json, regex).")
+    compare_base: bool = Field(True, description="Also score the base model on the same prompts (before/after).")
+    forgetting: DatasetSpec | None = Field(
+        None, description="General data whose loss is measured before and after, to catch forgetting; "
+        "`path: builtin` uses uft's own small general set.")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluationSpec:
+        known = [*self.metrics, *(c.type for c in self.checks), "loss", "perplexity"]
+        if self.main_metric not in known:
+            raise ValueError(f"evaluation.main_metric {self.main_metric!r} is not measured; choose one of "
+                             f"{', '.join(known)}" + _did_you_mean(self.main_metric, known))
+        return self
 
 
 class ExportSpec(_Strict):

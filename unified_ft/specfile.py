@@ -56,7 +56,9 @@ def validate_spec_dict(data: dict[str, Any], source: str = "<spec>",
 
 def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
     """Make relative dataset and model folder paths absolute, so a run does not depend on its cwd."""
-    for dataset in [*spec.data.train, *([spec.data.eval] if spec.data.eval else [])]:
+    forgetting = spec.evaluation.forgetting
+    extra = [forgetting] if forgetting and forgetting.path != "builtin" else []
+    for dataset in [*spec.data.train, *([spec.data.eval] if spec.data.eval else []), *extra]:
         if not Path(dataset.path).is_absolute():
             dataset.path = str((base / dataset.path).resolve())
     model_path = spec.model.path

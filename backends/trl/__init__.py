@@ -130,8 +130,6 @@ class TrlBackend:
         eval_rows = [r for r in rows if r.get("eval_loss") is not None]
         if eval_rows:
             final_metrics["eval_loss"] = eval_rows[-1]["eval_loss"]
-        if len(eval_rows) > 1 and eval_rows[0]["step"] == 0:
-            final_metrics["eval_loss_before"] = eval_rows[0]["eval_loss"]
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics, versions=versions)
 
 
@@ -192,8 +190,6 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "peft": _peft(spec),
         "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
         "quantization": {"bits": a.bits} if a.type == "qlora" else None,
-        # eval loss of the model before and after training (the shared evaluation judges the rest)
-        "evaluate_before_and_after": has_eval and spec.evaluation.enabled,
         "passthrough": sorted(passthrough),
         "trainer": trainer,
     }

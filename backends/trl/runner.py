@@ -86,12 +86,7 @@ def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
         peft_config=peft_config,
         callbacks=[JsonlLog()],
     )
-    evaluate = cfg.get("evaluate_before_and_after") and eval_ds is not None
-    if evaluate:
-        trainer.evaluate()  # step 0: the base model; logged through the callback's on_log
     trainer.train()
-    if evaluate:
-        trainer.evaluate()
     final = out / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))

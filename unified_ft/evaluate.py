@@ -1,0 +1,376 @@
+"""The shared evaluation: one judge for every backend's output, run in uft's own environment.
+
+It reads only a run directory's standard outputs (resolved spec, canonical eval data, peft adapter or
+full model), so the same code, versions, chat template and masking judge every framework. Results go to
+`eval.json` (schema below, versioned) and `eval/samples.jsonl` (per-sample answers for a person to read).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from . import metrics as M
+from .chat_tokens import generation_prompt, tokenize_chat, tokenize_text
+from .errors import BackendNotReady, UftError
+from .plugin import module_available
+from .runs import read_json, read_jsonl, write_json_atomic
+from .spec import JobSpec
+from .specfile import validate_spec_dict
+
+EVAL_SCHEMA_VERSION = 1
+BUILTIN_GENERAL = Path(__file__).with_name("eval_data") / "general.jsonl"
+STACK = ("torch", "transformers", "peft", "rouge_score", "sacrebleu")
+INSTALL_HINT = "pip install torch==2.13.0 && pip install 'unified_ft[trl]'"
+
+Progress = Callable[[str], None]
+
+
+class ModelScores(BaseModel):
+    """How one model (base or tuned) did on the eval set."""
+
+    loss: float = Field(description="Mean next-token loss over supervised tokens (spec's masking).")
+    perplexity: float = Field(description="exp(loss).")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Reference metrics on generated answers "
+                                      "(exact_match, normalized_exact_match, rouge_l in 0..1; bleu in 0..100).")
+    checks: dict[str, float] = Field(default_factory=dict, description="Share of answers passing each task check.")
+    generated_tokens: int = Field(0, description="New tokens generated over all prompts.")
+    tokens_per_s: float = Field(0.0, description="Generation throughput (batched, greedy).")
+
+
+class Forgetting(BaseModel):
+    """Loss on general data before and after tuning; a rise means the model forgot some of it."""
+
+    dataset: str
+    rows: int
+    base_loss: float
+    tuned_loss: float
+    delta: float = Field(description="tuned_loss - base_loss (positive = forgetting).")
+
+
+class EvalReport(BaseModel):
+    """Contents of eval.json."""
+
+    schema_version: int = EVAL_SCHEMA_VERSION
+    run_dir: str
+    backend: str
+    spec_name: str
+    eval_rows: int = Field(description="Rows used for loss.")
+    generated_rows: int = Field(description="Rows whose answers were generated and scored.")
+    max_new_tokens: int
+    main_metric: str
+    base: ModelScores | None = Field(None, description="The base model on the same prompts (compare_base).")
+    tuned: ModelScores
+    forgetting: Forgetting | None = None
+    duration_s: float
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    def main(self, scores: ModelScores) -> float:
+        return _metric(scores, self.main_metric)
+
+
+def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> EvalReport:
+    """Judge a finished run; writes eval.json and eval/samples.jsonl atomically and returns the report."""
+    started = time.monotonic()
+    run_dir = Path(run_dir).resolve()
+    say = on_progress or (lambda message: None)
+    spec, manifest, tuned_source = check_run_dir(run_dir)
+    require_stack()
+    eval_rows = _eval_records(run_dir, spec)
+    n_gen = min(len(eval_rows), spec.evaluation.max_samples or len(eval_rows))
+    needs_references = bool(spec.evaluation.metrics) and spec.record_kind == "text"
+    if needs_references:
+        raise UftError(f"{run_dir}: the eval set is plain text (method pt) and has no reference answers for "
+                       f"{', '.join(spec.evaluation.metrics)}\n    fix: set `evaluation.metrics: []` "
+                       "(loss and perplexity are still measured)")
+
+    import torch
+
+    torch.manual_seed(spec.training.seed)
+    say("loading models")
+    tokenizer, base, tuned = _load_models(spec, tuned_source)
+    general = _general_records(spec)
+    results: dict[str, ModelScores] = {}
+    answers: dict[str, list[str]] = {}
+    forgetting_losses: dict[str, float] = {}
+    for role in (["base"] if spec.evaluation.compare_base else []) + ["tuned"]:
+        with _as(role, base, tuned) as model:
+            say(f"{role}: loss on {len(eval_rows)} rows")
+            loss = _mean_loss(model, tokenizer, eval_rows, spec)
+            scores = ModelScores(loss=loss, perplexity=_exp(loss))
+            if spec.record_kind != "text" and n_gen:
+                say(f"{role}: generating {n_gen} answers")
+                preds, gen_tokens, seconds = _generate(model, tokenizer, eval_rows[:n_gen], spec)
+                refs = [r["reference"] for r in eval_rows[:n_gen]]
+                scores.metrics = {m: M.REFERENCE_SCORERS[m](preds, refs) for m in spec.evaluation.metrics}
+                scores.checks = {c.type: M.check_rate(preds, c.type, c.pattern) for c in spec.evaluation.checks}
+                scores.generated_tokens, scores.tokens_per_s = gen_tokens, round(gen_tokens / max(seconds, 1e-9), 2)
+                answers[role] = preds
+            if general:
+                forgetting_losses[role] = _mean_loss(model, tokenizer, general, spec)
+            results[role] = scores
+    forgetting = None
+    if general and "base" in forgetting_losses:
+        forgetting = Forgetting(dataset=spec.evaluation.forgetting.path, rows=len(general),
+                                base_loss=forgetting_losses["base"], tuned_loss=forgetting_losses["tuned"],
+                                delta=forgetting_losses["tuned"] - forgetting_losses["base"])
+    report = EvalReport(
+        run_dir=str(run_dir), backend=manifest.get("backend", ""), spec_name=spec.name, eval_rows=len(eval_rows),
+        generated_rows=n_gen if answers else 0, max_new_tokens=spec.evaluation.max_new_tokens,
+        main_metric=spec.evaluation.main_metric, base=results.get("base"), tuned=results["tuned"],
+        forgetting=forgetting, duration_s=round(time.monotonic() - started, 1), versions=_versions())
+    _write(run_dir, report, _samples(eval_rows[:n_gen], answers))
+    return report
+
+
+def check_run_dir(run_dir: Path) -> tuple[JobSpec, dict[str, Any], Path]:
+    """A complete, succeeded run: its resolved spec, manifest and what was trained (adapter/ or model/)."""
+    manifest_path, spec_path = run_dir / "manifest.json", run_dir / "spec.yaml"
+    if not manifest_path.exists() or not spec_path.exists():
+        raise UftError(f"{run_dir} is not a uft run directory (no manifest.json / spec.yaml)\n"
+                       "    fix: give a path like runs/<name>/<backend>")
+    manifest = read_json(manifest_path)
+    if manifest.get("status") != "succeeded":
+        raise UftError(f"{run_dir}: the run is {manifest.get('status')}, not succeeded; there is nothing to judge\n"
+                       "    fix: run it again with `uft run`")
+    spec = validate_spec_dict(yaml.safe_load(spec_path.read_text(encoding="utf-8")), str(spec_path))
+    for name in ("adapter", "model"):
+        if (run_dir / name).is_dir():
+            return spec, manifest, run_dir / name
+    raise UftError(f"{run_dir}: the run succeeded but has neither adapter/ nor model/; it is incomplete")
+
+
+def require_stack() -> None:
+    missing = [m for m in STACK if not module_available(m)]
+    if missing:
+        raise BackendNotReady(f"evaluation and export run in uft's own environment and need {', '.join(missing)}"
+                              f"\n    fix: {INSTALL_HINT}")
+
+
+def format_table(report: EvalReport):
+    """A rich table: each metric for the base and the tuned model, and the change."""
+    from rich.table import Table
+
+    table = Table(title=f"{report.spec_name} on {report.backend}: base vs tuned "
+                  f"({report.generated_rows} answers, {report.eval_rows} rows for loss)")
+    table.add_column("metric")
+    if report.base:
+        table.add_column("base", justify="right")
+    table.add_column("tuned", justify="right")
+    if report.base:
+        table.add_column("change", justify="right")
+    names = ["loss", "perplexity", *report.tuned.metrics, *report.tuned.checks, "tokens_per_s"]
+    for name in names:
+        tuned = _metric(report.tuned, name)
+        row = [f"[bold]{name}[/bold]" if name == report.main_metric else name]
+        if report.base:
+            base = _metric(report.base, name)
+            row += [_fmt(base), _fmt(tuned), _fmt(tuned - base, signed=True)]
+        else:
+            row.append(_fmt(tuned))
+        table.add_row(*row)
+    if report.forgetting:
+        f = report.forgetting
+        table.add_row("general loss (forgetting)", _fmt(f.base_loss), _fmt(f.tuned_loss), _fmt(f.delta, signed=True))
+    return table
+
+
+# --- internals ------------------------------------------------------------------------------------------
+
+
+def _metric(scores: ModelScores, name: str) -> float:
+    if name in ("loss", "perplexity", "tokens_per_s"):
+        return float(getattr(scores, name))
+    return scores.metrics.get(name, scores.checks.get(name, float("nan")))
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _exp(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+def _eval_records(run_dir: Path, spec: JobSpec) -> list[dict[str, Any]]:
+    """Canonical eval rows as {messages | text, reference} (preference rows are judged on `chosen`)."""
+    path = run_dir / "data" / "eval.jsonl"
+    if not path.exists():
+        raise UftError(f"{run_dir}: the run has no eval set\n    fix: add data.eval or data.eval_split to the spec, "
+                       "or turn evaluation off with `evaluation.enabled: false`")
+    rows = []
+    for record in read_jsonl(path):
+        if "text" in record:
+            rows.append({"text": record["text"]})
+            continue
+        messages = record["messages"] if "messages" in record else [*record["prompt"], *record["chosen"]]
+        rows.append({"messages": messages, "tools": record.get("tools"),
+                     "reference": [m for m in messages if m["role"] == "assistant"][-1]["content"]})
+    return rows
+
+
+def _general_records(spec: JobSpec) -> list[dict[str, Any]]:
+    source = spec.evaluation.forgetting
+    if source is None:
+        return []
+    from .data import read_records
+
+    path = BUILTIN_GENERAL if source.path == "builtin" else Path(source.path)
+    fmt = "text" if source.path == "builtin" else source.format
+    return [r if "text" in r else {"messages": r["messages"], "tools": r.get("tools")}
+            for r in read_records(path, fmt, source.columns or None)]
+
+
+def _load_models(spec: JobSpec, tuned_source: Path):
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from .modeling import load_model, model_config
+    from .templates import chat_template_text
+
+    hf_logging.set_verbosity_error()  # uft shows its own progress; library bars would garble it
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+    tokenizer, base = load_model(model_config(spec), chat_template=chat_template_text(spec))
+    base.eval()
+    if tuned_source.name == "model":
+        from transformers import AutoModelForCausalLM
+
+        tuned = AutoModelForCausalLM.from_pretrained(tuned_source, dtype=base.dtype).eval()
+        return tokenizer, base, tuned
+    from peft import PeftModel
+
+    recorded = json.loads((tuned_source / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if recorded and recorded != spec.model.path:
+        raise UftError(f"{tuned_source} was trained on {recorded}, but the spec's base model is {spec.model.path}\n"
+                       "    fix: evaluate the run with the spec it was trained with")
+    try:
+        tuned = PeftModel.from_pretrained(base, tuned_source).eval()
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise UftError(f"{tuned_source} does not fit the base model {spec.model.path}: {exc}") from None
+    return tokenizer, None, tuned
+
+
+class _as:
+    """Context: the base model (adapter disabled, or the separate base) or the tuned one."""
+
+    def __init__(self, role: str, base, tuned) -> None:
+        self.role, self.base, self.tuned, self.ctx = role, base, tuned, None
+
+    def __enter__(self):
+        if self.role == "tuned":
+            return self.tuned
+        if self.base is not None:
+            return self.base
+        self.ctx = self.tuned.disable_adapter()
+        self.ctx.__enter__()
+        return self.tuned
+
+    def __exit__(self, *exc) -> None:
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)
+
+
+def _mean_loss(model, tokenizer, rows: list[dict[str, Any]], spec: JobSpec) -> float:
+    """Token-weighted mean loss over supervised tokens, with the spec's canonical masking."""
+    import torch
+
+    max_length = spec.data.max_length
+    encoded = [tokenize_text(tokenizer, r["text"], max_length) if "text" in r else
+               tokenize_chat(tokenizer, r["messages"], max_length, spec.data.train_on_prompt, r.get("tools"))
+               for r in rows]
+    total, count = 0.0, 0
+    pad = tokenizer.pad_token_id
+    for start in range(0, len(encoded), spec.evaluation.batch_size):
+        batch = encoded[start:start + spec.evaluation.batch_size]
+        width = max(len(e["input_ids"]) for e in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, e in enumerate(batch):
+            n = len(e["input_ids"])
+            ids[i, :n] = torch.tensor(e["input_ids"])
+            attention[i, :n] = 1
+            labels[i, :n] = torch.tensor([t if m else -100 for t, m in zip(e["input_ids"], e["assistant_masks"])])
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+        target = labels[:, 1:]
+        losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                                                   ignore_index=-100, reduction="sum")
+        total += float(losses)
+        count += int((target != -100).sum())
+    if count == 0:
+        raise UftError("no eval token carries loss (every answer was cut off by data.max_length)\n"
+                       "    fix: raise data.max_length")
+    return total / count
+
+
+def _generate(model, tokenizer, rows: list[dict[str, Any]], spec: JobSpec) -> tuple[list[str], int, float]:
+    """Greedy answers to each row's final prompt, batched with left padding; returns (answers, tokens, s)."""
+    import torch
+
+    prompts = [generation_prompt(tokenizer, r["messages"], r.get("tools"))[0] for r in rows]
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    answers, new_tokens, seconds = [], 0, 0.0
+    for start in range(0, len(prompts), spec.evaluation.batch_size):
+        batch = prompts[start:start + spec.evaluation.batch_size]
+        width = max(len(p) for p in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, p in enumerate(batch):
+            ids[i, width - len(p):] = torch.tensor(p)
+            attention[i, width - len(p):] = 1
+        began = time.monotonic()
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=attention, do_sample=False, num_beams=1,
+                                 max_new_tokens=spec.evaluation.max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                                 temperature=None, top_p=None, top_k=None)
+        seconds += time.monotonic() - began
+        for row in out[:, width:].tolist():
+            if eos in row:
+                row = row[: row.index(eos) + 1]
+            new_tokens += len(row)
+            answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return answers, new_tokens, seconds
+
+
+def _samples(rows: list[dict[str, Any]], answers: dict[str, list[str]]) -> list[dict[str, Any]]:
+    samples = []
+    for i, row in enumerate(rows):
+        if "tuned" not in answers:
+            break
+        sample = {"index": i, "prompt": row["messages"][:-1], "reference": row["reference"]}
+        for role, preds in answers.items():
+            sample[role] = preds[i]
+            sample[f"{role}_scores"] = M.sample_scores(preds[i], row["reference"])
+        samples.append(sample)
+    return samples
+
+
+def _write(run_dir: Path, report: EvalReport, samples: list[dict[str, Any]]) -> None:
+    """eval/ and eval.json replace an earlier evaluation only once the new one is complete."""
+    tmp = run_dir / ".eval-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    with (tmp / "samples.jsonl").open("w", encoding="utf-8") as handle:
+        for sample in samples:
+            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+    shutil.rmtree(run_dir / "eval", ignore_errors=True)
+    tmp.rename(run_dir / "eval")
+    write_json_atomic(run_dir / "eval.json", report.model_dump(mode="json"))
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {m: version(m) for m in ("torch", "transformers", "peft", "rouge-score", "sacrebleu")}
