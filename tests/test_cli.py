@@ -260,12 +260,12 @@ def test_no_framework_is_imported(which, tmp_path):
     assert line == "HEAVY=", f"{which} imported: {line[6:]}"
 
 
-def test_export_that_cannot_be_done_yet_is_refused_before_anything_starts(tmp_path, capsys):
+def test_adapter_export_of_a_full_finetune_is_refused_before_anything_starts(tmp_path, capsys):
     runs = tmp_path / "runs"
-    spec = write_spec(tmp_path, extra="export:\n  formats: [merged]\n")
+    spec = write_spec(tmp_path, extra="adapter:\n  type: full\nexport:\n  formats: [adapter]\n")
     assert main(["run", str(spec), "--runs-dir", str(runs)]) == 2
     _, err = outputs(capsys)
-    assert "export.formats" in flat(err) and "not available yet" in flat(err)
+    assert "export.formats" in flat(err) and "export `merged` instead" in flat(err)
     assert not runs.exists()
 
 

@@ -28,11 +28,11 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from .api import plan, run, translate, validate
-    from .errors import UftError
-    from .launch import RunResult
-    from .spec import JobSpec
-    from .specfile import load_spec, parse_spec
+    from .api import plan, run, translate, validate  # noqa: F401
+    from .errors import UftError  # noqa: F401
+    from .launch import RunResult  # noqa: F401
+    from .spec import JobSpec  # noqa: F401
+    from .specfile import load_spec, parse_spec  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

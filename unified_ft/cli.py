@@ -187,6 +187,8 @@ def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
     console.print(f"  manifest: {result.run_dir / 'manifest.json'}")
     if result.evaluation is not None:
         _print_eval(result.evaluation)
+    for folder in result.exports:
+        console.print(f"  export: {folder}")
 
 
 def _print_eval(report) -> None:
@@ -206,6 +208,25 @@ def eval_command(run_dir: Annotated[Path, typer.Argument(help="A run directory: 
     with err_console.status("evaluating") as status:
         report = evaluate_run(run_dir, lambda message: status.update(f"evaluating: {message}"))
     _print_eval(report)
+
+
+@app.command(name="export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory: runs/<name>/<backend>.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="adapter, merged or gguf.")] = "merged",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder to write (default: "
+                                                   "RUN_DIR/export/<to>); must not exist or be empty.")] = None,
+    gguf_type: Annotated[str, typer.Option(help="GGUF tensor type: f32, f16, bf16 or q8_0.")] = "f16",
+) -> None:
+    """Export a finished run: the peft adapter, the merged model (safetensors), or a GGUF file."""
+    from .export import export_run
+
+    with err_console.status(f"exporting {to}") as status:
+        folder = export_run(run_dir, to, output, gguf_type=gguf_type,
+                            on_progress=lambda message: status.update(f"exporting {to}: {message}"))
+    console.print(f"[green]exported[/green] {to}: {folder}")
+    for path in sorted(folder.iterdir()):
+        console.print(f"  {path.name}")
 
 
 def main(argv: list[str] | None = None) -> int:

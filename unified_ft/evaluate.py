@@ -15,16 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field
 
 from . import metrics as M
 from .chat_tokens import generation_prompt, tokenize_chat, tokenize_text
 from .errors import BackendNotReady, UftError
 from .plugin import module_available
-from .runs import read_json, read_jsonl, write_json_atomic
+from .runs import load_finished_run, read_jsonl, write_json_atomic
 from .spec import JobSpec
-from .specfile import validate_spec_dict
 
 EVAL_SCHEMA_VERSION = 1
 BUILTIN_GENERAL = Path(__file__).with_name("eval_data") / "general.jsonl"
@@ -82,7 +80,7 @@ def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> Ev
     started = time.monotonic()
     run_dir = Path(run_dir).resolve()
     say = on_progress or (lambda message: None)
-    spec, manifest, tuned_source = check_run_dir(run_dir)
+    spec, manifest, tuned_source = load_finished_run(run_dir)
     require_stack()
     eval_rows = _eval_records(run_dir, spec)
     n_gen = min(len(eval_rows), spec.evaluation.max_samples or len(eval_rows))
@@ -129,23 +127,6 @@ def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> Ev
         forgetting=forgetting, duration_s=round(time.monotonic() - started, 1), versions=_versions())
     _write(run_dir, report, _samples(eval_rows[:n_gen], answers))
     return report
-
-
-def check_run_dir(run_dir: Path) -> tuple[JobSpec, dict[str, Any], Path]:
-    """A complete, succeeded run: its resolved spec, manifest and what was trained (adapter/ or model/)."""
-    manifest_path, spec_path = run_dir / "manifest.json", run_dir / "spec.yaml"
-    if not manifest_path.exists() or not spec_path.exists():
-        raise UftError(f"{run_dir} is not a uft run directory (no manifest.json / spec.yaml)\n"
-                       "    fix: give a path like runs/<name>/<backend>")
-    manifest = read_json(manifest_path)
-    if manifest.get("status") != "succeeded":
-        raise UftError(f"{run_dir}: the run is {manifest.get('status')}, not succeeded; there is nothing to judge\n"
-                       "    fix: run it again with `uft run`")
-    spec = validate_spec_dict(yaml.safe_load(spec_path.read_text(encoding="utf-8")), str(spec_path))
-    for name in ("adapter", "model"):
-        if (run_dir / name).is_dir():
-            return spec, manifest, run_dir / name
-    raise UftError(f"{run_dir}: the run succeeded but has neither adapter/ nor model/; it is incomplete")
 
 
 def require_stack() -> None:

@@ -42,6 +42,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     adapter_dir: Path | None = None
     evaluation: Any = None  # the EvalReport of the shared evaluation, when it ran
+    exports: list[Path] = field(default_factory=list)
 
 
 def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
@@ -118,7 +119,20 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
     manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final)
     result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir)
     result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
+    result.exports = _export_after_run(plan.spec, run_dir, manifest, on_eval_progress)
     return result
+
+
+def _export_after_run(spec: JobSpec, run_dir: Path, manifest: Manifest,
+                      say: Callable[[str], None] | None) -> list[Path]:
+    """The spec's `export.formats`, each into run_dir/export/<format>/."""
+    if not spec.export.formats:
+        return []
+    from .export import export_run
+
+    folders = [export_run(run_dir, kind, on_progress=say) for kind in spec.export.formats]
+    manifest.update(exports=[str(f) for f in folders])
+    return folders
 
 
 def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manifest: Manifest,

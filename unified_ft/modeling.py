@@ -21,22 +21,35 @@ def model_config(spec, head: str = "causal_lm") -> dict:
     }
 
 
-def load_model(model_cfg: dict, quant: dict | None = None, chat_template: str | None = None):
-    """Tokenizer and model as described by `model_cfg` (see `model_config`); GGUF checkpoints come back as
-    plain trainable, saveable models; `chat_template` replaces the tokenizer's own when given."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
+def _common_kwargs(model_cfg: dict) -> dict:
     common = {"trust_remote_code": bool(model_cfg.get("trust_remote_code", False))}
     if model_cfg.get("revision"):
         common["revision"] = model_cfg["revision"]
     if model_cfg.get("gguf_file"):
         common["gguf_file"] = model_cfg["gguf_file"]
-    tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"], **common)
+    return common
+
+
+def load_tokenizer(model_cfg: dict, chat_template: str | None = None):
+    """The base model's tokenizer, with `chat_template` installed when given and a pad token set."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"], **_common_kwargs(model_cfg))
     if chat_template:
         tokenizer.chat_template = chat_template
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_cfg: dict, quant: dict | None = None, chat_template: str | None = None):
+    """Tokenizer and model as described by `model_cfg` (see `model_config`); GGUF checkpoints come back as
+    plain trainable, saveable models; `chat_template` replaces the tokenizer's own when given."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    common = _common_kwargs(model_cfg)
+    tokenizer = load_tokenizer(model_cfg, chat_template)
     kwargs = dict(common, dtype=getattr(torch, model_cfg.get("dtype", "float32")))
     if quant:
         from transformers import BitsAndBytesConfig

@@ -36,10 +36,10 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     """Resolve the spec for one backend; raise before anything starts if it can't be honoured."""
     backend = load_backend(backend_name)
     has_gpu = detect_gpu()
-    if spec.export.formats:
-        raise SpecError("The spec asks for an export this version cannot do", [Problem(
-            "export.formats", f"export after training ({', '.join(spec.export.formats)}) is not available yet",
-            "remove export.formats; the adapter is always written to the run's adapter/ folder")])
+    if "adapter" in spec.export.formats and spec.adapter.type in ("full", "freeze"):
+        raise SpecError("The spec asks for an export that cannot exist", [Problem(
+            "export.formats", f"adapter.type {spec.adapter.type} trains the model's own weights, so there is no "
+            "adapter to export", "export `merged` instead")])
     resolved = spec.model_copy(deep=True)
     derived: dict[str, object] = {}
     if resolved.training.precision == "auto":

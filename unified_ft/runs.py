@@ -14,7 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import RunDirError
+import yaml
+
+from .errors import RunDirError, UftError
+from .spec import JobSpec
+from .specfile import validate_spec_dict
 
 STATUSES = ("running", "succeeded", "failed", "interrupted")
 
@@ -115,3 +119,20 @@ class Manifest:
 
     def save(self) -> None:
         write_json_atomic(self.path, self.data)
+
+
+def load_finished_run(run_dir: Path) -> tuple[JobSpec, dict[str, Any], Path]:
+    """A complete, succeeded run: its resolved spec, manifest and what was trained (adapter/ or model/)."""
+    manifest_path, spec_path = run_dir / "manifest.json", run_dir / "spec.yaml"
+    if not manifest_path.exists() or not spec_path.exists():
+        raise UftError(f"{run_dir} is not a uft run directory (no manifest.json / spec.yaml)\n"
+                       "    fix: give a path like runs/<name>/<backend>")
+    manifest = read_json(manifest_path)
+    if manifest.get("status") != "succeeded":
+        raise UftError(f"{run_dir}: the run is {manifest.get('status')}, not succeeded; there is nothing to judge\n"
+                       "    fix: run it again with `uft run`")
+    spec = validate_spec_dict(yaml.safe_load(spec_path.read_text(encoding="utf-8")), str(spec_path))
+    for name in ("adapter", "model"):
+        if (run_dir / name).is_dir():
+            return spec, manifest, run_dir / name
+    raise UftError(f"{run_dir}: the run succeeded but has neither adapter/ nor model/; it is incomplete")
