@@ -246,6 +246,15 @@ def test_checked_in_schema_is_current():
         "specs/unified_ft.schema.json is stale: run `uft schema -o specs/unified_ft.schema.json`")
 
 
+def test_checked_in_eval_schema_is_current():
+    from unified_ft.schema import eval_schema_text
+
+    checked_in = (ROOT / "specs" / "eval.schema.json").read_text(encoding="utf-8")
+    assert checked_in == eval_schema_text(), "specs/eval.schema.json is stale: run `uft schema --eval -o " \
+        "specs/eval.schema.json`"
+    assert json.loads(checked_in)["properties"]["schema_version"]["default"] == 1
+
+
 def test_schema_is_valid_json_with_id():
     data = json.loads(schema_text())
     assert data["$schema"].startswith("https://json-schema.org/")

@@ -50,11 +50,14 @@ def validate(spec: SpecArg) -> None:
 
 
 @app.command()
-def schema(output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write to a file.")] = None) -> None:
-    """Print the JSON Schema of the spec."""
-    from .schema import schema_text
+def schema(
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write to a file.")] = None,
+    eval_report: Annotated[bool, typer.Option("--eval", help="The schema of eval.json instead.")] = False,
+) -> None:
+    """Print the JSON Schema of the spec (or, with --eval, of eval.json)."""
+    from .schema import eval_schema_text, schema_text
 
-    text = schema_text()
+    text = eval_schema_text() if eval_report else schema_text()
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")

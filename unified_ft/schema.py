@@ -22,3 +22,11 @@ def schema_dict() -> dict:
 
 def schema_text() -> str:
     return json.dumps(schema_dict(), indent=2, sort_keys=False) + "\n"
+
+
+def eval_schema_text() -> str:
+    """The JSON Schema of eval.json (checked in as specs/eval.schema.json)."""
+    from .evaluate import EvalReport
+
+    schema = EvalReport.model_json_schema(mode="serialization")
+    return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, indent=2) + "\n"
