@@ -189,3 +189,30 @@ def test_secret_looking_passthrough_keys_are_refused(key):
 def test_ordinary_passthrough_keys_are_kept():
     spec = validate_spec_dict(minimal(backend_options={"trl": {"neftune_noise_alpha": 5}}))
     assert spec.backend_options == {"trl": {"neftune_noise_alpha": 5}}
+
+
+def test_evaluation_defaults_depend_on_the_method():
+    sft = validate_spec_dict(minimal())
+    assert sft.evaluation.metrics == ["exact_match", "normalized_exact_match", "rouge_l", "bleu"]
+    assert sft.evaluation.main_metric == "rouge_l"
+    pt = validate_spec_dict(minimal(method="pt", data={"train": [{"path": "t.jsonl", "format": "text"}]}))
+    assert pt.evaluation.metrics == [] and pt.evaluation.main_metric == "loss"
+
+
+def test_reference_metrics_on_plain_text_are_refused():
+    message = error_of(minimal(method="pt", data={"train": [{"path": "t.jsonl", "format": "text"}]},
+                               evaluation={"metrics": ["rouge_l"]}))
+    assert "no reference answers" in message and "evaluation.metrics" in message
+
+
+def test_unknown_metric_and_main_metric_names():
+    assert "evaluation.metrics" in error_of(minimal(evaluation={"metrics": ["accuracy"]}))
+    message = error_of(minimal(evaluation={"main_metric": "rouge"}))
+    assert "did you mean 'rouge_l'" in message
+    assert "'rouge_l' is not measured" in error_of(minimal(evaluation={"metrics": ["bleu"],
+                                                                          "main_metric": "rouge_l"}))
+
+
+def test_regex_check_needs_a_valid_pattern():
+    assert "needs `pattern`" in error_of(minimal(evaluation={"checks": [{"type": "regex"}]}))
+    assert "not a valid regex" in error_of(minimal(evaluation={"checks": [{"type": "regex", "pattern": "("}]}))

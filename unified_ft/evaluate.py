@@ -84,11 +84,6 @@ def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> Ev
     require_stack()
     eval_rows = _eval_records(run_dir, spec)
     n_gen = min(len(eval_rows), spec.evaluation.max_samples or len(eval_rows))
-    needs_references = bool(spec.evaluation.metrics) and spec.record_kind == "text"
-    if needs_references:
-        raise UftError(f"{run_dir}: the eval set is plain text (method pt) and has no reference answers for "
-                       f"{', '.join(spec.evaluation.metrics)}\n    fix: set `evaluation.metrics: []` "
-                       "(loss and perplexity are still measured)")
 
     import torch
 

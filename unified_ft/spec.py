@@ -19,6 +19,7 @@ AdapterType = Literal["lora", "qlora", "dora", "full", "freeze", "prefix", "prom
 DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
 
 PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
+REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
 LORA_FAMILY = ("lora", "qlora", "dora")
 LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
 DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
@@ -256,12 +257,12 @@ class EvaluationSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, description="Tokens generated per eval prompt (greedy).")
     max_samples: int | None = Field(None, ge=1, description="Score at most this many eval rows (all by default).")
     batch_size: int = Field(8, ge=1, description="Prompts generated together.")
-    metrics: list[Literal["exact_match", "normalized_exact_match", "rouge_l", "bleu"]] = Field(
-        default_factory=lambda: ["exact_match", "normalized_exact_match", "rouge_l", "bleu"],
-        description="Reference metrics on generated answers; loss and perplexity are always measured.")
+    metrics: list[Literal["exact_match", "normalized_exact_match", "rouge_l", "bleu"]] | None = Field(
+        None, description="Reference metrics on generated answers (default: all four; none for method pt, "
+        "whose plain-text eval set has no answers). Loss and perplexity are always measured.")
     checks: list[CheckSpec] = Field(default_factory=list, description="Task checks, e.g. [{type: json}].")
-    main_metric: str = Field("rouge_l", description="The metric a comparison leads with (a metric or "
-                             "check name: json, regex).")
+    main_metric: str | None = Field(None, description="The metric a comparison leads with: a metric, a check "
+                                    "name (json, regex), loss or perplexity (default: rouge_l; loss for pt).")
     compare_base: bool = Field(True, description="Also score the base model on the same prompts (before/after).")
     forgetting: DatasetSpec | None = Field(
         None, description="General data whose loss is measured before and after, to catch forgetting; "
@@ -269,8 +270,8 @@ class EvaluationSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> EvaluationSpec:
-        known = [*self.metrics, *(c.type for c in self.checks), "loss", "perplexity"]
-        if self.main_metric not in known:
+        known = [*(self.metrics or REFERENCE_METRICS), *(c.type for c in self.checks), "loss", "perplexity"]
+        if self.main_metric is not None and self.main_metric not in known:
             raise ValueError(f"evaluation.main_metric {self.main_metric!r} is not measured; choose one of "
                              f"{', '.join(known)}" + _did_you_mean(self.main_metric, known))
         return self
@@ -349,7 +350,20 @@ class JobSpec(_Strict):
             raise ValueError(f"data.packing applies to sft and pt, not {method}; remove it")
         if self.template.name == "jinja" and method == "pt":
             raise ValueError("method pt uses no chat template; remove template")
+        self._resolve_evaluation()
         return self
+
+    def _resolve_evaluation(self) -> None:
+        """Reference metrics need reference answers, which a pt (plain text) eval set does not have."""
+        ev, plain_text = self.evaluation, self.method.name == "pt"
+        if plain_text and (ev.metrics or ev.checks or ev.main_metric not in (None, "loss", "perplexity")):
+            raise ValueError("method pt evaluates on plain text, which has no reference answers for "
+                             "evaluation.metrics, checks or that main_metric; remove them (loss and perplexity "
+                             "are measured)")
+        if ev.metrics is None:
+            ev.metrics = [] if plain_text else list(REFERENCE_METRICS)
+        if ev.main_metric is None:
+            ev.main_metric = "loss" if plain_text else "rouge_l"
 
     @property
     def record_kind(self) -> str:

@@ -95,3 +95,48 @@ def test_bad_inputs_for_eval_and_export(finished_run, tmp_path, capsys):
     assert main(["export", str(failed), "--to", "merged"]) == 2
     assert "the run is failed" in capsys.readouterr().err
     assert not (failed / "export").exists()
+
+
+def _copy_run(finished_run, tmp_path, edit_spec):
+    import shutil
+
+    copy = tmp_path / "run-copy"
+    shutil.copytree(finished_run, copy, ignore=shutil.ignore_patterns("export", "native"))
+    spec = yaml.safe_load((copy / "spec.yaml").read_text())
+    edit_spec(spec)
+    (copy / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return copy
+
+
+def test_adapter_whose_base_does_not_match_is_refused(finished_run, tmp_path, tiny_model):
+    import shutil
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model, other)
+    copy = _copy_run(finished_run, tmp_path, lambda s: s["model"].update(path=str(other)))
+    with pytest.raises(UftError, match="was trained on"):
+        from unified_ft.evaluate import evaluate_run
+
+        evaluate_run(copy)
+
+
+def test_merging_into_a_quantized_base_is_refused_with_what_to_do(finished_run, tmp_path, tiny_model):
+    import shutil
+
+    quantized = tmp_path / "gptq-model"
+    shutil.copytree(tiny_model, quantized)
+    config = json.loads((quantized / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gptq", "bits": 4}
+    (quantized / "config.json").write_text(json.dumps(config))
+    copy = _copy_run(finished_run, tmp_path, lambda s: s["model"].update(path=str(quantized)))
+    with pytest.raises(UftError, match="(?s)stored quantized \\(gptq\\).*export the adapter"):
+        export_run(copy, "merged")
+    assert not (copy / "export" / "merged").exists()
+
+
+def test_evaluation_without_the_embedded_stack_names_the_install_command(finished_run, monkeypatch):
+    import unified_ft.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "module_available", lambda name: name != "rouge_score")
+    with pytest.raises(UftError, match="(?s)need rouge_score.*pip install"):
+        evaluate.evaluate_run(finished_run)
