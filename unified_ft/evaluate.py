@@ -7,6 +7,7 @@ full model), so the same code, versions, chat template and masking judge every f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -95,7 +96,7 @@ def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> Ev
     answers: dict[str, list[str]] = {}
     forgetting_losses: dict[str, float] = {}
     for role in (["base"] if spec.evaluation.compare_base else []) + ["tuned"]:
-        with _as(role, base, tuned) as model:
+        with _model_for(role, base, tuned) as model:
             say(f"{role}: loss on {len(eval_rows)} rows")
             loss = _mean_loss(model, tokenizer, eval_rows, spec)
             scores = ModelScores(loss=loss, perplexity=_exp(loss))
@@ -237,24 +238,16 @@ def _load_models(spec: JobSpec, tuned_source: Path):
     return tokenizer, None, tuned
 
 
-class _as:
-    """Context: the base model (adapter disabled, or the separate base) or the tuned one."""
-
-    def __init__(self, role: str, base, tuned) -> None:
-        self.role, self.base, self.tuned, self.ctx = role, base, tuned, None
-
-    def __enter__(self):
-        if self.role == "tuned":
-            return self.tuned
-        if self.base is not None:
-            return self.base
-        self.ctx = self.tuned.disable_adapter()
-        self.ctx.__enter__()
-        return self.tuned
-
-    def __exit__(self, *exc) -> None:
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)
+@contextlib.contextmanager
+def _model_for(role: str, base, tuned):
+    """The tuned model, or the base: a separate one (full fine-tunes) or the tuned one with its adapter off."""
+    if role == "tuned":
+        yield tuned
+    elif base is not None:
+        yield base
+    else:
+        with tuned.disable_adapter():
+            yield tuned
 
 
 def _mean_loss(model, tokenizer, rows: list[dict[str, Any]], spec: JobSpec) -> float:
