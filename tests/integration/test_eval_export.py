@@ -24,7 +24,8 @@ def finished_run(tmp_path_factory, tiny_model):
             "data": {"train": [{"path": "sft.jsonl", "format": "alpaca"}], "eval_split": 0.2, "max_length": 64},
             "training": {"max_steps": 12, "learning_rate": 1.0e-2, "per_device_batch_size": 4},
             "evaluation": {"max_new_tokens": 8, "checks": [{"type": "regex", "pattern": "number \\\\d yes"}],
-                           "forgetting": {"path": "builtin", "format": "text"}}}
+                           "forgetting": {"path": "builtin", "format": "text"}},
+            "export": {"formats": ["adapter"]}}
     (tmp / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert main(["run", str(tmp / "spec.yaml"), "--runs-dir", str(tmp / "runs")]) == 0
     return tmp / "runs" / "judged" / "trl"
@@ -44,6 +45,14 @@ def test_evaluation_runs_after_training_and_writes_eval_json(finished_run):
     assert len(samples) == 6 and samples[0]["prompt"][-1]["role"] == "user"
     manifest = json.loads((finished_run / "manifest.json").read_text())
     assert manifest["evaluation"].startswith("succeeded")
+
+
+def test_spec_export_section_runs_after_training(finished_run):
+    exported = finished_run / "export" / "adapter"
+    assert (exported / "adapter_model.safetensors").exists() and (exported / "README.md").exists()
+    assert "## Evaluation" in (exported / "README.md").read_text()  # the card carries the shared evaluation
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert manifest["exports"] == [str(exported)]
 
 
 def test_uft_eval_again_replaces_the_report_whole(finished_run, capsys):
