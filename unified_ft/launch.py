@@ -148,7 +148,10 @@ def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manife
 
     try:
         report = evaluate_run(run_dir, on_eval_progress)
-    except BaseException as exc:
+    except KeyboardInterrupt:
+        manifest.update(evaluation="interrupted (run `uft eval` on the run directory to evaluate it)")
+        raise
+    except Exception as exc:
         manifest.update(evaluation=f"failed: {exc}")
         raise
     manifest.update(evaluation=f"succeeded in {report.duration_s}s (eval.json)")
