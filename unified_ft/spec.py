@@ -250,6 +250,17 @@ class CheckSpec(_Strict):
         return self
 
 
+class LmEvalSpec(_Strict):
+    """lm-evaluation-harness tasks, run on the base and the tuned model (needs `pip install lm-eval`)."""
+
+    tasks: list[str] = Field(min_length=1, description="Task names (from include_path or lm-eval's own) or "
+                             "paths to task YAML files.")
+    include_path: str | None = Field(None, description="Folder of task YAML files (e.g. tasks on local data); "
+                                     "relative to the spec file.")
+    limit: int | None = Field(None, ge=1, description="At most this many documents per task.")
+    apply_chat_template: bool = Field(False, description="Render prompts with the run's chat template.")
+
+
 class EvaluationSpec(_Strict):
     """Shared evaluation after training (the same judge, code and versions for every backend)."""
 
@@ -267,6 +278,7 @@ class EvaluationSpec(_Strict):
     forgetting: DatasetSpec | None = Field(
         None, description="General data whose loss is measured before and after, to catch forgetting; "
         "`path: builtin` uses uft's own small general set.")
+    lm_eval: LmEvalSpec | None = Field(None, description="Optional lm-evaluation-harness tasks, same models.")
 
     @model_validator(mode="after")
     def _check(self) -> EvaluationSpec:

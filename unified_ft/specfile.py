@@ -61,6 +61,12 @@ def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
     for dataset in [*spec.data.train, *([spec.data.eval] if spec.data.eval else []), *extra]:
         if not Path(dataset.path).is_absolute():
             dataset.path = str((base / dataset.path).resolve())
+    lm_eval = spec.evaluation.lm_eval
+    if lm_eval:
+        if lm_eval.include_path and not Path(lm_eval.include_path).is_absolute():
+            lm_eval.include_path = str((base / lm_eval.include_path).resolve())
+        lm_eval.tasks = [str((base / t).resolve()) if t.endswith((".yaml", ".yml")) and not Path(t).is_absolute()
+                         else t for t in lm_eval.tasks]
     model_path = spec.model.path
     if model_path.startswith((".", "/", "~")) or (base / model_path).exists():
         spec.model.path = str((base / Path(model_path).expanduser()).resolve())

@@ -15,16 +15,37 @@ from unified_ft.export import export_run
 pytestmark = pytest.mark.integration
 
 
+LOCAL_TASK = """task: uft_local_qa
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: DATA
+test_split: test
+output_type: generate_until
+doc_to_text: "{{question}}"
+doc_to_target: "{{answer}}"
+generation_kwargs: {until: ["<|im_end|>"], do_sample: false, max_gen_toks: 8}
+metric_list:
+  - {metric: exact_match, aggregation: mean, higher_is_better: true}
+metadata: {version: 1.0}
+"""
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_model):
     """One LoRA run with the shared evaluation on (the default), shared by the tests below."""
     tmp = tmp_path_factory.mktemp("evalrun")
     write_jsonl(tmp / "sft.jsonl", sft_rows(30))
+    tasks = tmp / "lm_tasks"
+    tasks.mkdir()
+    write_jsonl(tasks / "qa.jsonl", [{"question": f"say number {i}", "answer": f"number {i} yes"} for i in range(6)])
+    (tasks / "uft_local_qa.yaml").write_text(LOCAL_TASK.replace("DATA", str(tasks / "qa.jsonl")))
     spec = {"name": "judged", "model": {"path": str(tiny_model)}, "template": "chatml",
             "data": {"train": [{"path": "sft.jsonl", "format": "alpaca"}], "eval_split": 0.2, "max_length": 64},
             "training": {"max_steps": 12, "learning_rate": 1.0e-2, "per_device_batch_size": 4},
             "evaluation": {"max_new_tokens": 8, "checks": [{"type": "regex", "pattern": "number \\\\d yes"}],
-                           "forgetting": {"path": "builtin", "format": "text"}},
+                           "forgetting": {"path": "builtin", "format": "text"},
+                           "lm_eval": {"tasks": ["uft_local_qa"], "include_path": "lm_tasks"}},
             "export": {"formats": ["adapter"]}}
     (tmp / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert main(["run", str(tmp / "spec.yaml"), "--runs-dir", str(tmp / "runs")]) == 0
@@ -41,6 +62,8 @@ def test_evaluation_runs_after_training_and_writes_eval_json(finished_run):
         assert scores["generated_tokens"] > 0 and scores["tokens_per_s"] > 0
     assert report["tuned"]["loss"] < report["base"]["loss"]  # 12 steps at a high rate on 24 rows
     assert report["forgetting"]["rows"] == 32
+    for role in ("base", "tuned"):  # lm-evaluation-harness on a task over local data, same two models
+        assert 0.0 <= report[role]["lm_eval"]["uft_local_qa"]["exact_match"] <= 1.0
     samples = [json.loads(line) for line in (finished_run / "eval" / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and samples[0]["prompt"][-1]["role"] == "user"
     manifest = json.loads((finished_run / "manifest.json").read_text())
