@@ -293,3 +293,13 @@ def test_lm_eval_asked_for_but_missing_is_refused_before_anything_starts(tmp_pat
     err = flat(outputs(capsys)[1])
     assert "evaluation.lm_eval" in err and "pip install 'lm-eval==0.4.13'" in err
     assert not runs.exists()
+
+
+def test_env_commands_for_the_embedded_backend(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("UFT_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["env", "check", "trl"]) == 0
+    out = flat(outputs(capsys)[0])
+    assert "trl runs in the current environment" in out and "transformers" in out
+    assert main(["env", "list"]) == 0
+    assert "no backend environments under" in flat(outputs(capsys)[0])
+    assert main(["env", "create", "nosuch"]) == 2

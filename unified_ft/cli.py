@@ -139,6 +139,85 @@ def backends() -> None:
         console.print(table)
 
 
+env_app = typer.Typer(help="Isolated backend environments: uv venvs made from the locks kept in the repo, cached "
+                      "and reused.", no_args_is_help=True)
+app.add_typer(env_app, name="env")
+BackendArg = Annotated[str, typer.Argument(help="A backend name (see `uft backends`).", show_default=False)]
+
+
+def _recipe(backend: str):
+    """The backend's isolated-environment recipe, or None for a backend that runs in this environment."""
+    from .plugin import load_backend
+
+    plugin = load_backend(backend)
+    recipe = getattr(plugin, "env_recipe", lambda: None)()
+    if recipe is None:
+        env = plugin.environment()
+        console.print(f"{backend} runs in the current environment ({env.detail}); nothing to build")
+        for name, version in env.versions.items():
+            console.print(f"  {name} {version}")
+        if not env.ready:
+            raise UftError(f"backend {backend} is not ready: {env.detail}\n    fix: {env.install_hint}")
+    return recipe
+
+
+@env_app.command("create")
+def env_create(backend: BackendArg) -> None:
+    """Build the backend's environment from its lock (reused when it exists)."""
+    from . import envs
+
+    recipe = _recipe(backend)
+    if recipe:
+        with err_console.status(f"creating the {backend} environment") as status:
+            path = envs.create_env(recipe, lambda message: status.update(message))
+        console.print(f"[green]ready[/green]: {path}")
+
+
+@env_app.command("check")
+def env_check(backend: BackendArg) -> None:
+    """Import the framework inside its environment and print the versions."""
+    from . import envs
+
+    recipe = _recipe(backend)
+    if recipe:
+        for name, version in envs.check_env(recipe).items():
+            console.print(f"  {name} {version}")
+
+
+@env_app.command("path")
+def env_path(backend: BackendArg) -> None:
+    """Print where the backend's environment is (or would be)."""
+    from . import envs
+
+    recipe = _recipe(backend)
+    if recipe:
+        console.print(str(envs.env_dir(recipe)))
+
+
+@env_app.command("remove")
+def env_remove(backend: BackendArg) -> None:
+    """Delete the backend's environment."""
+    from . import envs
+
+    recipe = _recipe(backend)
+    if recipe:
+        removed = envs.remove_env(recipe)
+        console.print(f"removed {removed}" if removed else "no environment to remove")
+
+
+@env_app.command("list")
+def env_list() -> None:
+    """Every cached backend environment."""
+    from . import envs
+
+    found = envs.list_envs()
+    if not found:
+        console.print(f"no backend environments under {envs.cache_root()}")
+    for entry in found:
+        state = "ready" if entry["complete"] == "true" else "incomplete"
+        console.print(f"{entry['backend']}: {state} {entry['path']}")
+
+
 @app.command()
 def quickstart(
     steps: Annotated[int, typer.Option(help="Training steps (fewer for a smoke test).")] = 0,
