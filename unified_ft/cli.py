@@ -245,9 +245,9 @@ def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
         task = progress.add_task(f"{job.name} on {backend}: loading", total=None, loss="")
 
         def on_progress(row: dict) -> None:
-            if row.get("event") == "start":
+            if row.get("event") == "start" or row.get("max_steps"):
                 progress.update(task, total=row.get("max_steps"), description=f"{job.name} on {backend}: training")
-            elif row.get("loss") is not None:
+            if row.get("loss") is not None:
                 progress.update(task, completed=row["step"], loss=f"loss {row['loss']:.4f}")
             elif row.get("eval_loss") is not None:
                 progress.update(task, loss=f"eval_loss {row['eval_loss']:.4f}")

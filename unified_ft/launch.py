@@ -72,6 +72,11 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
             on_eval_progress: Callable[[str], None] | None = None) -> RunResult:
     """Run one job to the end and return its result; raises RunFailed if the framework failed."""
     plan = make_plan(spec, backend_name)
+    if not plan.environment.ready and plan.environment.creatable:
+        from .envs import create_env
+
+        create_env(plan.backend.env_recipe(), on_eval_progress or (lambda message: None))
+        plan.environment = plan.backend.environment()
     if not plan.environment.ready:
         raise BackendNotReady(f"backend {backend_name} is not ready: {plan.environment.detail}\n"
                               f"    fix: {plan.environment.install_hint}")

@@ -19,10 +19,11 @@ from .spec import JobSpec
 ENTRY_POINT_GROUP = "unified_ft.backends"
 
 #: Built-in backends: name -> "module:Class", imported only when asked for.
-BUILTIN_BACKENDS = {"trl": "unified_ft.backends.trl:TrlBackend"}
+BUILTIN_BACKENDS = {"trl": "unified_ft.backends.trl:TrlBackend",
+                    "llamafactory": "unified_ft.backends.llamafactory:LlamaFactoryBackend"}
 
 #: Backends the project plans; asking for one says so instead of "unknown".
-PLANNED_BACKENDS = ("unsloth", "llamafactory", "swift", "colossalai")
+PLANNED_BACKENDS = ("unsloth", "swift", "colossalai")
 
 Level = Literal["native", "emulated", "unsupported"]
 
@@ -47,6 +48,7 @@ class EnvStatus:
     detail: str
     versions: dict[str, str] = field(default_factory=dict)
     install_hint: str = ""
+    creatable: bool = False  # uft can build it (an isolated environment from a lock)
 
 
 @dataclass

@@ -1,0 +1,252 @@
+"""The LLaMA-Factory backend: a native `llamafactory-cli train native/train.yaml` run in its own environment.
+
+LLaMA-Factory 0.9.5 pins transformers <= 5.6, trl <= 0.24, datasets <= 4.0 and peft 0.18.x, so it runs in a
+uv environment made from `requirements.lock` beside this file. `translate` writes what a LLaMA-Factory user
+would write: `train.yaml` with LLaMA-Factory's own keys (every setting explicit: its defaults differ from
+other frameworks, e.g. lora_alpha = 2 x rank and gradient checkpointing on), and `data/dataset_info.json`
+with the data in its sharegpt/alpaca formats.
+
+Refresh the lock with:
+    uv pip compile backends/llamafactory/requirements.in --python-version 3.11 --generate-hashes \\
+        --find-links <folder with local torch wheels, if any> -o backends/llamafactory/requirements.lock
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unified_ft import envs
+from unified_ft.errors import Problem, SpecError
+from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs
+from unified_ft.runs import read_jsonl, write_jsonl
+from unified_ft.spec import JobSpec
+
+HERE = Path(__file__).resolve().parent
+RECIPE = envs.EnvRecipe(
+    backend="llamafactory", lock=HERE / "requirements.lock", imports=("llamafactory",),
+    versions_of=("llamafactory", "torch", "torchvision", "transformers", "trl", "peft", "datasets", "accelerate"))
+
+#: uft template names -> LLaMA-Factory `template` values (their renderings match uft's Jinja ones).
+TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "mistral": "mistral", "gemma": "gemma",
+             "phi3": "phi", "alpaca": "alpaca"}
+STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo"}
+_GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
+_NO_TOKENIZER_TEMPLATE = "LLaMA-Factory renders chats with its own templates: name one (chatml, qwen, llama3, ...)"
+
+CAPABILITIES: dict[str, Capability] = {
+    "method.sft": NATIVE, "method.pt": NATIVE, "method.dpo": NATIVE,
+    "method.orpo": Capability("native", "stage dpo with pref_loss orpo"),
+    "method.kto": Capability("unsupported", "uft's LLaMA-Factory translator does not write KTO data yet"),
+    "method.rm": Capability("unsupported", "uft's LLaMA-Factory translator does not write reward-model runs yet"),
+    "method.ppo": Capability("unsupported", "needs a reward model run first; not translated yet"),
+    "method.grpo": Capability("unsupported", "LLaMA-Factory has no GRPO stage"),
+    "adapter.lora": NATIVE, "adapter.dora": NATIVE, "adapter.rslora": NATIVE, "adapter.full": NATIVE,
+    "adapter.freeze": Capability("native", "finetuning_type freeze, freeze_trainable_layers"),
+    "adapter.qlora": _GPU,
+    **{f"adapter.{a}": Capability("unsupported", "LLaMA-Factory has no prompt-learning adapters")
+       for a in ("prefix", "prompt", "p_tuning")},
+    **{f"optimizer.{o}": NATIVE for o in ("adamw_torch", "sgd", "adafactor")},
+    "optimizer.adamw_8bit": _GPU, "optimizer.paged_adamw_8bit": _GPU,
+    "precision.fp32": NATIVE, "precision.bf16": NATIVE,
+    "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
+    **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
+    **{f"template.{t}": NATIVE for t in TEMPLATES},
+    "template.model": Capability("unsupported", _NO_TOKENIZER_TEMPLATE),
+    "template.jinja": Capability("unsupported", _NO_TOKENIZER_TEMPLATE),
+    "data.packing": NATIVE, "data.train_on_prompt": NATIVE,
+    "data.mixing": Capability("native", "mixed by uft's data step before LLaMA-Factory sees it"),
+    "training.gradient_checkpointing": NATIVE,
+    "report_to.tensorboard": NATIVE, "report_to.wandb": NATIVE,
+    "model.trust_remote_code": NATIVE,
+    "model.gguf": Capability("unsupported", "LLaMA-Factory cannot read GGUF; convert the model to safetensors"),
+}
+
+_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+         "system_tag": "system", "observation_tag": "tool"}
+
+
+class LlamaFactoryBackend:
+    """LLaMA-Factory 0.9.5, in its own uv environment."""
+
+    name = "llamafactory"
+    capabilities = CAPABILITIES
+
+    def env_recipe(self) -> envs.EnvRecipe:
+        return RECIPE
+
+    def environment(self) -> EnvStatus:
+        path = envs.env_dir(RECIPE)
+        if envs.is_complete(path):
+            return EnvStatus(True, f"uv environment {path}")
+        return EnvStatus(False, f"environment not created yet ({path}); `uft run` creates it",
+                         install_hint="uft env create llamafactory", creatable=True)
+
+    def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
+        """Write train.yaml, data/dataset_info.json and the data files into `out_dir`."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = out_dir / "data"
+        data_dir.mkdir(exist_ok=True)
+        config = native_config(spec, has_eval=data.eval_path is not None)
+        sources = {"uft_train": ("train.json", data.train_path), "uft_eval": ("eval.json", data.eval_path)}
+        info, files = {}, []
+        for name, (file_name, source) in sources.items():
+            if source is not None:
+                has_tools = _write_dataset(spec, Path(source), data_dir / file_name)
+                info[name] = dataset_entry(spec, file_name, has_tools)
+                files.append(data_dir / file_name)
+        (data_dir / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        config_path = out_dir / "train.yaml"
+        header = (f"# LLaMA-Factory job written by uft for spec {spec.name!r}.\n"
+                  "# Run it with LLaMA-Factory alone: llamafactory-cli train train.yaml\n")
+        config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        files += [data_dir / "dataset_info.json", config_path]
+        cli = envs.env_dir(RECIPE) / "bin" / "llamafactory-cli"
+        return NativeJob(native_dir=out_dir, files=files, argv=[str(cli), "train", "train.yaml"],
+                         env={"DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
+                         log_file=out_dir / "output" / "trainer_log.jsonl")
+
+    def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """A trainer_log.jsonl row as a standard metrics row (LLaMA-Factory logs no grad norm or tokens)."""
+        if "current_steps" not in row or "loss" not in row:
+            return None
+        return {"step": row["current_steps"], "epoch": row.get("epoch"), "loss": row.get("loss"),
+                "learning_rate": row.get("lr"), "grad_norm": None, "tokens": None,
+                "elapsed_s": _seconds(row.get("elapsed_time")), "peak_memory_mb": None,
+                "max_steps": row.get("total_steps")}
+
+    def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
+        """trainer_log.jsonl -> metrics.jsonl; the adapter (or full model) in output/ -> adapter/ (or model/)."""
+        output = job.native_dir / "output"
+        rows = [r for r in (self.progress(x) for x in read_jsonl(output / "trainer_log.jsonl")) if r]
+        for row in rows:
+            row.pop("max_steps", None)
+        metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
+        adapter_dir = None
+        if (output / "adapter_config.json").exists():
+            adapter_dir = run_dir / "adapter"
+            shutil.copytree(output, adapter_dir, ignore=shutil.ignore_patterns("checkpoint-*", "runs", "*.jsonl",
+                                                                               "*_results.json", "trainer_state.json"))
+        elif (output / "config.json").exists():
+            shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+        losses = [r["loss"] for r in rows if r.get("loss") is not None]
+        final = {"steps": rows[-1]["step"] if rows else 0, "first_loss": losses[0] if losses else None,
+                 "final_loss": losses[-1] if losses else None}
+        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final,
+                          versions=envs.check_env(RECIPE))
+
+
+def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
+    """LLaMA-Factory's train.yaml for a spec: every setting explicit, in LLaMA-Factory's own key names."""
+    t, a, method = spec.training, spec.adapter, spec.method.name
+    if t.precision == "auto":
+        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    config: dict[str, Any] = {
+        "model_name_or_path": spec.model.path,
+        "trust_remote_code": spec.model.trust_remote_code,
+        "stage": STAGES[method],
+        "do_train": True,
+        "finetuning_type": {"full": "full", "freeze": "freeze"}.get(a.type, "lora"),
+    }
+    if spec.model.revision:
+        config["model_revision"] = spec.model.revision
+    if a.type in ("lora", "qlora", "dora"):
+        targets = a.target_modules
+        config.update({"lora_rank": a.r, "lora_alpha": a.alpha, "lora_dropout": a.dropout,
+                       "lora_target": "all" if targets == "all-linear" else ",".join(targets),
+                       "use_rslora": a.rslora, "use_dora": a.use_dora})
+    if a.type == "qlora":
+        config["quantization_bit"] = a.bits
+    if a.type == "freeze":
+        config["freeze_trainable_layers"] = a.trainable_layers
+    if method in ("dpo", "orpo"):
+        config.update({"pref_beta": spec.method.beta, "pref_loss": "orpo" if method == "orpo" else
+                       (spec.method.loss_type or "sigmoid")})
+    config.update({
+        "dataset": "uft_train",
+        "dataset_dir": "data",
+        "template": TEMPLATES.get(spec.template.name, spec.template.name),
+        "cutoff_len": spec.data.max_length,
+        "train_on_prompt": spec.data.train_on_prompt,
+        "mask_history": False,  # every assistant turn carries loss, as in uft's canonical masking
+        "packing": spec.data.packing,
+        "overwrite_cache": True,
+        "preprocessing_num_workers": 1,
+        "dataloader_num_workers": 0,
+        "output_dir": "output",
+        "logging_steps": t.logging_steps,
+        "save_strategy": "steps" if t.save_steps else "no",
+        "plot_loss": False,
+        "report_to": "none" if t.report_to == ["none"] else list(t.report_to),
+        "per_device_train_batch_size": t.per_device_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
+        "max_steps": t.max_steps if t.max_steps is not None else -1,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_ratio": t.warmup_ratio,
+        "optim": t.optimizer,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "disable_gradient_checkpointing": not t.gradient_checkpointing,  # LLaMA-Factory turns it on by default
+        "bf16": t.precision == "bf16",
+        "fp16": t.precision == "fp16",
+        "seed": t.seed,
+        "data_seed": t.seed,
+    })
+    if t.save_steps:
+        config["save_steps"] = t.save_steps
+    passthrough = spec.backend_options.get("llamafactory", {})
+    clashes = sorted(set(passthrough) & set(config))
+    if clashes:
+        raise SpecError("backend_options.llamafactory repeats settings the spec already models", [
+            Problem(f"backend_options.llamafactory.{key}", "is written by uft from the portable spec",
+                    "set it through the spec's own key (see `uft plan`)") for key in clashes])
+    config.update(passthrough)
+    return config
+
+
+def dataset_entry(spec: JobSpec, file_name: str, has_tools: bool = False) -> dict[str, Any]:
+    """The dataset_info.json entry for a converted file."""
+    if spec.record_kind == "text":
+        return {"file_name": file_name, "columns": {"prompt": "text"}}
+    entry: dict[str, Any] = {"file_name": file_name, "formatting": "sharegpt",
+                             "columns": {"messages": "messages", **({"tools": "tools"} if has_tools else {})},
+                             "tags": dict(_TAGS)}
+    if spec.record_kind == "preference":
+        entry["ranking"] = True
+        entry["columns"].update({"chosen": "chosen", "rejected": "rejected"})
+    return entry
+
+
+def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
+    """Canonical records in LLaMA-Factory's sharegpt (role/content tags) or plain-text shapes; True if any
+    row carries tools."""
+    rows = []
+    for row in read_jsonl(source):
+        if "text" in row:
+            rows.append({"text": row["text"]})
+        elif "messages" in row:
+            rows.append({"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})})
+        else:
+            chosen, rejected = row["chosen"], row["rejected"]
+            if len(chosen) != 1 or len(rejected) != 1:
+                raise SpecError("LLaMA-Factory takes one chosen and one rejected message per row", [Problem(
+                    str(source), "a preference row has a multi-message chosen/rejected answer",
+                    "use the trl backend for multi-turn preference answers")])
+            rows.append({"messages": row["prompt"], "chosen": chosen[0], "rejected": rejected[0]})
+    target.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return any("tools" in row for row in rows)
+
+
+def _seconds(elapsed: str | None) -> float | None:
+    """LLaMA-Factory logs elapsed time as H:MM:SS."""
+    if not elapsed or not re.fullmatch(r"\d+:\d{2}:\d{2}", elapsed):
+        return None
+    h, m, s = (int(x) for x in elapsed.split(":"))
+    return float(h * 3600 + m * 60 + s)
