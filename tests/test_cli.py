@@ -303,3 +303,14 @@ def test_env_commands_for_the_embedded_backend(tmp_path, capsys, monkeypatch):
     assert main(["env", "list"]) == 0
     assert "no backend environments under" in flat(outputs(capsys)[0])
     assert main(["env", "create", "nosuch"]) == 2
+
+
+def test_translate_check_runs_trls_own_config_parsing(tmp_path, capsys):
+    good = write_spec(tmp_path, name="good")
+    assert main(["translate", str(good), "-o", str(tmp_path / "ok"), "--check"]) == 0
+    assert "trl accepts the translated config" in flat(outputs(capsys)[0])
+    bad = write_spec(tmp_path, extra="backend_options:\n  trl: {no_such_trl_setting: 1}\n", name="bad",
+                     filename="bad.yaml")
+    assert main(["translate", str(bad), "-o", str(tmp_path / "bad"), "--check"]) == 2
+    err = flat(outputs(capsys)[1])
+    assert "trl rejects the translated config" in err and "no_such_trl_setting" in err

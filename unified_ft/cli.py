@@ -100,14 +100,20 @@ def translate(
     backend: BackendOpt = "trl",
     output: Annotated[Path, typer.Option("-o", "--output", help="Empty folder for the native files.")] = Path(
         "native"),
+    check: Annotated[bool, typer.Option("--check", help="Also run the framework's own argument parsing on the "
+                                        "result, inside its environment, without training.")] = False,
 ) -> None:
     """Write the backend's native config and data into a folder (eject), and print the native command."""
     from .launch import translate_to
     from .specfile import load_spec
 
-    _, job = translate_to(load_spec(spec), backend, output)
+    the_plan, job = translate_to(load_spec(spec), backend, output)
     for path in job.files:
         console.print(f"wrote {path}")
+    if check:
+        with err_console.status(f"checking with {backend}'s own parser"):
+            the_plan.backend.check(job)
+        console.print(f"[green]{backend} accepts the translated config[/green]")
     console.print(f"\nrun it without uft:\n  cd {output} && {job.command}", soft_wrap=True)
 
 

@@ -96,6 +96,17 @@ class Backend(Protocol):
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs: ...
 
 
+def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 600) -> None:
+    """Run a framework's own argument parsing on translated files; its complaint becomes a clear error."""
+    import subprocess
+
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise UftError(f"{backend} rejects the translated config in {cwd}: {lines[-1] if lines else 'no message'}\n"
+                       "    fix: correct the spec or backend_options (the framework's own parser said this)")
+
+
 def spec_features(spec: JobSpec) -> dict[str, str]:
     """The features a spec uses, each mapped to the setting that asks for it (for error messages)."""
     feats = {

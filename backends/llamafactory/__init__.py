@@ -23,7 +23,7 @@ import yaml
 
 from unified_ft import envs
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs
+from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, run_native_check
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 
@@ -110,6 +110,12 @@ class LlamaFactoryBackend:
         return NativeJob(native_dir=out_dir, files=files, argv=[str(cli), "train", "train.yaml"],
                          env={"DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
+
+    def check(self, job: NativeJob) -> None:
+        """LLaMA-Factory's own argument parser on train.yaml, inside its environment, without training."""
+        program = ("import yaml\nfrom llamafactory.hparams import get_train_args\n"
+                   "get_train_args(yaml.safe_load(open('train.yaml', encoding='utf-8')))")
+        run_native_check(self.name, [str(envs.env_python(envs.create_env(RECIPE))), "-c", program], job.native_dir)
 
     def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """A trainer_log.jsonl row as a standard metrics row (LLaMA-Factory logs no grad norm or tokens)."""

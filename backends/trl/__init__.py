@@ -18,7 +18,7 @@ import yaml
 from unified_ft import chat_tokens, modeling
 from unified_ft.modeling import model_config
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, module_available
+from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, module_available, run_native_check
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 from unified_ft.templates import chat_template_text
@@ -94,6 +94,12 @@ class TrlBackend:
         return NativeJob(native_dir=out_dir, files=files, argv=[sys.executable, "train.py", "config.yaml"],
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
+
+    def check(self, job: NativeJob) -> None:
+        """trl's own config class built from config.yaml (what train.py would build), without training."""
+        program = ("import yaml, train\ncfg = yaml.safe_load(open('config.yaml', encoding='utf-8'))\n"
+                   "train._classes(cfg['method'])[0](**cfg['trainer'])")
+        run_native_check(self.name, [sys.executable, "-c", program], job.native_dir)
 
     def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """A native log row as a standard metrics row (or a start event), None for anything else."""

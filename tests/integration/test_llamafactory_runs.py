@@ -76,3 +76,13 @@ def test_dpo_on_llamafactory(tmp_path, tiny_model):
     assert len(_losses(run_dir)) == 3
     assert (run_dir / "adapter" / "adapter_config.json").exists()
     assert json.loads((run_dir / "eval.json").read_text())["tuned"]["loss"] > 0
+
+
+def test_translate_check_runs_llamafactorys_own_parser(tmp_path, tiny_model, capsys):
+    good = _spec(tmp_path, tiny_model, "good")
+    assert main(["translate", str(good), "--backend", "llamafactory", "-o", str(tmp_path / "ok"), "--check"]) == 0
+    assert "llamafactory accepts the translated config" in capsys.readouterr().out
+    bad = _spec(tmp_path, tiny_model, "bad", backend_options={"llamafactory": {"lora_rankk": 3}})
+    assert main(["translate", str(bad), "--backend", "llamafactory", "-o", str(tmp_path / "bad"), "--check"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "llamafactory rejects the translated config" in err and "lora_rankk" in err
