@@ -86,3 +86,21 @@ def test_translate_check_runs_llamafactorys_own_parser(tmp_path, tiny_model, cap
     assert main(["translate", str(bad), "--backend", "llamafactory", "-o", str(tmp_path / "bad"), "--check"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "llamafactory rejects the translated config" in err and "lora_rankk" in err
+
+
+def test_ejected_folder_runs_with_llamafactory_cli_alone(tmp_path, tiny_model):
+    import os
+    import subprocess
+
+    from unified_ft import envs
+    from unified_ft.backends.llamafactory import RECIPE
+
+    spec = _spec(tmp_path, tiny_model, "eject", training={"max_steps": 2, "per_device_batch_size": 2})
+    out = tmp_path / "native"
+    assert main(["translate", str(spec), "--backend", "llamafactory", "-o", str(out)]) == 0
+    cli = envs.create_env(RECIPE) / "bin" / "llamafactory-cli"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run([str(cli), "train", "train.yaml"], cwd=out, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "output" / "adapter_config.json").exists()
