@@ -125,6 +125,39 @@ def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None)
     _run_and_report(load_spec(spec), backend, runs_dir)
 
 
+@app.command(name="import")
+def import_command(
+    backend: Annotated[str, typer.Argument(help="The framework the config is for (llamafactory).",
+                                           show_default=False)],
+    config: Annotated[Path, typer.Argument(help="The native config file.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Spec file to write (must not exist).")] = Path(
+        "spec.yaml"),
+    dataset_info: Annotated[Optional[Path], typer.Option(help="LLaMA-Factory's dataset_info.json (default: "
+                                                         "<dataset_dir>/dataset_info.json beside the config).")] = None,
+) -> None:
+    """Migrate a native config into a uft spec: mapped keys, and native keys kept verbatim."""
+    import yaml
+
+    from .errors import RunDirError
+    from .specfile import validate_spec_dict
+
+    if backend != "llamafactory":
+        raise UftError(f"uft can import llamafactory configs so far, not {backend!r}")
+    if output.exists():
+        raise RunDirError(f"{output} already exists; choose a new file (nothing was written)")
+    from .backends.llamafactory.importer import import_config
+
+    spec, mapped, kept = import_config(config, dataset_info)
+    validate_spec_dict(spec, str(config))
+    console.print(f"{config} -> {output}")
+    for native_key, spec_key in mapped:
+        console.print(f"  {native_key:<34} {spec_key}")
+    for native_key in kept:
+        console.print(f"  {native_key:<34} backend_options.llamafactory.{native_key} (kept verbatim)")
+    output.write_text(f"# Imported by uft from {config}\n" + yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    console.print(f"[green]wrote[/green] {output}")
+
+
 @app.command()
 def backends() -> None:
     """List backends, whether each is ready here, and their capabilities."""

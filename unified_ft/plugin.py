@@ -115,8 +115,9 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
         f"optimizer.{spec.training.optimizer}": f"training.optimizer: {spec.training.optimizer}",
         f"precision.{spec.training.precision}": f"training.precision: {spec.training.precision}",
         f"scheduler.{spec.training.lr_scheduler}": f"training.lr_scheduler: {spec.training.lr_scheduler}",
-        f"template.{spec.template.name}": f"template: {spec.template.name}",
     }
+    if spec.method.name != "pt":  # plain-text pretraining renders no chat
+        feats[f"template.{spec.template.name}"] = f"template: {spec.template.name}"
     if spec.adapter.rslora:
         feats["adapter.rslora"] = "adapter.rslora: true"
     if spec.adapter.use_dora and spec.adapter.type != "dora":

@@ -36,6 +36,7 @@ RECIPE = envs.EnvRecipe(
 TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "mistral": "mistral", "gemma": "gemma",
              "phi3": "phi", "alpaca": "alpaca"}
 STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo"}
+PT_TEMPLATE = "default"
 _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
 _NO_TOKENIZER_TEMPLATE = "LLaMA-Factory renders chats with its own templates: name one (chatml, qwen, llama3, ...)"
 
@@ -176,7 +177,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     config.update({
         "dataset": "uft_train",
         "dataset_dir": "data",
-        "template": TEMPLATES.get(spec.template.name, spec.template.name),
+        "template": _template(spec),
         "cutoff_len": spec.data.max_length,
         "train_on_prompt": spec.data.train_on_prompt,
         "mask_history": False,  # every assistant turn carries loss, as in uft's canonical masking
@@ -215,6 +216,13 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
                     "set it through the spec's own key (see `uft plan`)") for key in clashes])
     config.update(passthrough)
     return config
+
+
+def _template(spec: JobSpec) -> str:
+    """LLaMA-Factory always wants a template; plain-text pretraining renders no chat, so `default` serves."""
+    if spec.method.name == "pt" and spec.template.name == "model":
+        return PT_TEMPLATE
+    return TEMPLATES[spec.template.name]
 
 
 def dataset_entry(spec: JobSpec, file_name: str, has_tools: bool = False) -> dict[str, Any]:

@@ -1,0 +1,184 @@
+"""The way back: a LLaMA-Factory training YAML (and its dataset_info.json entries) as a uft spec.
+
+LLaMA-Factory's own defaults are written out explicitly (lora_alpha = 2 x rank, gradient checkpointing on,
+cutoff_len 2048, ...), so the imported spec trains the same way on any backend. Keys the spec does not
+model are kept verbatim under `backend_options.llamafactory`; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unified_ft.errors import Problem, SpecError
+
+from . import PT_TEMPLATE, STAGES, TEMPLATES
+
+#: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
+DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
+            "use_rslora": False, "use_dora": False, "freeze_trainable_layers": 2, "pref_beta": 0.1,
+            "pref_loss": "sigmoid", "cutoff_len": 2048, "train_on_prompt": False, "packing": False,
+            "num_train_epochs": 3.0, "max_steps": -1, "learning_rate": 5e-5, "lr_scheduler_type": "linear",
+            "warmup_ratio": 0.0, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+            "disable_gradient_checkpointing": False, "bf16": False, "fp16": False, "optim": "adamw_torch",
+            "weight_decay": 0.0, "max_grad_norm": 1.0, "seed": 42, "logging_steps": 500, "report_to": "none",
+            "trust_remote_code": False}
+
+#: Keys that only steer LLaMA-Factory's own bookkeeping, equivalent under uft's run directories.
+IGNORED = {"do_train", "output_dir", "overwrite_output_dir", "overwrite_cache", "plot_loss", "dataset_dir",
+           "save_strategy", "preprocessing_num_workers", "dataloader_num_workers", "data_seed", "mask_history",
+           "save_only_model", "resume_from_checkpoint", "ddp_timeout"}
+
+
+def import_config(config_path: str | Path, dataset_info: str | Path | None = None
+                  ) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
+    """(spec as a dict, [(native key, spec key)] mapped, {native key: value} kept verbatim)."""
+    config_path = Path(config_path)
+    native = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    if not isinstance(native, dict):
+        raise SpecError(f"{config_path} is not a LLaMA-Factory config", [Problem(str(config_path),
+                                                                                 "expected a mapping of keys")])
+    get = lambda key: native.get(key, DEFAULTS.get(key))  # noqa: E731
+    mapped: list[tuple[str, str]] = []
+    used = set(IGNORED)
+
+    def take(key: str, target: str) -> Any:
+        used.add(key)
+        mapped.append((key, target))
+        return get(key)
+
+    stage, pref_loss = take("stage", "method.name"), get("pref_loss")
+    method_name = "orpo" if stage == "dpo" and pref_loss == "orpo" else stage
+    if method_name not in STAGES:
+        raise SpecError("This LLaMA-Factory config cannot be imported yet", [Problem(
+            "stage", f"stage {stage!r}" + (f" with pref_loss {pref_loss!r}" if pref_loss else "") +
+            " has no uft translation yet", "import sft, pt, dpo or orpo configs")])
+    method: dict[str, Any] = {"name": method_name}
+    if stage == "dpo":
+        used.add("pref_loss")
+        method["beta"] = take("pref_beta", "method.beta")
+        if pref_loss not in ("sigmoid", "orpo"):
+            method["loss_type"] = pref_loss
+
+    finetuning = take("finetuning_type", "adapter.type")
+    adapter: dict[str, Any] = {"type": finetuning}
+    if finetuning == "lora":
+        rank = take("lora_rank", "adapter.r")
+        alpha = native.get("lora_alpha", rank * 2)  # LLaMA-Factory's default: twice the rank
+        used.add("lora_alpha")
+        mapped.append(("lora_alpha", "adapter.alpha"))
+        target = take("lora_target", "adapter.target_modules")
+        adapter.update({"r": rank, "alpha": alpha, "dropout": take("lora_dropout", "adapter.dropout"),
+                        "target_modules": "all-linear" if target == "all" else
+                        [t.strip() for t in str(target).split(",")],
+                        "rslora": take("use_rslora", "adapter.rslora")})
+        if take("use_dora", "adapter.use_dora"):
+            adapter["type"] = "dora"
+        if native.get("quantization_bit"):
+            adapter.update(type="qlora", bits=take("quantization_bit", "adapter.bits"))
+    elif finetuning == "freeze":
+        adapter["trainable_layers"] = take("freeze_trainable_layers", "adapter.trainable_layers")
+
+    template = take("template", "template")
+    reverse = {v: k for k, v in TEMPLATES.items()}
+    if method_name == "pt" and template in (PT_TEMPLATE, None):
+        reverse[template] = "model"  # plain text: the template renders no chat
+    if template not in reverse:
+        raise SpecError("This LLaMA-Factory config cannot be imported", [Problem(
+            "template", f"LLaMA-Factory template {template!r} has no uft equivalent",
+            f"uft maps these: {', '.join(sorted(reverse))}")])
+
+    bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
+    max_steps = take("max_steps", "training.max_steps")
+    epochs = take("num_train_epochs", "training.epochs")
+    report = take("report_to", "training.report_to")
+    training = {
+        **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": epochs}),
+        "learning_rate": take("learning_rate", "training.learning_rate"),
+        "lr_scheduler": take("lr_scheduler_type", "training.lr_scheduler"),
+        "warmup_ratio": take("warmup_ratio", "training.warmup_ratio"),
+        "per_device_batch_size": take("per_device_train_batch_size", "training.per_device_batch_size"),
+        "gradient_accumulation_steps": take("gradient_accumulation_steps", "training.gradient_accumulation_steps"),
+        "gradient_checkpointing": not take("disable_gradient_checkpointing", "training.gradient_checkpointing"),
+        "precision": "bf16" if bf16 else "fp16" if fp16 else "fp32",
+        "optimizer": take("optim", "training.optimizer"),
+        "weight_decay": take("weight_decay", "training.weight_decay"),
+        "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
+        "seed": take("seed", "training.seed"),
+        "logging_steps": take("logging_steps", "training.logging_steps"),
+        "report_to": [report] if isinstance(report, str) else list(report),
+    }
+    if native.get("save_steps") and native.get("save_strategy", "steps") != "no":
+        training["save_steps"] = take("save_steps", "training.save_steps")
+
+    info_path = Path(dataset_info) if dataset_info else config_path.parent / native.get("dataset_dir", "data") / \
+        "dataset_info.json"
+    data = {"train": _datasets(take("dataset", "data.train"), info_path, method_name),
+            "max_length": take("cutoff_len", "data.max_length"),
+            "packing": bool(take("packing", "data.packing")),
+            "train_on_prompt": take("train_on_prompt", "data.train_on_prompt")}
+    if native.get("eval_dataset"):
+        data["eval"] = _datasets(take("eval_dataset", "data.eval"), info_path, method_name)[0]
+    spec = {"name": _name(config_path), "model": {"path": take("model_name_or_path", "model.path"),
+                                                  "trust_remote_code": take("trust_remote_code",
+                                                                            "model.trust_remote_code")},
+            "template": reverse[template], "method": method, "adapter": adapter, "data": data, "training": training}
+    if native.get("model_revision"):
+        spec["model"]["revision"] = take("model_revision", "model.revision")
+    kept = {k: v for k, v in native.items() if k not in used}
+    if kept:
+        spec["backend_options"] = {"llamafactory": kept}
+    return spec, mapped, kept
+
+
+def _datasets(names: str, info_path: Path, method: str) -> list[dict[str, Any]]:
+    """dataset_info.json entries as uft datasets (path resolved against the info file's folder)."""
+    if not info_path.is_file():
+        raise SpecError("The config's datasets cannot be found", [Problem(
+            str(info_path), "no dataset_info.json here", "pass --dataset-info PATH")])
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    found = []
+    for name in [n.strip() for n in str(names).split(",") if n.strip()]:
+        if name not in info:
+            raise SpecError("The config names a dataset that is not registered", [Problem(
+                f"{info_path} ({name})", "missing from dataset_info.json", "add its entry or fix the name")])
+        entry = info[name]
+        if "file_name" not in entry:
+            raise SpecError("Only local datasets can be imported yet", [Problem(
+                f"{info_path} ({name})", "points at a hub or script dataset, which uft's spec does not model yet",
+                "download it to a local file and register it with file_name")])
+        fmt = _format(entry, method)
+        found.append({"path": str((info_path.parent / entry["file_name"]).resolve()), "format": fmt,
+                      "columns": _columns(entry, fmt)})
+    return found
+
+
+def _format(entry: dict[str, Any], method: str) -> str:
+    if entry.get("ranking"):
+        return "preference"
+    if method == "pt":
+        return "text"
+    if entry.get("formatting") == "sharegpt":
+        return "messages" if entry.get("tags", {}).get("role_tag") == "role" else "sharegpt"
+    return "alpaca"
+
+
+def _columns(entry: dict[str, Any], fmt: str) -> dict[str, str]:
+    """LLaMA-Factory column names as uft's; only those whose file column differs from uft's name."""
+    canonical = {"text": {"prompt": "text"},
+                 "alpaca": {"prompt": "instruction", "query": "input", "response": "output"},
+                 "sharegpt": {"messages": "conversations"}}.get(fmt, {})
+    columns = {}
+    for lf_name, file_name in (entry.get("columns") or {}).items():
+        ours = canonical.get(lf_name, lf_name)
+        if ours != file_name:
+            columns[ours] = file_name
+    return columns
+
+
+def _name(path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem).strip("-.") or "imported"
+    return stem[:100]

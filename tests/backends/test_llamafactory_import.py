@@ -1,0 +1,83 @@
+"""Migration in from LLaMA-Factory: its implicit defaults made explicit, unknown keys kept visibly, and the
+round trip import(translate(spec)) giving back the same effective training settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unified_ft.backends.llamafactory import LlamaFactoryBackend
+from unified_ft.backends.llamafactory.importer import import_config
+from unified_ft.cli import main
+from unified_ft.errors import SpecError
+from unified_ft.launch import prepare_data
+from unified_ft.specfile import load_spec, validate_spec_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+EFFECTIVE = ("model", "template", "method", "adapter", "training")
+
+
+@pytest.mark.parametrize("name", ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora"])
+def test_round_trip_keeps_every_effective_setting(name, tmp_path):
+    spec = load_spec(ROOT / "specs" / f"{name}.yaml")
+    spec.training.precision = spec.training.precision if spec.training.precision != "auto" else "fp32"
+    job = LlamaFactoryBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
+    imported, _, kept = import_config(job.native_dir / "train.yaml")
+    back = validate_spec_dict(imported)
+    for section in EFFECTIVE:
+        assert getattr(back, section) == getattr(spec, section), section
+    assert back.data.max_length == spec.data.max_length and back.data.packing == spec.data.packing
+    assert back.data.train_on_prompt == spec.data.train_on_prompt
+    assert [d.format for d in back.data.train] == [{"alpaca": "messages"}.get(spec.data.train[0].format,
+                                                                              spec.data.train[0].format)]
+    assert kept == {}
+
+
+def _write(tmp_path: Path, config: dict, info: dict) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps(info))
+    (tmp_path / "data" / "demo.json").write_text(json.dumps([{"instruction": "hi", "input": "", "output": "yo"}]))
+    path = tmp_path / "their.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+EXAMPLE = {"model_name_or_path": "Qwen/Qwen3-4B-Instruct-2507", "stage": "sft", "do_train": True,
+           "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all", "dataset": "demo", "template": "qwen",
+           "cutoff_len": 2048, "max_samples": 1000, "output_dir": "saves/x", "logging_steps": 10,
+           "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8, "learning_rate": 1.0e-4,
+           "num_train_epochs": 3.0, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "bf16": True,
+           "ddp_timeout": 180000000}
+
+
+def test_llamafactory_defaults_become_explicit_and_unknown_keys_stay_visible(tmp_path):
+    path = _write(tmp_path, EXAMPLE, {"demo": {"file_name": "demo.json"}})
+    spec, mapped, kept = import_config(path)
+    assert spec["adapter"]["alpha"] == 16  # LLaMA-Factory's implicit 2 x rank
+    assert spec["training"]["gradient_checkpointing"] is True  # on by default in LLaMA-Factory
+    assert spec["training"]["precision"] == "bf16" and spec["data"]["train"][0]["format"] == "alpaca"
+    assert kept == {"max_samples": 1000}
+    assert spec["backend_options"] == {"llamafactory": {"max_samples": 1000}}
+    assert ("lora_alpha", "adapter.alpha") in mapped
+    validate_spec_dict(spec)
+
+
+def test_uft_import_command_writes_a_valid_spec_and_never_overwrites(tmp_path, capsys):
+    path = _write(tmp_path, EXAMPLE, {"demo": {"file_name": "demo.json"}})
+    out = tmp_path / "spec.yaml"
+    assert main(["import", "llamafactory", str(path), "-o", str(out)]) == 0
+    assert load_spec(out).adapter.alpha == 16
+    assert "kept verbatim" in capsys.readouterr().out
+    assert main(["import", "llamafactory", str(path), "-o", str(out)]) == 2
+
+
+def test_missing_dataset_entry_and_unknown_template_are_clear_errors(tmp_path):
+    path = _write(tmp_path, {**EXAMPLE, "dataset": "nope"}, {"demo": {"file_name": "demo.json"}})
+    with pytest.raises(SpecError, match="not registered"):
+        import_config(path)
+    path = _write(tmp_path, {**EXAMPLE, "template": "qwen3_nothink"}, {"demo": {"file_name": "demo.json"}})
+    with pytest.raises(SpecError, match="no uft equivalent"):
+        import_config(path)
