@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .errors import BackendNotFound, CapabilityError, Problem, UftError
+from .errors import BackendNotFound, CapabilityError, Problem, SpecError, UftError
 from .spec import JobSpec
 
 ENTRY_POINT_GROUP = "unified_ft.backends"
@@ -105,6 +105,19 @@ def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         raise UftError(f"{backend} rejects the translated config in {cwd}: {lines[-1] if lines else 'no message'}\n"
                        "    fix: correct the spec or backend_options (the framework's own parser said this)")
+
+
+def merge_passthrough(spec: JobSpec, backend: str, native: dict[str, Any]) -> list[str]:
+    """Add `backend_options.<backend>` to a native config; a key uft already writes from the spec is an error
+    (the spec's own setting must win visibly, not be overridden). Returns the passed-through keys."""
+    passthrough = spec.backend_options.get(backend, {})
+    clashes = sorted(set(passthrough) & set(native))
+    if clashes:
+        raise SpecError(f"backend_options.{backend} repeats settings the spec already models", [
+            Problem(f"backend_options.{backend}.{key}", "is written by uft from the portable spec",
+                    "set it through the spec's own key (see `uft plan` for the mapping)") for key in clashes])
+    native.update(passthrough)
+    return sorted(passthrough)
 
 
 def spec_features(spec: JobSpec) -> dict[str, str]:

@@ -23,7 +23,8 @@ import yaml
 
 from unified_ft import envs
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, run_native_check
+from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, merge_passthrough,
+                               run_native_check)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 
@@ -208,13 +209,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     })
     if t.save_steps:
         config["save_steps"] = t.save_steps
-    passthrough = spec.backend_options.get("llamafactory", {})
-    clashes = sorted(set(passthrough) & set(config))
-    if clashes:
-        raise SpecError("backend_options.llamafactory repeats settings the spec already models", [
-            Problem(f"backend_options.llamafactory.{key}", "is written by uft from the portable spec",
-                    "set it through the spec's own key (see `uft plan`)") for key in clashes])
-    config.update(passthrough)
+    merge_passthrough(spec, "llamafactory", config)
     return config
 
 

@@ -17,8 +17,8 @@ import yaml
 
 from unified_ft import chat_tokens, modeling
 from unified_ft.modeling import model_config
-from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, module_available, run_native_check
+from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, merge_passthrough,
+                               module_available, run_native_check)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 from unified_ft.templates import chat_template_text
@@ -180,13 +180,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         trainer["beta"] = spec.method.beta
     if spec.method.loss_type is not None:
         trainer["loss_type"] = spec.method.loss_type
-    passthrough = spec.backend_options.get("trl", {})
-    clashes = sorted(set(passthrough) & set(trainer))
-    if clashes:
-        raise SpecError("backend_options.trl repeats settings the spec already models", [
-            Problem(f"backend_options.trl.{key}", "is written by uft from the portable spec",
-                    "set it through the spec's own key (see `uft plan` for the mapping)") for key in clashes])
-    trainer.update(passthrough)
+    passthrough = merge_passthrough(spec, "trl", trainer)
     return {
         "method": method,
         "model": model_config(spec, head="sequence_classification" if method == "rm" else "causal_lm"),
@@ -196,7 +190,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "peft": _peft(spec),
         "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
         "quantization": {"bits": a.bits} if a.type == "qlora" else None,
-        "passthrough": sorted(passthrough),
+        "passthrough": passthrough,
         "trainer": trainer,
     }
 
