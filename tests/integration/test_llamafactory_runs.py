@@ -104,3 +104,21 @@ def test_ejected_folder_runs_with_llamafactory_cli_alone(tmp_path, tiny_model):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "output" / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize("case", ["pt", "orpo", "full", "freeze"])
+def test_other_methods_and_adapters_on_llamafactory(case, tmp_path, tiny_model):
+    write_jsonl(tmp_path / "text.jsonl", [{"text": f"the quick brown fox {i} jumps"} for i in range(8)])
+    overrides = {
+        "pt": {"method": "pt", "template": "model", "data": {"train": [{"path": "text.jsonl", "format": "text"}]}},
+        "orpo": {"method": "orpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
+        "full": {"adapter": {"type": "full"}},
+        "freeze": {"adapter": {"type": "freeze", "trainable_layers": 1}},
+    }[case]
+    spec = _spec(tmp_path, tiny_model, case, evaluation={"enabled": False},
+                 training={"max_steps": 2, "per_device_batch_size": 2}, **overrides)
+    assert main(["run", str(spec), "--backend", "llamafactory", "--runs-dir", str(tmp_path / "runs")]) == 0
+    run_dir = tmp_path / "runs" / case / "llamafactory"
+    assert len(_losses(run_dir)) == 2
+    trained = run_dir / ("model" if case in ("full", "freeze") else "adapter")
+    assert (trained / ("config.json" if case in ("full", "freeze") else "adapter_config.json")).exists()
