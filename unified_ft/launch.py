@@ -55,7 +55,7 @@ def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
 
 def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple[Plan, NativeJob]:
     """Eject: the native files for a spec in an empty folder, runnable without uft."""
-    plan = make_plan(spec, backend_name)
+    plan = _for_backend(make_plan(spec, backend_name))
     out = ensure_empty_dir(out_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="uft-data-") as tmp:
@@ -65,6 +65,16 @@ def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple
         shutil.rmtree(out, ignore_errors=True)
         raise
     return plan, job
+
+
+def _for_backend(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
+    """A GGUF model becomes a cached safetensors folder for backends that cannot read GGUF."""
+    from .models import for_backend
+
+    plan.spec, derived = for_backend(plan.spec, plan.backend, say or (lambda message: None))
+    if derived:
+        plan.derived["model.path (for this backend)"] = derived
+    return plan
 
 
 def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | None = None,
@@ -80,6 +90,7 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
     if not plan.environment.ready:
         raise BackendNotReady(f"backend {backend_name} is not ready: {plan.environment.detail}\n"
                               f"    fix: {plan.environment.install_hint}")
+    plan = _for_backend(plan, on_eval_progress)
     run_dir = create_run_dir(runs_dir or spec.runs_dir, spec.name, backend_name)
     try:
         data = prepare_data(plan.spec, run_dir / "data")

@@ -66,7 +66,8 @@ CAPABILITIES: dict[str, Capability] = {
     "training.gradient_checkpointing": NATIVE,
     "report_to.tensorboard": NATIVE, "report_to.wandb": NATIVE,
     "model.trust_remote_code": NATIVE,
-    "model.gguf": Capability("unsupported", "LLaMA-Factory cannot read GGUF; convert the model to safetensors"),
+    "model.gguf": Capability("emulated", "LLaMA-Factory cannot read GGUF: uft dequantizes it once into a cached "
+                             "safetensors folder"),
 }
 
 _TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",

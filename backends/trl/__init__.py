@@ -65,6 +65,7 @@ class TrlBackend:
 
     name = "trl"
     capabilities = CAPABILITIES
+    reads_gguf = True  # transformers dequantizes GGUF on load
 
     def environment(self) -> EnvStatus:
         missing = [m for m in STACK if not module_available(m)]

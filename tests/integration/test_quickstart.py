@@ -76,3 +76,24 @@ def test_smollm2_merged_and_gguf_exports_reload_and_agree(quickstart):
         a, b = from_merged(ids).logits, from_gguf(ids).logits
     assert (a - b).abs().max().item() < 1e-3
     assert torch.equal(a.argmax(-1), b.argmax(-1))
+
+
+def test_gguf_model_becomes_a_cached_safetensors_folder_for_llamafactory(tmp_path, monkeypatch):
+    import yaml
+
+    from unified_ft.quickstart import write_quickstart
+
+    monkeypatch.setenv("UFT_CACHE_DIR", str(tmp_path / "cache"))
+    spec_path = write_quickstart(tmp_path / "qs", 2)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["template"] = "chatml"  # LLaMA-Factory renders with its own templates
+    spec_path.write_text(yaml.safe_dump(spec))
+    assert main(["translate", str(spec_path), "--backend", "llamafactory", "-o", str(tmp_path / "native")]) == 0
+    native = yaml.safe_load((tmp_path / "native" / "train.yaml").read_text())
+    folder = tmp_path / "cache" / "models"
+    converted = next(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert native["model_name_or_path"] == str(converted)
+    assert (converted / "config.json").exists() and (converted / "model.safetensors").exists()
+    stamp = (converted / "config.json").stat().st_mtime_ns
+    assert main(["translate", str(spec_path), "--backend", "llamafactory", "-o", str(tmp_path / "again")]) == 0
+    assert (converted / "config.json").stat().st_mtime_ns == stamp  # converted once, then reused
