@@ -160,6 +160,10 @@ def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manife
     if data.eval_path is None:
         manifest.update(evaluation="skipped: no eval set (add data.eval or data.eval_split)")
         return None
+    if spec.method.name == "rm":
+        manifest.update(evaluation="skipped: a reward model scores answers; the shared evaluation judges "
+                                   "generators (set evaluation.enabled: false to silence this)")
+        return None
     from .evaluate import evaluate_run
 
     try:

@@ -36,7 +36,7 @@ RECIPE = envs.EnvRecipe(
 #: uft template names -> LLaMA-Factory `template` values (their renderings match uft's Jinja ones).
 TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "mistral": "mistral", "gemma": "gemma",
              "phi3": "phi", "alpaca": "alpaca"}
-STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo"}
+STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo", "kto": "kto", "rm": "rm"}
 PT_TEMPLATE = "default"
 _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
 _NO_TOKENIZER_TEMPLATE = "LLaMA-Factory renders chats with its own templates: name one (chatml, qwen, llama3, ...)"
@@ -44,8 +44,8 @@ _NO_TOKENIZER_TEMPLATE = "LLaMA-Factory renders chats with its own templates: na
 CAPABILITIES: dict[str, Capability] = {
     "method.sft": NATIVE, "method.pt": NATIVE, "method.dpo": NATIVE,
     "method.orpo": Capability("native", "stage dpo with pref_loss orpo"),
-    "method.kto": Capability("unsupported", "uft's LLaMA-Factory translator does not write KTO data yet"),
-    "method.rm": Capability("unsupported", "uft's LLaMA-Factory translator does not write reward-model runs yet"),
+    "method.kto": Capability("native", "preference pairs become unpaired rows with kto_tag true/false"),
+    "method.rm": NATIVE,
     "method.ppo": Capability("unsupported", "needs a reward model run first; not translated yet"),
     "method.grpo": Capability("unsupported", "LLaMA-Factory has no GRPO stage"),
     "adapter.lora": NATIVE, "adapter.dora": NATIVE, "adapter.rslora": NATIVE, "adapter.full": NATIVE,
@@ -176,6 +176,8 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     if method in ("dpo", "orpo"):
         config.update({"pref_beta": spec.method.beta, "pref_loss": "orpo" if method == "orpo" else
                        (spec.method.loss_type or "sigmoid")})
+    if method == "kto":
+        config["pref_beta"] = spec.method.beta
     config.update({
         "dataset": "uft_train",
         "dataset_dir": "data",
@@ -228,7 +230,9 @@ def dataset_entry(spec: JobSpec, file_name: str, has_tools: bool = False) -> dic
     entry: dict[str, Any] = {"file_name": file_name, "formatting": "sharegpt",
                              "columns": {"messages": "messages", **({"tools": "tools"} if has_tools else {})},
                              "tags": dict(_TAGS)}
-    if spec.record_kind == "preference":
+    if spec.method.name == "kto":
+        entry["columns"]["kto_tag"] = "kto_tag"
+    elif spec.record_kind == "preference":
         entry["ranking"] = True
         entry["columns"].update({"chosen": "chosen", "rejected": "rejected"})
     return entry
@@ -249,7 +253,11 @@ def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
                 raise SpecError("LLaMA-Factory takes one chosen and one rejected message per row", [Problem(
                     str(source), "a preference row has a multi-message chosen/rejected answer",
                     "use the trl backend for multi-turn preference answers")])
-            rows.append({"messages": row["prompt"], "chosen": chosen[0], "rejected": rejected[0]})
+            if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
+                rows.append({"messages": [*row["prompt"], chosen[0]], "kto_tag": True})
+                rows.append({"messages": [*row["prompt"], rejected[0]], "kto_tag": False})
+            else:
+                rows.append({"messages": row["prompt"], "chosen": chosen[0], "rejected": rejected[0]})
     target.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return any("tools" in row for row in rows)
 

@@ -57,6 +57,8 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
             "stage", f"stage {stage!r}" + (f" with pref_loss {pref_loss!r}" if pref_loss else "") +
             " has no uft translation yet", "import sft, pt, dpo or orpo configs")])
     method: dict[str, Any] = {"name": method_name}
+    if stage == "kto":
+        method["beta"] = take("pref_beta", "method.beta")
     if stage == "dpo":
         used.add("pref_loss")
         method["beta"] = take("pref_beta", "method.beta")
@@ -157,6 +159,10 @@ def _datasets(names: str, info_path: Path, method: str) -> list[dict[str, Any]]:
 
 
 def _format(entry: dict[str, Any], method: str) -> str:
+    if method == "kto":
+        raise SpecError("KTO data cannot be imported yet", [Problem(
+            str(entry.get("file_name")), "unpaired kto_tag rows have no uft format yet (uft's preference format "
+            "holds pairs)", "import the run with paired preference data, or keep using LLaMA-Factory for it")])
     if entry.get("ranking"):
         return "preference"
     if method == "pt":
