@@ -42,12 +42,17 @@ class EnvRecipe:
     extra_args: tuple[str, ...] = field(default=())  # more `uv pip install` arguments (e.g. an index)
 
 
-def cache_root() -> Path:
-    """Where environments live: $UFT_CACHE_DIR, else the user's cache directory."""
+def user_cache(*parts: str) -> Path:
+    """uft's cache folder: $UFT_CACHE_DIR, else <user cache>/unified_ft (environments, models, tools)."""
     if os.environ.get("UFT_CACHE_DIR"):
-        return Path(os.environ["UFT_CACHE_DIR"]) / "envs"
+        return Path(os.environ["UFT_CACHE_DIR"]).joinpath(*parts)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "unified_ft" / "envs"
+    return Path(base).joinpath("unified_ft", *parts)
+
+
+def cache_root() -> Path:
+    """Where environments live."""
+    return user_cache("envs")
 
 
 def env_key(recipe: EnvRecipe) -> str:

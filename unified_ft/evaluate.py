@@ -74,9 +74,6 @@ class EvalReport(BaseModel):
     duration_s: float
     versions: dict[str, str] = Field(default_factory=dict)
 
-    def main(self, scores: ModelScores) -> float:
-        return _metric(scores, self.main_metric)
-
 
 def evaluate_run(run_dir: str | Path, on_progress: Progress | None = None) -> EvalReport:
     """Judge a finished run; writes eval.json and eval/samples.jsonl atomically and returns the report."""
@@ -149,25 +146,18 @@ def format_table(report: EvalReport):
     table.add_column("tuned", justify="right")
     if report.base:
         table.add_column("change", justify="right")
-    names = ["loss", "perplexity", *report.tuned.metrics, *report.tuned.checks, "tokens_per_s"]
-    for name in names:
-        tuned = _metric(report.tuned, name)
-        row = [f"[bold]{name}[/bold]" if name == report.main_metric else name]
-        if report.base:
-            base = _metric(report.base, name)
-            row += [_fmt(base), _fmt(tuned), _fmt(tuned - base, signed=True)]
-        else:
-            row.append(_fmt(tuned))
-        table.add_row(*row)
+
+    def add(label: str, tuned: float, base: float | None) -> None:
+        values = [_fmt(base), _fmt(tuned), _fmt(tuned - base, signed=True)] if report.base else [_fmt(tuned)]
+        table.add_row(label, *values)
+
+    for name in ["loss", "perplexity", *report.tuned.metrics, *report.tuned.checks, "tokens_per_s"]:
+        add(f"[bold]{name}[/bold]" if name == report.main_metric else name, _metric(report.tuned, name),
+            _metric(report.base, name) if report.base else None)
     for task, values in report.tuned.lm_eval.items():
         for name, tuned in values.items():
-            row = [f"lm_eval {task} {name}"]
-            if report.base:
-                base = report.base.lm_eval.get(task, {}).get(name, float("nan"))
-                row += [_fmt(base), _fmt(tuned), _fmt(tuned - base, signed=True)]
-            else:
-                row.append(_fmt(tuned))
-            table.add_row(*row)
+            add(f"lm_eval {task} {name}", tuned,
+                report.base.lm_eval.get(task, {}).get(name, float("nan")) if report.base else None)
     if report.forgetting:
         f = report.forgetting
         table.add_row("general loss (forgetting)", _fmt(f.base_loss), _fmt(f.tuned_loss), _fmt(f.delta, signed=True))

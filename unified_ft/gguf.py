@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from .envs import user_cache
 from .errors import UftError
 
 SDIST_PROJECT = "llama-cpp-python"
@@ -33,8 +34,7 @@ OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "unified_ft" / "llama.cpp" / SDIST_VERSION
+    return user_cache("llama.cpp", SDIST_VERSION)
 
 
 def converter_script(say: Callable[[str], None] = lambda m: None) -> Path:

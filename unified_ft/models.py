@@ -9,20 +9,17 @@ to a temporary folder and renamed, under a file lock.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .envs import user_cache
 from .spec import JobSpec
 
 
 def models_cache() -> Path:
-    if os.environ.get("UFT_CACHE_DIR"):
-        return Path(os.environ["UFT_CACHE_DIR"]) / "models"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "unified_ft" / "models"
+    return user_cache("models")
 
 
 def gguf_as_safetensors(spec: JobSpec, say: Callable[[str], None] = lambda m: None) -> Path:

@@ -96,6 +96,17 @@ class Backend(Protocol):
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs: ...
 
 
+def final_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run summary every backend reports from its standard metrics rows."""
+    losses = [r["loss"] for r in rows if r.get("loss") is not None]
+    summary = {"steps": rows[-1]["step"] if rows else 0, "first_loss": losses[0] if losses else None,
+               "final_loss": losses[-1] if losses else None}
+    evals = [r["eval_loss"] for r in rows if r.get("eval_loss") is not None]
+    if evals:
+        summary["eval_loss"] = evals[-1]
+    return summary
+
+
 def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 600) -> None:
     """Run a framework's own argument parsing on translated files; its complaint becomes a clear error."""
     import subprocess

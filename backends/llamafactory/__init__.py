@@ -23,8 +23,8 @@ import yaml
 
 from unified_ft import envs
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, merge_passthrough,
-                               run_native_check)
+from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
+                               merge_passthrough, run_native_check)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 
@@ -143,10 +143,7 @@ class LlamaFactoryBackend:
                                                                                "*_results.json", "trainer_state.json"))
         elif (output / "config.json").exists():
             shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
-        losses = [r["loss"] for r in rows if r.get("loss") is not None]
-        final = {"steps": rows[-1]["step"] if rows else 0, "first_loss": losses[0] if losses else None,
-                 "final_loss": losses[-1] if losses else None}
-        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final,
+        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
                           versions=envs.check_env(RECIPE))
 
 

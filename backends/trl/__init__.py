@@ -17,8 +17,8 @@ import yaml
 
 from unified_ft import chat_tokens, modeling
 from unified_ft.modeling import model_config
-from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, merge_passthrough,
-                               module_available, run_native_check)
+from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
+                               merge_passthrough, module_available, run_native_check)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 from unified_ft.templates import chat_template_text
@@ -130,14 +130,8 @@ class TrlBackend:
             shutil.copytree(final, run_dir / "model")
         versions_file = output / "versions.json"
         versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
-        train_rows = [r for r in rows if r.get("loss") is not None]
-        final_metrics = {"steps": rows[-1]["step"] if rows else 0,
-                         "first_loss": train_rows[0]["loss"] if train_rows else None,
-                         "final_loss": train_rows[-1]["loss"] if train_rows else None}
-        eval_rows = [r for r in rows if r.get("eval_loss") is not None]
-        if eval_rows:
-            final_metrics["eval_loss"] = eval_rows[-1]["eval_loss"]
-        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics, versions=versions)
+        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
+                          versions=versions)
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
