@@ -84,6 +84,11 @@ def test_dora_type_implies_use_dora():
     assert validate_spec_dict(minimal(adapter={"type": "dora"})).adapter.use_dora is True
 
 
+def test_pissa_gets_default_iterations():
+    assert validate_spec_dict(minimal(adapter={"init": "pissa"})).adapter.pissa_iters == 16
+    assert validate_spec_dict(minimal()).adapter.pissa_iters is None
+
+
 def test_qlora_with_bits_is_valid():
     a = validate_spec_dict(minimal(adapter={"type": "qlora", "bits": 4})).adapter
     assert a.type == "qlora" and a.bits == 4
@@ -146,6 +151,13 @@ RULES = [
     pytest.param(minimal(training={"report_to": ["none", "wandb"]}), ["training.report_to", "none"],
                  id="report-to-none-and-wandb"),
     pytest.param(minimal(model={"path": "   "}), ["model.path", "empty"], id="model-path-blank"),
+    pytest.param(minimal(adapter={"type": "full", "loraplus_lr_ratio": 16}), ["loraplus_lr_ratio", "full"],
+                 id="loraplus-on-full"),
+    pytest.param(minimal(adapter={"pissa_iters": 4}), ["adapter.pissa_iters", "init: pissa"], id="iters-without-pissa"),
+    pytest.param(minimal(adapter={"type": "qlora", "bits": 4, "init": "pissa"}), ["pissa", "unquantized"],
+                 id="pissa-on-qlora"),
+    pytest.param(minimal(method="dpo", adapter={"init": "pissa"}, data={"train": [PREFERENCE]}),
+                 ["pissa", "dpo", "reference model"], id="pissa-with-dpo"),
 ]
 
 

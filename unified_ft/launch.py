@@ -22,6 +22,7 @@ from typing import Any
 
 from . import __version__
 from .data import PreparedData, prepare_records
+from .data.hub import fetch_hub_dataset
 from .errors import BackendNotReady, RunFailed, RunInterrupted
 from .plan import Plan, make_plan
 from .plugin import NativeJob
@@ -48,8 +49,9 @@ class RunResult:
 def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
     """The spec's datasets read, checked, mixed and split into canonical JSONL under `out_dir`."""
     d = spec.data
-    train = [(ds.path, ds.format, ds.columns or None, ds.weight) for ds in d.train]
-    eval_source = (d.eval.path, d.eval.format, d.eval.columns or None) if d.eval else None
+    local = lambda ds: ds.path or fetch_hub_dataset(ds.hub, ds.subset, ds.split)  # noqa: E731
+    train = [(local(ds), ds.format, ds.columns or None, ds.weight) for ds in d.train]
+    eval_source = (local(d.eval), d.eval.format, d.eval.columns or None) if d.eval else None
     return prepare_records(train, eval_source, d.eval_split, spec.training.seed, out_dir, spec.record_kind)
 
 

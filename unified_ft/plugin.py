@@ -144,6 +144,10 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
         feats[f"template.{spec.template.name}"] = f"template: {spec.template.name}"
     if spec.adapter.rslora:
         feats["adapter.rslora"] = "adapter.rslora: true"
+    if spec.adapter.loraplus_lr_ratio is not None:
+        feats["adapter.loraplus"] = "adapter.loraplus_lr_ratio"
+    if spec.adapter.init == "pissa":
+        feats["adapter.pissa"] = "adapter.init: pissa"
     if spec.adapter.use_dora and spec.adapter.type != "dora":
         feats["adapter.dora"] = "adapter.use_dora: true"
     if spec.data.packing:

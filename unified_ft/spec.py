@@ -21,7 +21,11 @@ DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
 PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
 REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
 LORA_FAMILY = ("lora", "qlora", "dora")
-LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
+LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora", "loraplus_lr_ratio", "init")
+#: LoRA+ learning rate for LoRA embedding layers (peft's and LLaMA-Factory's default), written out per backend.
+LORAPLUS_LR_EMBEDDING = 1e-6
+#: Methods that score against the frozen base as a reference model; PiSSA rewrites that base.
+REFERENCE_MODEL_METHODS = ("dpo", "kto")
 DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
 
 #: uft's own chat template names; each backend maps them to its native template. `model` means the
@@ -131,6 +135,14 @@ class AdapterSpec(_Strict):
     )
     rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA). `type: dora` implies it.")
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+: the B matrices learn this many times faster than A (e.g. 16); "
+        "null trains both at the same rate.")
+    init: Literal["default", "pissa"] = Field(
+        "default", description="LoRA initialisation: `default` (B = 0) or `pissa` (principal singular vectors "
+        "of the base weights; the exported adapter is converted back to plain LoRA on the original base).")
+    pissa_iters: int | None = Field(
+        None, ge=0, description="For `init: pissa`: fast-SVD iterations (default 16; 0 = exact SVD).")
     bits: Literal[4, 8] | None = Field(None, description="Quantization of the frozen base for qlora: 4 or 8.")
     num_virtual_tokens: int = Field(20, ge=1, description="Virtual tokens for prefix/prompt/p_tuning.")
     trainable_layers: int = Field(2, ge=1, description="For `freeze`: how many of the last layers are trained.")
@@ -153,15 +165,28 @@ class AdapterSpec(_Strict):
             if lora_keys:
                 raise ValueError(f"adapter {', '.join(sorted(lora_keys))} apply to LoRA-family adapters, "
                                  f"not {self.type}; remove them")
+        if self.init == "pissa":
+            if self.type == "qlora":
+                raise ValueError("adapter.init pissa needs the base weights unquantized; use type lora/dora, "
+                                 "or decompose the base offline first")
+            if self.pissa_iters is None:
+                self.pissa_iters = 16
+        elif self.pissa_iters is not None:
+            raise ValueError("adapter.pissa_iters applies to `init: pissa` only; remove it")
         if isinstance(self.target_modules, list) and not self.target_modules:
             raise ValueError("adapter.target_modules is an empty list; name modules or use all-linear")
         return self
 
 
 class DatasetSpec(_Strict):
-    """One local dataset file and how to read it."""
+    """One dataset (a local file or a hub dataset) and how to read it."""
 
-    path: str = Field(description="Local file (.json, .jsonl, .csv, .parquet); relative to the spec file.")
+    path: str | None = Field(None, description="Local file (.json, .jsonl, .csv, .parquet); relative to the spec "
+                             "file. Give `path` or `hub`.")
+    hub: str | None = Field(None, description="A Hugging Face hub dataset id (org/name), downloaded once into "
+                            "uft's cache when a run starts. Give `path` or `hub`.")
+    subset: str | None = Field(None, description="The hub dataset's configuration (subset) name, for `hub`.")
+    split: str | None = Field(None, description="The hub dataset's split, for `hub` (default train).")
     format: DataFormat = Field(
         description="alpaca, sharegpt, messages (OpenAI style), preference (chosen/rejected) or text."
     )
@@ -170,6 +195,21 @@ class DatasetSpec(_Strict):
         description="Map uft's column names to the file's, e.g. {instruction: question, output: answer}.",
     )
     weight: float = Field(1.0, gt=0, description="Relative mixing weight among the train datasets.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("a dataset needs exactly one of `path` (a local file) or `hub` (a hub dataset id)")
+        if self.hub is None and (self.subset is not None or self.split is not None):
+            raise ValueError("dataset subset/split apply to `hub` datasets only; remove them")
+        if self.hub is not None and self.split is None:
+            self.split = "train"
+        return self
+
+    @property
+    def source(self) -> str:
+        """How messages name this dataset: its path, or hub:<id>."""
+        return self.path if self.path is not None else f"hub:{self.hub}"
 
 
 class DataSpec(_Strict):
@@ -282,6 +322,8 @@ class EvaluationSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> EvaluationSpec:
+        if self.forgetting is not None and self.forgetting.hub is not None:
+            raise ValueError("evaluation.forgetting takes a local file (or `path: builtin`), not a hub dataset")
         known = [*(self.metrics or REFERENCE_METRICS), *(c.type for c in self.checks), "loss", "perplexity"]
         if self.main_metric is not None and self.main_metric not in known:
             raise ValueError(f"evaluation.main_metric {self.main_metric!r} is not measured; choose one of "
@@ -360,6 +402,9 @@ class JobSpec(_Strict):
             raise ValueError(f"format text is for method pt, not {method}")
         if self.data.packing and method not in ("sft", "pt"):
             raise ValueError(f"data.packing applies to sft and pt, not {method}; remove it")
+        if self.adapter.init == "pissa" and method in REFERENCE_MODEL_METHODS:
+            raise ValueError(f"adapter.init pissa rewrites the base weights that method {method} uses as its "
+                             "reference model; use the default init, or orpo (no reference model)")
         if self.template.name == "jinja" and method == "pt":
             raise ValueError("method pt uses no chat template; remove template")
         self._resolve_evaluation()

@@ -59,7 +59,7 @@ def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
     forgetting = spec.evaluation.forgetting
     extra = [forgetting] if forgetting and forgetting.path != "builtin" else []
     for dataset in [*spec.data.train, *([spec.data.eval] if spec.data.eval else []), *extra]:
-        if not Path(dataset.path).is_absolute():
+        if dataset.path is not None and not Path(dataset.path).is_absolute():
             dataset.path = str((base / dataset.path).resolve())
     lm_eval = spec.evaluation.lm_eval
     if lm_eval:

@@ -26,7 +26,7 @@ from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
                                merge_passthrough, run_native_check)
 from unified_ft.runs import read_jsonl, write_jsonl
-from unified_ft.spec import JobSpec
+from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 
 HERE = Path(__file__).resolve().parent
 RECIPE = envs.EnvRecipe(
@@ -49,6 +49,8 @@ CAPABILITIES: dict[str, Capability] = {
     "method.ppo": Capability("unsupported", "needs a reward model run first; not translated yet"),
     "method.grpo": Capability("unsupported", "LLaMA-Factory has no GRPO stage"),
     "adapter.lora": NATIVE, "adapter.dora": NATIVE, "adapter.rslora": NATIVE, "adapter.full": NATIVE,
+    "adapter.loraplus": Capability("native", "loraplus_lr_ratio"),
+    "adapter.pissa": Capability("native", "pissa_init, with pissa_convert to a plain LoRA adapter"),
     "adapter.freeze": Capability("native", "finetuning_type freeze, freeze_trainable_layers"),
     "adapter.qlora": _GPU,
     **{f"adapter.{a}": Capability("unsupported", "LLaMA-Factory has no prompt-learning adapters")
@@ -139,8 +141,11 @@ class LlamaFactoryBackend:
         adapter_dir = None
         if (output / "adapter_config.json").exists():
             adapter_dir = run_dir / "adapter"
-            shutil.copytree(output, adapter_dir, ignore=shutil.ignore_patterns("checkpoint-*", "runs", "*.jsonl",
-                                                                               "*_results.json", "trainer_state.json"))
+            shutil.copytree(output, adapter_dir, ignore=shutil.ignore_patterns(
+                "checkpoint-*", "runs", "pissa_*", "*.jsonl", "*_results.json", "trainer_state.json"))
+            converted = output / "pissa_converted"  # a PiSSA adapter as plain LoRA on the original base
+            if (converted / "adapter_config.json").exists():
+                shutil.copytree(converted, adapter_dir, dirs_exist_ok=True)
         elif (output / "config.json").exists():
             shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
@@ -165,7 +170,11 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         targets = a.target_modules
         config.update({"lora_rank": a.r, "lora_alpha": a.alpha, "lora_dropout": a.dropout,
                        "lora_target": "all" if targets == "all-linear" else ",".join(targets),
-                       "use_rslora": a.rslora, "use_dora": a.use_dora})
+                       "use_rslora": a.rslora, "use_dora": a.use_dora,
+                       "loraplus_lr_ratio": a.loraplus_lr_ratio, "loraplus_lr_embedding": LORAPLUS_LR_EMBEDDING,
+                       "pissa_init": a.init == "pissa"})
+        if a.init == "pissa":  # LLaMA-Factory's -1 means exact SVD; converted so the adapter fits the original base
+            config.update({"pissa_iter": a.pissa_iters or -1, "pissa_convert": True})
     if a.type == "qlora":
         config["quantization_bit"] = a.bits
     if a.type == "freeze":

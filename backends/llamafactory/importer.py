@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 
 from unified_ft.errors import Problem, SpecError
+from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 
 from . import PT_TEMPLATE, STAGES, TEMPLATES
 
 #: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
-DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
+DEFAULTS = {"pissa_iter": 16, "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
             "use_rslora": False, "use_dora": False, "freeze_trainable_layers": 2, "pref_beta": 0.1,
             "pref_loss": "sigmoid", "cutoff_len": 2048, "train_on_prompt": False, "packing": False,
             "num_train_epochs": 3.0, "max_steps": -1, "learning_rate": 5e-5, "lr_scheduler_type": "linear",
@@ -77,6 +78,13 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
                         "target_modules": "all-linear" if target == "all" else
                         [t.strip() for t in str(target).split(",")],
                         "rslora": take("use_rslora", "adapter.rslora")})
+        if take("loraplus_lr_ratio", "adapter.loraplus_lr_ratio") is not None:
+            adapter["loraplus_lr_ratio"] = native["loraplus_lr_ratio"]
+        _only_default(native, "loraplus_lr_embedding", LORAPLUS_LR_EMBEDDING, used)
+        used.update({"pissa_iter", "pissa_convert"})  # uft always converts PiSSA adapters back to plain LoRA
+        if take("pissa_init", "adapter.init"):
+            iters = take("pissa_iter", "adapter.pissa_iters")
+            adapter.update(init="pissa", pissa_iters=0 if iters == -1 else iters)
         if take("use_dora", "adapter.use_dora"):
             adapter["type"] = "dora"
         if native.get("quantization_bit"):
@@ -136,6 +144,15 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     return spec, mapped, kept
 
 
+def _only_default(native: dict[str, Any], key: str, default: Any, used: set[str]) -> None:
+    """A key uft writes with a fixed value: accepted at that value, an error (not a silent change) otherwise."""
+    used.add(key)
+    if native.get(key, default) != default:
+        raise SpecError("This LLaMA-Factory config cannot be imported as it is", [Problem(
+            key, f"{native[key]!r} differs from the value uft always uses ({default!r})",
+            f"remove {key} (uft writes {default!r}) or keep using LLaMA-Factory for this run")])
+
+
 def _datasets(names: str, info_path: Path, method: str) -> list[dict[str, Any]]:
     """dataset_info.json entries as uft datasets (path resolved against the info file's folder)."""
     if not info_path.is_file():
@@ -148,14 +165,22 @@ def _datasets(names: str, info_path: Path, method: str) -> list[dict[str, Any]]:
             raise SpecError("The config names a dataset that is not registered", [Problem(
                 f"{info_path} ({name})", "missing from dataset_info.json", "add its entry or fix the name")])
         entry = info[name]
-        if "file_name" not in entry:
-            raise SpecError("Only local datasets can be imported yet", [Problem(
-                f"{info_path} ({name})", "points at a hub or script dataset, which uft's spec does not model yet",
-                "download it to a local file and register it with file_name")])
         fmt = _format(entry, method)
-        found.append({"path": str((info_path.parent / entry["file_name"]).resolve()), "format": fmt,
-                      "columns": _columns(entry, fmt)})
+        found.append({**_source(entry, info_path, name), "format": fmt, "columns": _columns(entry, fmt)})
     return found
+
+
+def _source(entry: dict[str, Any], info_path: Path, name: str) -> dict[str, Any]:
+    """A local file (resolved against the info file's folder), or a Hugging Face hub reference."""
+    if "file_name" in entry:
+        return {"path": str((info_path.parent / entry["file_name"]).resolve())}
+    if "hf_hub_url" in entry:
+        hub = {"hub": entry["hf_hub_url"], "split": entry.get("split", "train")}
+        return {**hub, "subset": entry["subset"]} if entry.get("subset") else hub
+    kind = "a ModelScope/Modelers hub" if {"ms_hub_url", "om_hub_url"} & set(entry) else "a loading script"
+    raise SpecError("This dataset cannot be imported", [Problem(
+        f"{info_path} ({name})", f"points at {kind} dataset; uft reads local files and Hugging Face hub datasets",
+        "download it to a local file and register it with file_name (or give its hf_hub_url)")])
 
 
 def _format(entry: dict[str, Any], method: str) -> str:

@@ -20,7 +20,7 @@ from unified_ft.modeling import model_config
 from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
                                merge_passthrough, module_available, run_native_check)
 from unified_ft.runs import read_jsonl, write_jsonl
-from unified_ft.spec import JobSpec
+from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 from unified_ft.templates import chat_template_text
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -40,6 +40,8 @@ CAPABILITIES: dict[str, Capability] = {
     "adapter.qlora": _GPU,
     "adapter.freeze": Capability("emulated", "uft's runner turns off gradients outside the last N layers"),
     "adapter.rslora": NATIVE,
+    "adapter.loraplus": Capability("native", "peft's create_loraplus_optimizer"),
+    "adapter.pissa": Capability("native", "peft init_lora_weights pissa; the adapter is converted to plain LoRA"),
     "adapter.dora": NATIVE,
     **{f"optimizer.{o}": NATIVE for o in ("adamw_torch", "sgd", "adafactor")},
     "optimizer.adamw_8bit": _GPU,
@@ -183,6 +185,8 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "data": {"train": "train.jsonl", "eval": "eval.jsonl" if has_eval else None,
                  "train_on_prompt": spec.data.train_on_prompt},
         "peft": _peft(spec),
+        "loraplus": ({"lr_ratio": a.loraplus_lr_ratio, "lr_embedding": LORAPLUS_LR_EMBEDDING}
+                     if a.loraplus_lr_ratio is not None else None),
         "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
         "quantization": {"bits": a.bits} if a.type == "qlora" else None,
         "passthrough": passthrough,
@@ -190,12 +194,18 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     }
 
 
+def pissa_init(iters: int | None) -> str:
+    """peft's init_lora_weights value: exact SVD, or fast SVD with `iters` iterations."""
+    return "pissa" if not iters else f"pissa_niter_{iters}"
+
+
 def _peft(spec: JobSpec) -> dict[str, Any] | None:
     a = spec.adapter
     task = "SEQ_CLS" if spec.method.name == "rm" else "CAUSAL_LM"
     if a.type in ("lora", "qlora", "dora"):
         return {"type": "lora", "task_type": task, "r": a.r, "lora_alpha": a.alpha, "lora_dropout": a.dropout,
-                "target_modules": a.target_modules, "use_rslora": a.rslora, "use_dora": a.use_dora, "bias": "none"}
+                "target_modules": a.target_modules, "use_rslora": a.rslora, "use_dora": a.use_dora, "bias": "none",
+                "init_lora_weights": pissa_init(a.pissa_iters) if a.init == "pissa" else True}
     if a.type == "prefix":
         return {"type": "prefix", "task_type": task, "num_virtual_tokens": a.num_virtual_tokens}
     if a.type == "prompt":

@@ -86,9 +86,15 @@ def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
         peft_config=peft_config,
         callbacks=[JsonlLog()],
     )
+    _use_loraplus(trainer, cfg.get("loraplus"))
+    pissa_dir = _save_pissa_init(trainer.model, out, cfg.get("peft"))
     trainer.train()
     final = out / "final"
-    trainer.save_model(str(final))
+    if pissa_dir:
+        # A PiSSA adapter only fits the rewritten base; saved this way it is a plain LoRA on the original base.
+        trainer.model.save_pretrained(str(final), path_initial_model_for_weight_conversion=str(pissa_dir))
+    else:
+        trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
     log.write({"event": "end", "global_step": trainer.state.global_step,
                "elapsed_s": round(time.monotonic() - log.started, 3), "peak_memory_mb": _peak_memory_mb(torch)})
@@ -120,11 +126,36 @@ def _apply_freeze(model, freeze: dict | None) -> None:
         param.requires_grad = idx in keep and ".layers." in name
 
 
+def _use_loraplus(trainer, loraplus: dict | None) -> None:
+    """LoRA+: the trainer's own optimizer, with the B matrices at lr x ratio (peft's optimizer groups)."""
+    if not loraplus:
+        return
+    from peft.optimizers import create_loraplus_optimizer
+
+    optimizer_cls, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, trainer.model)
+    kwargs["weight_decay"] = trainer.args.weight_decay
+    trainer.optimizer = create_loraplus_optimizer(trainer.model, optimizer_cls, loraplus_lr_ratio=loraplus["lr_ratio"],
+                                                  loraplus_lr_embedding=loraplus["lr_embedding"], **kwargs)
+
+
+def _save_pissa_init(model, out: Path, peft_cfg: dict | None) -> Path | None:
+    """Keep the PiSSA starting adapter, which converting the trained one back to plain LoRA needs."""
+    if not peft_cfg or not str(peft_cfg.get("init_lora_weights", "")).startswith("pissa"):
+        return None
+    init_dir = out / "pissa_init"
+    config = model.peft_config["default"]
+    config.init_lora_weights = True  # saved as a plain LoRA start point (peft's documented recipe)
+    model.save_pretrained(str(init_dir))
+    config.init_lora_weights = peft_cfg["init_lora_weights"]
+    return init_dir
+
+
 def _peft_config(peft_cfg: dict | None):
     if not peft_cfg:
         return None
     import peft
 
+    peft_cfg = dict(peft_cfg)
     kind = peft_cfg.pop("type")
     cls = {"lora": peft.LoraConfig, "prefix": peft.PrefixTuningConfig, "prompt": peft.PromptTuningConfig,
            "p_tuning": peft.PromptEncoderConfig}[kind]

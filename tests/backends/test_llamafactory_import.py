@@ -81,3 +81,40 @@ def test_missing_dataset_entry_and_unknown_template_are_clear_errors(tmp_path):
     path = _write(tmp_path, {**EXAMPLE, "template": "qwen3_nothink"}, {"demo": {"file_name": "demo.json"}})
     with pytest.raises(SpecError, match="no uft equivalent"):
         import_config(path)
+
+
+REGISTRY = {"demo": {"file_name": "demo.json"},
+            "alpaca_gpt4_en": {"hf_hub_url": "llamafactory/alpaca_gpt4_en", "ms_hub_url": "llamafactory/alpaca_gpt4_en"},
+            "ultrafeedback": {"hf_hub_url": "llamafactory/ultrafeedback_binarized", "split": "train_prefs",
+                              "ranking": True, "columns": {"prompt": "instruction", "chosen": "chosen",
+                                                           "rejected": "rejected"}},
+            "ms_only": {"ms_hub_url": "AI-ModelScope/x"}}
+
+
+def test_hub_datasets_in_the_registry_stay_hub_references(tmp_path):
+    spec, _, _ = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "demo,alpaca_gpt4_en"}, REGISTRY))
+    assert spec["data"]["train"][1] == {"hub": "llamafactory/alpaca_gpt4_en", "split": "train", "format": "alpaca",
+                                        "columns": {}}
+    assert validate_spec_dict(spec).data.train[1].source == "hub:llamafactory/alpaca_gpt4_en"
+    dpo = {**EXAMPLE, "stage": "dpo", "dataset": "ultrafeedback"}
+    spec, _, _ = import_config(_write(tmp_path, dpo, REGISTRY))
+    assert spec["data"]["train"][0]["hub"] == "llamafactory/ultrafeedback_binarized"
+    assert spec["data"]["train"][0]["split"] == "train_prefs" and spec["data"]["train"][0]["format"] == "preference"
+    with pytest.raises(SpecError, match="ModelScope"):
+        import_config(_write(tmp_path, {**EXAMPLE, "dataset": "ms_only"}, REGISTRY))
+
+
+def test_a_hub_dataset_that_cannot_be_fetched_is_a_clear_input_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    spec, _, _ = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "alpaca_gpt4_en"}, REGISTRY))
+    spec["training"]["precision"] = "fp32"
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "UFT_CACHE_DIR": str(tmp_path / "c")}
+    done = subprocess.run([sys.executable, "-m", "unified_ft.cli", "run", str(tmp_path / "spec.yaml"), "--backend",
+                           "trl", "--runs-dir", str(tmp_path / "runs")], env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "hub:llamafactory/alpaca_gpt4_en" in done.stderr and "Traceback" not in done.stderr
+    assert not list((tmp_path / "runs").glob("*/*/manifest.json"))

@@ -85,7 +85,9 @@ def test_every_lora_setting_is_explicit(tmp_path):
     spec.training.precision = "fp32"
     cfg = native_config(spec, has_eval=True)
     assert cfg["peft"] == {"type": "lora", "task_type": "CAUSAL_LM", "r": 16, "lora_alpha": 32, "lora_dropout": 0.05,
-                           "target_modules": "all-linear", "use_rslora": False, "use_dora": False, "bias": "none"}
+                           "target_modules": "all-linear", "use_rslora": False, "use_dora": False, "bias": "none",
+                           "init_lora_weights": "pissa_niter_16"}
+    assert cfg["loraplus"] == {"lr_ratio": 16, "lr_embedding": 1e-6}
     trainer = cfg["trainer"]
     for key in ("gradient_accumulation_steps", "gradient_checkpointing", "num_train_epochs", "max_steps",
                 "learning_rate", "lr_scheduler_type", "warmup_steps", "seed", "max_length", "packing", "bf16", "fp16"):

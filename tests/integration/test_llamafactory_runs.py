@@ -124,3 +124,18 @@ def test_other_methods_and_adapters_on_llamafactory(case, tmp_path, tiny_model):
     assert len(_losses(run_dir)) == 2
     trained = run_dir / ("model" if case in ("full", "freeze") else "adapter")
     assert (trained / ("config.json" if case in ("full", "freeze") else "adapter_config.json")).exists()
+
+
+def test_loraplus_and_pissa_on_llamafactory_give_a_converted_adapter(tmp_path, tiny_model):
+    """LLaMA-Factory's pissa_convert output is what reaches adapter/: rank 2r, fitting the original base."""
+    spec = _spec(tmp_path, tiny_model, "pissa", adapter={"type": "lora", "r": 4, "alpha": 8, "init": "pissa",
+                                                           "pissa_iters": 2, "loraplus_lr_ratio": 4},
+                 training={"max_steps": 8, "learning_rate": 1.0e-2, "per_device_batch_size": 2},
+                 evaluation={"max_new_tokens": 4, "max_samples": 4})
+    assert main(["run", str(spec), "--backend", "llamafactory", "--runs-dir", str(tmp_path / "runs")]) == 0
+    run_dir = tmp_path / "runs" / "pissa" / "llamafactory"
+    config = yaml.safe_load((run_dir / "native" / "train.yaml").read_text())
+    assert config["pissa_init"] is True and config["pissa_convert"] is True and config["loraplus_lr_ratio"] == 4
+    assert json.loads((run_dir / "adapter" / "adapter_config.json").read_text())["r"] == 8
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["tuned"]["loss"] < report["base"]["loss"], report

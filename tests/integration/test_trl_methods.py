@@ -70,3 +70,19 @@ def test_reward_model_runs_are_not_judged_by_generation_and_say_so(tmp_path, tin
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert result.status == "succeeded" and result.evaluation is None
     assert manifest["evaluation"].startswith("skipped: a reward model")
+
+
+def test_loraplus_and_pissa_give_a_plain_lora_adapter_for_the_original_base(tmp_path, tiny_model):
+    """PiSSA rewrites the base while training; the saved adapter must be converted (rank 2r) to fit the
+    original base, which is what the shared evaluation loads. Unconverted, the tuned loss would be far
+    above the base's."""
+    spec = _spec(tmp_path, tiny_model, "pissa", {"adapter": {"r": 4, "alpha": 8, "init": "pissa", "pissa_iters": 2,
+                                                             "loraplus_lr_ratio": 4}})
+    spec["training"].update(max_steps=8, learning_rate=1.0e-2)
+    spec["data"]["eval_split"] = 0.25
+    spec["evaluation"] = {"enabled": True, "max_samples": 4, "max_new_tokens": 4, "forgetting": None}
+    result = run(spec, backend="trl", runs_dir=tmp_path / "runs")
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert config["r"] == 8 and config["init_lora_weights"] is True
+    report = json.loads((result.run_dir / "eval.json").read_text())
+    assert report["tuned"]["loss"] < report["base"]["loss"], report
