@@ -302,6 +302,11 @@ def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
                       f"(last) over {metrics['steps']} steps")
     if metrics.get("eval_loss") is not None:
         console.print(f"  eval loss (trl's own): {metrics['eval_loss']:.4f}")
+    if metrics.get("dropped_rows"):
+        console.print(f"  [yellow]warning[/yellow]: {backend} dropped {metrics['dropped_rows']} train rows in its "
+                      "own preprocessing (see logs/stdout.log)")
+    for note in result.notes:
+        console.print(f"  [yellow]note[/yellow]: {note}")
     if result.adapter_dir:
         console.print(f"  adapter: {result.adapter_dir}")
     console.print(f"  metrics: {result.run_dir / 'metrics.jsonl'}")

@@ -44,6 +44,7 @@ class RunResult:
     adapter_dir: Path | None = None
     evaluation: Any = None  # the EvalReport of the shared evaluation, when it ran
     exports: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # emulated settings and what the backend cannot honour
 
 
 def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
@@ -135,7 +136,7 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
         raise RunFailed(f"{backend_name} finished but its outputs could not be collected: {exc}; "
                         f"run recorded as failed in {run_dir}") from exc
     manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final)
-    result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir)
+    result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir, notes=plan.notes)
     result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
     result.exports = _export_after_run(plan.spec, run_dir, manifest, on_eval_progress)
     return result

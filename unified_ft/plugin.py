@@ -20,10 +20,11 @@ ENTRY_POINT_GROUP = "unified_ft.backends"
 
 #: Built-in backends: name -> "module:Class", imported only when asked for.
 BUILTIN_BACKENDS = {"trl": "unified_ft.backends.trl:TrlBackend",
-                    "llamafactory": "unified_ft.backends.llamafactory:LlamaFactoryBackend"}
+                    "llamafactory": "unified_ft.backends.llamafactory:LlamaFactoryBackend",
+                    "swift": "unified_ft.backends.swift:SwiftBackend"}
 
 #: Backends the project plans; asking for one says so instead of "unknown".
-PLANNED_BACKENDS = ("unsloth", "swift", "colossalai")
+PLANNED_BACKENDS = ("unsloth", "colossalai")
 
 Level = Literal["native", "emulated", "unsupported"]
 

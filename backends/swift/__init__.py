@@ -1,0 +1,374 @@
+"""The ms-swift backend: a native `swift sft|pt|rlhf` run in its own environment.
+
+ms-swift 4.6 pins transformers < 5.20, trl < 1.0, datasets < 4.8.5 and peft < 0.21, so it runs in a uv
+environment made from `requirements.lock` beside this file. `translate` writes what a swift user would
+write: `config.yaml` (swift's own argument file: `swift sft config.yaml`), the same arguments as a readable
+`train.sh`, and the data as swift's messages JSONL. Every setting is explicit: swift's defaults differ from
+the other frameworks (lora_alpha 32, lora_dropout 0.05, weight_decay 0.1, adam_beta2 0.95, gradient
+accumulation chosen so the total batch is >= 16, gradient checkpointing on, fp16 on an fp32 model, 3
+epochs, a timestamped output folder), and any of them left implicit would make a bake-off unfair.
+
+Refresh the lock with:
+    uv pip compile backends/swift/requirements.in --python-version 3.11 --generate-hashes \\
+        --find-links <folder with local torch wheels, if any> -o backends/swift/requirements.lock
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unified_ft import envs
+from unified_ft.errors import Problem, SpecError
+from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
+                               merge_passthrough, run_native_check)
+from unified_ft.runs import read_jsonl, write_jsonl
+from unified_ft.spec import JobSpec
+
+HERE = Path(__file__).resolve().parent
+SWIFT_VERSION = "4.6.0"
+RECIPE = envs.EnvRecipe(
+    backend="swift", lock=HERE / "requirements.lock", imports=("swift",),
+    versions_of=("ms-swift", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "modelscope"))
+
+#: uft template names -> swift `--template` values that render the same tokens (swift's `qwen` has the same
+#: default system prompt as uft's). swift has no mistral or alpaca template.
+TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "gemma": "gemma", "phi3": "phi3"}
+#: transformers `model_type` (config.json) -> swift `--model_type`, for a local model swift can't infer.
+MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama", "mistral": "mistral", "gemma": "gemma",
+               "gemma2": "gemma2", "gemma3_text": "gemma3_text", "phi3": "phi3"}
+RLHF_TYPES = ("dpo", "orpo", "kto", "rm")
+#: Environment for a run: hub ids resolve on the Hugging Face hub (like every other backend), not ModelScope.
+BASE_ENV = {"USE_HF": "1", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+TRUST_REMOTE_CODE_NOTE = ("ms-swift 4.6 loads every model with trust_remote_code=True and has no setting to turn "
+                          "it off; spec model.trust_remote_code: false cannot be enforced on this backend (a local "
+                          "model folder without *.py files runs no remote code)")
+_GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
+_NO_TEMPLATE = "ms-swift renders chats with its own templates: name one (chatml, qwen, llama3, gemma, phi3)"
+
+CAPABILITIES: dict[str, Capability] = {
+    "method.sft": NATIVE, "method.pt": NATIVE,
+    **{f"method.{m}": Capability("native", f"swift rlhf --rlhf_type {m}") for m in RLHF_TYPES},
+    "method.kto": Capability("native", "preference pairs become unpaired rows with label true/false"),
+    "method.ppo": Capability("unsupported", "swift's ppo needs a reward model run and value head; not translated yet"),
+    "method.grpo": Capability("unsupported", "needs reward functions, which the spec does not model yet"),
+    "adapter.lora": NATIVE, "adapter.dora": NATIVE, "adapter.rslora": NATIVE, "adapter.full": NATIVE,
+    "adapter.loraplus": Capability("native", "lorap_lr_ratio"),
+    "adapter.pissa": Capability("native", "init_weights pissa; swift's converted adapter is collected"),
+    "adapter.freeze": Capability("emulated", "tuner_type full with every parameter frozen except the last "
+                                 "layers (freeze_parameters_ratio 1, trainable_parameters)"),
+    "adapter.qlora": _GPU,
+    **{f"adapter.{a}": Capability("unsupported", "ms-swift's CLI has no prompt-learning adapters")
+       for a in ("prefix", "prompt", "p_tuning")},
+    **{f"optimizer.{o}": NATIVE for o in ("adamw_torch", "sgd", "adafactor")},
+    "optimizer.adamw_8bit": _GPU, "optimizer.paged_adamw_8bit": _GPU,
+    "precision.fp32": NATIVE, "precision.bf16": NATIVE,
+    "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
+    **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
+    **{f"template.{t}": NATIVE for t in TEMPLATES},
+    **{f"template.{t}": Capability("unsupported", _NO_TEMPLATE) for t in ("model", "jinja", "mistral", "alpaca")},
+    "data.packing": Capability("native", "swift packs only with flash-attention (attn_impl flash_attn)",
+                               needs_gpu=True),
+    "data.train_on_prompt": Capability("native", "loss_scale all"),
+    "data.mixing": Capability("native", "mixed by uft's data step before swift sees it"),
+    "training.gradient_checkpointing": NATIVE,
+    "report_to.tensorboard": NATIVE, "report_to.wandb": NATIVE,
+    "model.trust_remote_code": NATIVE,
+    "model.gguf": Capability("emulated", "ms-swift cannot read GGUF: uft dequantizes it once into a cached "
+                             "safetensors folder"),
+}
+
+
+class SwiftBackend:
+    """ms-swift 4.6, in its own uv environment."""
+
+    name = "swift"
+    capabilities = CAPABILITIES
+
+    def env_recipe(self) -> envs.EnvRecipe:
+        return RECIPE
+
+    def environment(self) -> EnvStatus:
+        path = envs.env_dir(RECIPE)
+        if envs.is_complete(path):
+            return EnvStatus(True, f"uv environment {path}")
+        return EnvStatus(False, f"environment not created yet ({path}); `uft run` creates it",
+                         install_hint="uft env create swift", creatable=True)
+
+    def notes(self, spec: JobSpec) -> list[str]:
+        """Warnings the user must see before the run: what swift does that the spec cannot stop."""
+        return [] if spec.model.trust_remote_code else [TRUST_REMOTE_CODE_NOTE]
+
+    def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
+        """Write config.yaml, train.sh and data/train.jsonl into `out_dir`."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "data").mkdir(exist_ok=True)
+        train_file = out_dir / "data" / "train.jsonl"
+        write_jsonl(train_file, swift_rows(spec, read_jsonl(Path(data.train_path))))
+        command, args = native_args(spec, "data/train.jsonl")
+        env = run_env(spec)
+        config_path = out_dir / "config.yaml"
+        header = (f"# ms-swift {SWIFT_VERSION} job written by uft for spec {spec.name!r}.\n"
+                  f"# Run it with ms-swift alone: swift {command} config.yaml   (or: bash train.sh)\n")
+        config_path.write_text(header + yaml.safe_dump({"ENV": env, **args}, sort_keys=False, allow_unicode=True),
+                               encoding="utf-8")
+        script = out_dir / "train.sh"
+        script.write_text(shell_script(spec, command, args, env), encoding="utf-8")
+        script.chmod(0o755)
+        swift = envs.env_dir(RECIPE) / "bin" / "swift"
+        return NativeJob(native_dir=out_dir, files=[train_file, config_path, script],
+                         argv=[str(swift), command, "config.yaml"], env=env, cwd=out_dir,
+                         log_file=out_dir / "output" / "logging.jsonl")
+
+    def check(self, job: NativeJob) -> None:
+        """swift's own argument classes on config.yaml, inside its environment, without training."""
+        python = envs.env_python(envs.create_env(RECIPE))
+        run_native_check(self.name, [str(python), str(HERE / "swift_check.py"), job.argv[1], "config.yaml"],
+                         job.native_dir)
+
+    def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """A logging.jsonl row as a standard metrics row."""
+        steps = row.get("global_step/max_steps")
+        if "loss" not in row or not steps:
+            return None
+        step, max_steps = (int(x) for x in str(steps).split("/"))
+        return {"step": step, "epoch": row.get("epoch"), "loss": row["loss"], "learning_rate": row.get("learning_rate"),
+                "grad_norm": row.get("grad_norm"), "tokens": None, "elapsed_s": _seconds(row.get("elapsed_time")),
+                "peak_memory_mb": _mb(row.get("memory(GiB)")), "max_steps": max_steps}
+
+    def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
+        """logging.jsonl -> metrics.jsonl; the last checkpoint's adapter (or model) -> adapter/ (or model/)."""
+        output = job.native_dir / "output"
+        rows = [r for r in (self.progress(x) for x in read_jsonl(output / "logging.jsonl")) if r]
+        for row in rows:
+            row.pop("max_steps", None)
+        metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
+        checkpoint = last_checkpoint(output)
+        adapter_dir = None
+        converted = checkpoint / "converted" / "default"  # a PiSSA adapter as plain LoRA on the original base
+        source = converted if (converted / "adapter_config.json").exists() else checkpoint
+        if (source / "adapter_config.json").exists():
+            adapter_dir = run_dir / "adapter"
+            adapter_dir.mkdir()
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.copyfile(source / name, adapter_dir / name)
+        else:
+            shutil.copytree(checkpoint, run_dir / "model", ignore=shutil.ignore_patterns(
+                "optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin", "trainer_state.json",
+                "args.json", "README.md"))
+        final = final_metrics(rows)
+        final.update(dropped_rows(run_dir / "logs"))
+        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final,
+                          versions=envs.check_env(RECIPE))
+
+
+def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
+    """(swift subcommand, its arguments): every setting explicit, in swift's own argument names."""
+    t, a, method = spec.training, spec.adapter, spec.method.name
+    if t.precision == "auto":
+        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    command = {"sft": "sft", "pt": "pt"}.get(method, "rlhf")
+    args: dict[str, Any] = {"rlhf_type": method} if command == "rlhf" else {}
+    passthrough = dict(spec.backend_options.get("swift", {}))
+    args["model"] = spec.model.path
+    if spec.model.revision:
+        args["model_revision"] = spec.model.revision
+    inferred = None if "model_type" in passthrough else model_type(spec)
+    if inferred:
+        args["model_type"] = inferred
+    args["template"] = _template(spec)
+    args["use_hf"] = True
+    args["check_model"] = False  # else swift asks ModelScope whether a local model is current
+    args["tuner_type"] = "full" if a.type in ("full", "freeze") else "lora"
+    if a.type in ("lora", "qlora", "dora"):
+        args.update({"lora_rank": a.r, "lora_alpha": a.alpha, "lora_dropout": a.dropout,
+                     "target_modules": [a.target_modules] if isinstance(a.target_modules, str) else a.target_modules,
+                     "use_rslora": a.rslora, "use_dora": a.use_dora,
+                     "init_weights": _init_weights(a.init, a.pissa_iters)})
+        if a.loraplus_lr_ratio is not None:
+            args.update({"lorap_lr_ratio": a.loraplus_lr_ratio})
+    if a.type == "qlora":
+        args.update({"quant_method": "bnb", "quant_bits": a.bits, "bnb_4bit_quant_type": "nf4",
+                     "bnb_4bit_use_double_quant": True})
+    if a.type == "freeze":
+        args.update({"freeze_parameters_ratio": 1.0, "trainable_parameters": trainable_layers(spec)})
+    if method in ("dpo", "orpo", "kto"):
+        args["beta"] = spec.method.beta
+    if spec.method.loss_type is not None:
+        args["loss_type"] = spec.method.loss_type
+    if method == "kto":
+        args.update({"desirable_weight": 1.0, "undesirable_weight": 1.0})
+    args.update({
+        "dataset": [train_file],
+        "split_dataset_ratio": 0.0,
+        "dataset_shuffle": True,
+        "dataset_num_proc": 1,
+        "dataloader_num_workers": 0,
+        "max_length": spec.data.max_length,
+        "truncation_strategy": "right",  # truncate, as the spec says (swift's default drops long rows)
+        "loss_scale": _loss_scale(spec),
+        "packing": spec.data.packing,
+        "output_dir": "output",
+        "add_version": False,  # else output lands in a timestamped subfolder
+        "logging_steps": t.logging_steps,
+        "logging_first_step": False,
+        "save_strategy": "steps",
+        "save_steps": t.save_steps or 1_000_000,  # swift always saves at the last step; that checkpoint is the result
+        "save_only_model": True,
+        "eval_strategy": "no",  # uft's shared evaluation judges the result
+        "report_to": list(t.report_to),
+        "per_device_train_batch_size": t.per_device_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
+        "max_steps": t.max_steps if t.max_steps is not None else -1,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_ratio": t.warmup_ratio,
+        "optim": t.optimizer,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,  # swift's own default is 0.95; the other backends use transformers' 0.999
+        "adam_epsilon": 1e-8,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "torch_dtype": "bfloat16" if a.type == "qlora" and t.precision == "bf16" else "float32",
+        "bf16": t.precision == "bf16",
+        "fp16": t.precision == "fp16",
+        "seed": t.seed,
+        "data_seed": t.seed,
+    })
+    merge_passthrough(spec, "swift", args)
+    return command, args
+
+
+def model_type(spec: JobSpec) -> str | None:
+    """swift's model_type for a local model, read from its config.json; None for a hub id (swift infers it)."""
+    config = Path(spec.model.path) / "config.json"
+    if not config.is_file():
+        return None
+    found = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    if found not in MODEL_TYPES:
+        raise SpecError("ms-swift cannot tell what kind of model this is", [Problem(
+            f"model.path ({spec.model.path})", f"config.json model_type {found!r} has no ms-swift model_type "
+            f"that uft knows ({', '.join(sorted(MODEL_TYPES))})",
+            "name swift's model type in backend_options.swift.model_type (see `swift sft --help`)")])
+    return MODEL_TYPES[found]
+
+
+def trainable_layers(spec: JobSpec) -> list[str]:
+    """Parameter-name prefixes of the last N decoder layers (uft's `freeze`), from the model's config.json."""
+    config = Path(spec.model.path) / "config.json"
+    if not config.is_file():
+        raise SpecError("adapter.type freeze on ms-swift needs the model's layer count", [Problem(
+            "adapter.type", f"no local config.json under {spec.model.path}",
+            "use a local model folder, or name the layers in backend_options.swift.trainable_parameters")])
+    layers = json.loads(config.read_text(encoding="utf-8"))["num_hidden_layers"]
+    first = max(0, layers - spec.adapter.trainable_layers)
+    return [f"model.layers.{i}." for i in range(first, layers)]
+
+
+def run_env(spec: JobSpec) -> dict[str, str]:
+    """No hub at all for a local model (swift otherwise reaches for ModelScope); hub ids pass through to HF."""
+    local = Path(spec.model.path).exists()
+    return {**BASE_ENV, **(OFFLINE_ENV if local else {})}
+
+
+def shell_script(spec: JobSpec, command: str, args: dict[str, Any], env: dict[str, str]) -> str:
+    """The same arguments as a readable shell script, one flag per line."""
+    lines = [f"#!/usr/bin/env bash\n# ms-swift {SWIFT_VERSION} job written by uft for spec {spec.name!r}.\n"
+             "# Run it with ms-swift alone: bash train.sh\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n"]
+    lines += [f"export {k}={shlex.quote(v)}\n" for k, v in env.items()]
+    flags = []
+    for key, value in args.items():
+        values = value if isinstance(value, list) else [value]
+        flags.append(f"--{key} " + " ".join(shlex.quote(_text(v)) for v in values))
+    lines.append(f"swift {command} \\\n    " + " \\\n    ".join(flags) + "\n")
+    return "".join(lines)
+
+
+def swift_rows(spec: JobSpec, records: Any) -> Any:
+    """Canonical records in swift's shapes: messages (+ rejected_response, or label for kto)."""
+    for row in records:
+        if "text" in row:
+            yield {"messages": [{"role": "assistant", "content": row["text"]}]}
+        elif "messages" in row:
+            yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
+        else:
+            chosen, rejected = row["chosen"], row["rejected"]
+            if len(chosen) != 1 or len(rejected) != 1:
+                raise SpecError("ms-swift takes one chosen and one rejected message per row", [Problem(
+                    "data", "a preference row has a multi-message chosen/rejected answer",
+                    "use the trl backend for multi-turn preference answers")])
+            if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
+                yield {"messages": [*row["prompt"], chosen[0]], "label": True}
+                yield {"messages": [*row["prompt"], rejected[0]], "label": False}
+            else:
+                yield {"messages": [*row["prompt"], chosen[0]], "rejected_response": rejected[0]["content"]}
+
+
+def last_checkpoint(output: Path) -> Path:
+    """The folder swift saved last (swift writes no separate final folder)."""
+    found = sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    if not found:
+        raise FileNotFoundError(f"ms-swift saved no checkpoint in {output}")
+    return found[-1]
+
+
+_FILTERED = re.compile(r"Dataset filtered, origin length: (\d+), filtered dataset length: (\d+)")
+
+
+def dropped_rows(logs: Path) -> dict[str, int]:
+    """Rows swift's preprocessor dropped, counted from its own log lines (it drops them with no error)."""
+    dropped = 0
+    for name in ("stdout.log", "stderr.log"):
+        path = logs / name
+        if path.exists():
+            for before, after in _FILTERED.findall(path.read_text(encoding="utf-8", errors="replace")):
+                dropped += int(before) - int(after)
+    return {"dropped_rows": dropped} if dropped else {}
+
+
+def _template(spec: JobSpec) -> str:
+    if spec.method.name == "pt" and spec.template.name == "model":
+        return "dummy"  # plain text renders no chat
+    return TEMPLATES[spec.template.name]
+
+
+def _loss_scale(spec: JobSpec) -> str:
+    """uft's masking: every assistant turn carries loss (or every token with train_on_prompt / pt)."""
+    if spec.data.train_on_prompt or spec.method.name == "pt":
+        return "all"
+    return "last_round" if spec.method.name in RLHF_TYPES else "default"
+
+
+def _init_weights(init: str, iters: int | None) -> str:
+    if init == "pissa":
+        return "pissa" if not iters else f"pissa_niter_{iters}"
+    return "true"
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _seconds(elapsed: str | None) -> float | None:
+    """swift logs elapsed time as e.g. '1h 2m 3s'."""
+    if not elapsed:
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([dhms])", str(elapsed))
+    return float(sum(int(n) * units[u] for n, u in parts)) if parts else None
+
+
+def _mb(gib: Any) -> float | None:
+    try:
+        return round(float(gib) * 1024, 1)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# ms-swift 4.6.0 job written by uft for spec 'qlora-sft'.
+# Run it with ms-swift alone: bash train.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+export USE_HF=1
+export TOKENIZERS_PARALLELISM=false
+swift sft \
+    --model meta-llama/Llama-3.2-1B-Instruct \
+    --template llama3 \
+    --use_hf true \
+    --check_model false \
+    --tuner_type lora \
+    --lora_rank 16 \
+    --lora_alpha 16.0 \
+    --lora_dropout 0.05 \
+    --target_modules q_proj k_proj v_proj o_proj gate_proj up_proj down_proj \
+    --use_rslora false \
+    --use_dora false \
+    --init_weights true \
+    --quant_method bnb \
+    --quant_bits 4 \
+    --bnb_4bit_quant_type nf4 \
+    --bnb_4bit_use_double_quant true \
+    --dataset data/train.jsonl \
+    --split_dataset_ratio 0.0 \
+    --dataset_shuffle true \
+    --dataset_num_proc 1 \
+    --dataloader_num_workers 0 \
+    --max_length 2048 \
+    --truncation_strategy right \
+    --loss_scale default \
+    --packing false \
+    --output_dir output \
+    --add_version false \
+    --logging_steps 1 \
+    --logging_first_step false \
+    --save_strategy steps \
+    --save_steps 1000000 \
+    --save_only_model true \
+    --eval_strategy no \
+    --report_to none \
+    --per_device_train_batch_size 2 \
+    --gradient_accumulation_steps 8 \
+    --learning_rate 0.0002 \
+    --num_train_epochs 1.0 \
+    --max_steps -1 \
+    --lr_scheduler_type cosine \
+    --warmup_ratio 0.0 \
+    --optim paged_adamw_8bit \
+    --adam_beta1 0.9 \
+    --adam_beta2 0.999 \
+    --adam_epsilon 1e-08 \
+    --weight_decay 0.0 \
+    --max_grad_norm 1.0 \
+    --gradient_checkpointing true \
+    --torch_dtype bfloat16 \
+    --bf16 true \
+    --fp16 false \
+    --seed 42 \
+    --data_seed 42

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# ms-swift 4.6.0 job written by uft for spec 'sft-lora'.
+# Run it with ms-swift alone: bash train.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+export USE_HF=1
+export TOKENIZERS_PARALLELISM=false
+swift sft \
+    --model Qwen/Qwen2.5-0.5B-Instruct \
+    --template qwen \
+    --use_hf true \
+    --check_model false \
+    --tuner_type lora \
+    --lora_rank 16 \
+    --lora_alpha 32.0 \
+    --lora_dropout 0.05 \
+    --target_modules all-linear \
+    --use_rslora false \
+    --use_dora false \
+    --init_weights pissa_niter_16 \
+    --lorap_lr_ratio 16.0 \
+    --dataset data/train.jsonl \
+    --split_dataset_ratio 0.0 \
+    --dataset_shuffle true \
+    --dataset_num_proc 1 \
+    --dataloader_num_workers 0 \
+    --max_length 1024 \
+    --truncation_strategy right \
+    --loss_scale default \
+    --packing false \
+    --output_dir output \
+    --add_version false \
+    --logging_steps 10 \
+    --logging_first_step false \
+    --save_strategy steps \
+    --save_steps 1000000 \
+    --save_only_model true \
+    --eval_strategy no \
+    --report_to none \
+    --per_device_train_batch_size 4 \
+    --gradient_accumulation_steps 4 \
+    --learning_rate 0.0002 \
+    --num_train_epochs 3.0 \
+    --max_steps -1 \
+    --lr_scheduler_type cosine \
+    --warmup_ratio 0.03 \
+    --optim adamw_torch \
+    --adam_beta1 0.9 \
+    --adam_beta2 0.999 \
+    --adam_epsilon 1e-08 \
+    --weight_decay 0.0 \
+    --max_grad_norm 1.0 \
+    --gradient_checkpointing true \
+    --torch_dtype float32 \
+    --bf16 false \
+    --fp16 false \
+    --seed 42 \
+    --data_seed 42
