@@ -154,7 +154,7 @@ def test_unknown_backend_lists_available():
     assert "'nosuch'" in text and "trl" in text and "unified_ft.backends" in text
 
 
-@pytest.mark.parametrize("name", ["swift", "unsloth", "colossalai"])
+@pytest.mark.parametrize("name", ["unsloth", "colossalai"])
 def test_planned_backend_says_not_available_yet(name):
     with pytest.raises(BackendNotFound) as info:
         load_backend(name)
