@@ -121,3 +121,30 @@ def test_rows_swift_drops_are_counted_from_its_log(tmp_path):
                                          "dataset length: 22\n")
     assert dropped_rows(tmp_path) == {"dropped_rows": 2}
     assert dropped_rows(tmp_path / "none") == {}
+
+
+def test_a_llamafactory_config_imported_then_translated_to_swift_keeps_its_effective_settings(tmp_path):
+    """Cross-migration: uft import llamafactory x.yaml, then uft translate --backend swift."""
+    from unified_ft.backends.llamafactory.importer import import_config
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps({"demo": {"file_name": "demo.json"}}))
+    (tmp_path / "data" / "demo.json").write_text(json.dumps([{"instruction": "hi", "input": "", "output": "yo"}]))
+    native = {"model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct", "stage": "sft", "finetuning_type": "lora",
+              "lora_rank": 16, "lora_dropout": 0.1, "lora_target": "q_proj,v_proj", "dataset": "demo",
+              "template": "qwen", "cutoff_len": 512, "per_device_train_batch_size": 2,
+              "gradient_accumulation_steps": 8, "learning_rate": 1.0e-4, "num_train_epochs": 2.0,
+              "lr_scheduler_type": "cosine", "warmup_ratio": 0.1}
+    (tmp_path / "lf.yaml").write_text(yaml.safe_dump(native))
+    spec = validate_spec_dict(import_config(tmp_path / "lf.yaml")[0])
+    spec.training.precision = "fp32"
+    _, args = native_args(spec, "data/train.jsonl")
+    assert {k: args[k] for k in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+                                 "num_train_epochs", "max_steps", "lora_rank", "lora_alpha", "lora_dropout",
+                                 "target_modules", "max_length", "template", "lr_scheduler_type", "warmup_ratio",
+                                 "gradient_checkpointing")} == {
+        "learning_rate": 1.0e-4, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 8,
+        "num_train_epochs": 2.0, "max_steps": -1, "lora_rank": 16, "lora_alpha": 32,  # LLaMA-Factory's 2 x rank
+        "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"], "max_length": 512, "template": "qwen",
+        "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
+        "gradient_checkpointing": True}  # on by default in LLaMA-Factory, written out for swift
