@@ -84,3 +84,14 @@ def preference_rows(count: int = 16) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def check_golden(path: Path, text: str) -> None:
+    """Compare with a reviewed golden file; `UFT_UPDATE_GOLDEN=1` rewrites it (then review the diff)."""
+    import os
+
+    if os.environ.get("UFT_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path}; run with UFT_UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(encoding="utf-8"), f"{path} differs; if intended, regenerate and review"

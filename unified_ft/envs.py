@@ -154,3 +154,14 @@ def _uv(args: list[str]) -> None:
         tail = "" if interactive else "\n".join(done.stderr.strip().splitlines()[-12:])
         raise UftError(f"uv {args[0]} failed:\n{tail}\n    fix: check the network or the lock; local wheel folders "
                        "go in UV_FIND_LINKS (uv does not read pip's configuration)")
+
+
+def env_status(recipe: EnvRecipe) -> "EnvStatus":
+    """A backend's environment status: ready once created; otherwise creatable by `uft run`."""
+    from .plugin import EnvStatus
+
+    path = env_dir(recipe)
+    if is_complete(path):
+        return EnvStatus(True, f"uv environment {path}")
+    return EnvStatus(False, f"environment not created yet ({path}); `uft run` creates it",
+                     install_hint=f"uft env create {recipe.backend}", creatable=True)

@@ -86,11 +86,7 @@ class LlamaFactoryBackend:
         return RECIPE
 
     def environment(self) -> EnvStatus:
-        path = envs.env_dir(RECIPE)
-        if envs.is_complete(path):
-            return EnvStatus(True, f"uv environment {path}")
-        return EnvStatus(False, f"environment not created yet ({path}); `uft run` creates it",
-                         install_hint="uft env create llamafactory", creatable=True)
+        return envs.env_status(RECIPE)
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write train.yaml, data/dataset_info.json and the data files into `out_dir`."""

@@ -26,8 +26,16 @@ import yaml
 
 from unified_ft import envs
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
-                               merge_passthrough, run_native_check)
+from unified_ft.plugin import (
+    NATIVE,
+    Capability,
+    EnvStatus,
+    NativeJob,
+    RunOutputs,
+    final_metrics,
+    merge_passthrough,
+    run_native_check,
+)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
 
@@ -96,11 +104,7 @@ class SwiftBackend:
         return RECIPE
 
     def environment(self) -> EnvStatus:
-        path = envs.env_dir(RECIPE)
-        if envs.is_complete(path):
-            return EnvStatus(True, f"uv environment {path}")
-        return EnvStatus(False, f"environment not created yet ({path}); `uft run` creates it",
-                         install_hint="uft env create swift", creatable=True)
+        return envs.env_status(RECIPE)
 
     def notes(self, spec: JobSpec) -> list[str]:
         """Warnings the user must see before the run: what swift does that the spec cannot stop."""
@@ -282,8 +286,8 @@ def run_env(spec: JobSpec) -> dict[str, str]:
 
 def shell_script(spec: JobSpec, command: str, args: dict[str, Any], env: dict[str, str]) -> str:
     """The same arguments as a readable shell script, one flag per line."""
-    lines = [f"#!/usr/bin/env bash\n# ms-swift {SWIFT_VERSION} job written by uft for spec {spec.name!r}.\n"
-             "# Run it with ms-swift alone: bash train.sh\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n"]
+    lines = [(f"#!/usr/bin/env bash\n# ms-swift {SWIFT_VERSION} job written by uft for spec {spec.name!r}.\n"
+              "# Run it with ms-swift alone: bash train.sh\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n")]
     lines += [f"export {k}={shlex.quote(v)}\n" for k, v in env.items()]
     flags = []
     for key, value in args.items():

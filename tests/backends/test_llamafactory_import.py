@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from unified_ft.backends.llamafactory import LlamaFactoryBackend
 from unified_ft.backends.llamafactory.importer import import_config
+
 from unified_ft.cli import main
 from unified_ft.errors import SpecError
 from unified_ft.launch import prepare_data

@@ -6,14 +6,14 @@ Regenerate after an intended change with `UFT_UPDATE_GOLDEN=1 pytest tests/backe
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 
 import pytest
 import yaml
-
+from fixtures import check_golden
 from unified_ft.backends.swift import SwiftBackend, dropped_rows, native_args
+
 from unified_ft.errors import CapabilityError, SpecError
 from unified_ft.launch import prepare_data
 from unified_ft.plugin import check_capabilities
@@ -21,7 +21,6 @@ from unified_ft.specfile import load_spec, validate_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "swift"
-UPDATE = os.environ.get("UFT_UPDATE_GOLDEN") == "1"
 SPECS = ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora"]
 
 
@@ -31,19 +30,13 @@ def _translate(spec, tmp_path: Path):
     return SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
 
 
-def _check_golden(path: Path, text: str) -> None:
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path}; run with UFT_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{path} differs; if intended, regenerate and review"
 
 
 @pytest.mark.parametrize("name", SPECS)
 def test_reference_spec_translation_matches_golden(name, tmp_path):
     job = _translate(load_spec(ROOT / "specs" / f"{name}.yaml"), tmp_path)
     for rel in ("config.yaml", "train.sh", "data/train.jsonl"):
-        _check_golden(GOLDEN / name / rel, (job.native_dir / rel).read_text(encoding="utf-8"))
+        check_golden(GOLDEN / name / rel, (job.native_dir / rel).read_text(encoding="utf-8"))
     assert job.argv[1:] == [{"pt-full": "pt", "dpo-lora": "rlhf", "orpo-dora": "rlhf"}.get(name, "sft"), "config.yaml"]
 
 

@@ -5,13 +5,13 @@ Regenerate after an intended change with `UFT_UPDATE_GOLDEN=1 pytest tests/backe
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
-
+from fixtures import check_golden
 from unified_ft.backends.trl import TrlBackend, native_config
+
 from unified_ft.errors import SpecError
 from unified_ft.launch import prepare_data
 from unified_ft.specfile import load_spec, validate_spec_dict
@@ -19,7 +19,6 @@ from unified_ft.specfile import load_spec, validate_spec_dict
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "trl"
 EXAMPLES = ROOT / "examples" / "data"
-UPDATE = os.environ.get("UFT_UPDATE_GOLDEN") == "1"
 
 EXTRA_CASES = {
     "kto-lora": {"method": "kto", "data": {"train": [{"path": str(EXAMPLES / "preference_sample.jsonl"),
@@ -58,13 +57,6 @@ def _translate(spec, tmp_path: Path):
     return TrlBackend().translate(spec, data, tmp_path / "native")
 
 
-def _check_golden(path: Path, text: str) -> None:
-    if UPDATE or not path.exists():
-        if not UPDATE:
-            pytest.fail(f"missing golden file {path}; run with UFT_UPDATE_GOLDEN=1 and review it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{path} differs; if intended, regenerate and review"
 
 
 @pytest.mark.parametrize("case", sorted(_cases()))
@@ -72,8 +64,8 @@ def test_translation_matches_golden(case, tmp_path):
     kind, value = _cases()[case]
     job = _translate(_spec(kind, value), tmp_path)
     config = (job.native_dir / "config.yaml").read_text(encoding="utf-8")
-    _check_golden(GOLDEN / case / "config.yaml", config)
-    _check_golden(GOLDEN / case / "train.jsonl", (job.native_dir / "train.jsonl").read_text(encoding="utf-8"))
+    check_golden(GOLDEN / case / "config.yaml", config)
+    check_golden(GOLDEN / case / "train.jsonl", (job.native_dir / "train.jsonl").read_text(encoding="utf-8"))
     assert job.argv[1:] == ["train.py", "config.yaml"]
     assert (job.native_dir / "train.py").read_text() == (ROOT / "backends" / "trl" / "runner.py").read_text()
     for helper in ("chat_tokens.py", "modeling.py"):

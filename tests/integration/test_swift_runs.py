@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from fixtures import preference_rows, sft_rows, write_jsonl
 from unified_ft.backends.swift import RECIPE
-from unified_ft.cli import main
+
 from unified_ft import envs
+from unified_ft.cli import main
 
 pytestmark = pytest.mark.integration
 
