@@ -228,3 +228,12 @@ def test_unknown_metric_and_main_metric_names():
 def test_regex_check_needs_a_valid_pattern():
     assert "needs `pattern`" in error_of(minimal(evaluation={"checks": [{"type": "regex"}]}))
     assert "not a valid regex" in error_of(minimal(evaluation={"checks": [{"type": "regex", "pattern": "("}]}))
+
+
+def test_auto_format_and_hub_datasets_validate_for_any_method():
+    spec = validate_spec_dict(minimal(method="dpo", data={"train": [
+        {"hub": "org/prefs", "format": "auto", "samples": 500, "hub_site": "modelscope"}]}))
+    dataset = spec.data.train[0]
+    assert dataset.split == "train" and dataset.hub_site == "modelscope" and dataset.source == "hub:org/prefs"
+    assert "exactly one of `path`" in error_of(minimal(data={"train": [{"format": "auto"}]}))
+    assert "hub` datasets only" in error_of(minimal(data={"train": [{**ALPACA, "split": "test"}]}))

@@ -22,12 +22,14 @@ from typing import Any
 
 from . import __version__
 from .data import PreparedData, prepare_records
+from .data import detect_format
 from .data.hub import fetch_hub_dataset
+from .data.mixing import sample_rows
 from .errors import BackendNotReady, RunFailed, RunInterrupted
 from .plan import Plan, make_plan
 from .plugin import NativeJob
 from .runs import Manifest, create_run_dir, ensure_empty_dir, sha256_text
-from .spec import JobSpec
+from .spec import DatasetSpec, JobSpec
 from .specfile import dump_spec
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -49,11 +51,19 @@ class RunResult:
 
 def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
     """The spec's datasets read, checked, mixed and split into canonical JSONL under `out_dir`."""
-    d = spec.data
-    local = lambda ds: ds.path or fetch_hub_dataset(ds.hub, ds.subset, ds.split)  # noqa: E731
-    train = [(local(ds), ds.format, ds.columns or None, ds.weight) for ds in d.train]
-    eval_source = (local(d.eval), d.eval.format, d.eval.columns or None) if d.eval else None
-    return prepare_records(train, eval_source, d.eval_split, spec.training.seed, out_dir, spec.record_kind)
+    d, seed = spec.data, spec.training.seed
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def source(ds: DatasetSpec, label: str) -> tuple[str | Path, str, dict[str, str] | None]:
+        """A local file (hub datasets fetched, `samples` drawn) and its format (`auto` told from the data)."""
+        path: str | Path = ds.path or fetch_hub_dataset(ds.hub, ds.subset, ds.split, ds.hub_site)
+        if ds.samples:
+            path = sample_rows(path, ds.samples, seed, out_dir / f"sampled-{label}.jsonl")
+        return path, detect_format(path) if ds.format == "auto" else ds.format, ds.columns or None
+
+    train = [(*source(ds, f"train{i}"), ds.weight) for i, ds in enumerate(d.train)]
+    eval_source = source(d.eval, "eval") if d.eval else None
+    return prepare_records(train, eval_source, d.eval_split, seed, out_dir, spec.record_kind)
 
 
 def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple[Plan, NativeJob]:

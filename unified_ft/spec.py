@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 
 MethodName = Literal["sft", "pt", "dpo", "orpo", "kto", "rm", "ppo", "grpo"]
 AdapterType = Literal["lora", "qlora", "dora", "full", "freeze", "prefix", "prompt", "p_tuning"]
-DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
+DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text", "auto"]
 
 PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
 REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
@@ -187,9 +187,16 @@ class DatasetSpec(_Strict):
                             "uft's cache when a run starts. Give `path` or `hub`.")
     subset: str | None = Field(None, description="The hub dataset's configuration (subset) name, for `hub`.")
     split: str | None = Field(None, description="The hub dataset's split, for `hub` (default train).")
+    hub_site: Literal["huggingface", "modelscope"] | None = Field(
+        None, description="Which hub `hub` names a dataset on (default huggingface; modelscope needs "
+        "`pip install modelscope`).")
     format: DataFormat = Field(
-        description="alpaca, sharegpt, messages (OpenAI style), preference (chosen/rejected) or text."
+        description="alpaca, sharegpt, messages (OpenAI style), preference (chosen/rejected), text, or auto "
+        "(told from the first row's columns when the run starts; for hub datasets of unknown layout)."
     )
+    samples: int | None = Field(
+        None, ge=1, description="Use this many rows: a seeded random sample, or the whole dataset repeated "
+        "and then sampled when larger (ms-swift's `dataset#N`). Default: every row once.")
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="Map uft's column names to the file's, e.g. {instruction: question, output: answer}.",
@@ -200,10 +207,11 @@ class DatasetSpec(_Strict):
     def _one_source(self) -> DatasetSpec:
         if (self.path is None) == (self.hub is None):
             raise ValueError("a dataset needs exactly one of `path` (a local file) or `hub` (a hub dataset id)")
-        if self.hub is None and (self.subset is not None or self.split is not None):
-            raise ValueError("dataset subset/split apply to `hub` datasets only; remove them")
-        if self.hub is not None and self.split is None:
-            self.split = "train"
+        if self.hub is None and (self.subset, self.split, self.hub_site) != (None, None, None):
+            raise ValueError("dataset subset/split/hub_site apply to `hub` datasets only; remove them")
+        if self.hub is not None:
+            self.split = self.split or "train"
+            self.hub_site = self.hub_site or "huggingface"
         return self
 
     @property
@@ -388,7 +396,10 @@ class JobSpec(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
         kinds = {d.format for d in self.data.train} | ({self.data.eval.format} if self.data.eval else set())
+        kinds.discard("auto")  # told from the data when the run starts, and checked then
         method = self.method.name
+        if not kinds:
+            kinds = {"preference"} if method in PREFERENCE_METHODS else {"text"} if method == "pt" else {"messages"}
         if method in PREFERENCE_METHODS and kinds != {"preference"}:
             raise ValueError(
                 f"method {method} needs preference data (prompt, chosen, rejected): set `format: preference` "

@@ -434,3 +434,41 @@ def test_json_array_parser_matches_json_load(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(files, "_CHUNK", chunk)
     got = [row for _, row in files.iter_rows(p)]
     assert got == json.loads(p.read_text(), parse_int=str, parse_float=str)
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_swift_style_preference_rows_split_the_chosen_answer_off_the_messages(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "p.jsonl", [{"messages": [{"role": "user", "content": "hi"},
+                                                       {"role": "assistant", "content": "hello!"}],
+                                          "rejected_response": "go away"}])
+    (rec,) = read_records(path, "preference")
+    assert rec["prompt"] == [{"role": "user", "content": "hi"}]
+    assert rec["chosen"] == [{"role": "assistant", "content": "hello!"}]
+    assert rec["rejected"] == [{"role": "assistant", "content": "go away"}]
+    bad = _jsonl(tmp_path / "b.jsonl", [{"messages": [{"role": "user", "content": "hi"}], "rejected_response": "x"}])
+    with pytest.raises(DataError, match="ending with the chosen assistant answer"):
+        list(read_records(bad, "preference"))
+
+
+def test_auto_format_is_told_from_the_first_row(tmp_path: Path) -> None:
+    from unified_ft.data import detect_format
+
+    assert detect_format(_jsonl(tmp_path / "a.jsonl", [{"instruction": "a", "input": "", "output": "b"}])) == "alpaca"
+    assert detect_format(_jsonl(tmp_path / "m.jsonl", [{"messages": [], "rejected_response": "x"}])) == "preference"
+    with pytest.raises(DataError, match="match no known format"):
+        detect_format(_jsonl(tmp_path / "q.jsonl", [{"query": "a", "response": "b"}]))
+
+
+def test_samples_draw_a_seeded_subset_or_repeat_the_data(tmp_path: Path) -> None:
+    from unified_ft.data.mixing import sample_rows
+
+    src = _jsonl(tmp_path / "s.jsonl", [{"text": str(i)} for i in range(5)])
+    few = [json.loads(x)["text"] for x in sample_rows(src, 3, 7, tmp_path / "a.jsonl").read_text().splitlines()]
+    again = [json.loads(x)["text"] for x in sample_rows(src, 3, 7, tmp_path / "b.jsonl").read_text().splitlines()]
+    assert few == again and len(set(few)) == 3
+    many = [json.loads(x)["text"] for x in sample_rows(src, 12, 7, tmp_path / "c.jsonl").read_text().splitlines()]
+    assert len(many) == 12 and sorted(set(many)) == ["0", "1", "2", "3", "4"] and many[:5] == ["0", "1", "2", "3", "4"]

@@ -160,3 +160,21 @@ def split_eval(records_path: str | Path, ratio: float, seed: int, train_out: str
             (ev if is_eval[j] else tr).write(line)
             j += 1
     return n - n_eval, n_eval
+
+
+def sample_rows(path: str | Path, count: int, seed: int, out: str | Path) -> Path:
+    """`count` raw rows of a dataset file as JSONL: a seeded sample without replacement, or every row
+    repeated and the rest sampled when `count` is larger (ms-swift's `dataset#N`)."""
+    import json
+    import random
+
+    from unified_ft.data.files import iter_rows
+
+    rows = [row for _, row in iter_rows(path)]
+    rng = random.Random(seed)
+    whole, rest = divmod(count, len(rows)) if rows else (0, 0)
+    picked = rows * whole + rng.sample(rows, rest)
+    out = Path(out)
+    with out.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in picked)
+    return out

@@ -172,9 +172,21 @@ def check_source(path: str | Path, fmt: str, columns: Mapping[str, str] | None =
 # Field access
 
 
+def detect_format(path: str | Path) -> str:
+    """The format of a dataset told from its first row's columns (spec `format: auto`)."""
+    for _, data in iter_rows(path):
+        keys = list(data) if isinstance(data, dict) else []
+        found = _guess_format(keys)
+        if found is None:
+            raise DataError(path, f"format auto: the columns {', '.join(keys) or '(none)'} match no known format",
+                            row=1, hint=f"set the dataset's format ({', '.join(FORMATS)}) and columns")
+        return found
+    raise DataError(path, "the dataset has no rows", hint="check this is the file you meant")
+
+
 def _guess_format(keys: list[str]) -> str | None:
     k = set(keys)
-    if "chosen" in k and "rejected" in k:
+    if ("chosen" in k or "messages" in k) and ("rejected" in k or "rejected_response" in k):
         return "preference"
     if "conversations" in k:
         return "sharegpt"
@@ -438,6 +450,8 @@ def _answer(row: _Row, name: str) -> list[dict[str, str]]:
 
 
 def _preference(row: _Row) -> dict[str, Any]:
+    if not row.present("chosen") and row.present("messages"):
+        return _preference_in_messages(row)
     for name in ("chosen", "rejected"):
         if row.data.get(row.col(name)) is None:
             raise row.missing(name, f"missing required column '{row.col(name)}' (a preference row needs chosen "
@@ -470,6 +484,21 @@ def _preference(row: _Row) -> dict[str, Any]:
                                         "with the same prompt turns")
         prompt, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
     rec = preference_record(prompt, chosen, rejected, _tools(row))
+    validate_preference(rec, row.path, row.row)
+    return rec
+
+
+def _preference_in_messages(row: _Row) -> dict[str, Any]:
+    """ms-swift's shape: `messages` ending with the chosen answer, and `rejected` (or `rejected_response`)."""
+    turns = _with_system(row, _turns(row, "messages") or [], row.col("messages"))
+    if not turns or turns[-1]["role"] != "assistant":
+        raise row.error("a preference row without 'chosen' needs 'messages' ending with the chosen assistant answer",
+                        field=row.col("messages"))
+    name = "rejected" if row.present("rejected") else "rejected_response"
+    if not row.present(name):
+        raise row.missing("rejected", "missing the rejected answer ('rejected' or 'rejected_response')")
+    rejected = _answer(row, name)
+    rec = preference_record(turns[:-1], [turns[-1]], rejected, _tools(row))
     validate_preference(rec, row.path, row.row)
     return rec
 
