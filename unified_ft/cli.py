@@ -127,9 +127,11 @@ def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None)
 
 @app.command(name="import")
 def import_command(
-    backend: Annotated[str, typer.Argument(help="The framework the config is for (llamafactory).",
+    backend: Annotated[str, typer.Argument(help="The framework the config is for (llamafactory, swift).",
                                            show_default=False)],
-    config: Annotated[Path, typer.Argument(help="The native config file.", show_default=False)],
+    config: Annotated[Path, typer.Argument(help="The native config: LLaMA-Factory's YAML; for swift a shell "
+                                           "script with the swift command, swift's args.json or its config file.",
+                                           show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Spec file to write (must not exist).")] = Path(
         "spec.yaml"),
     dataset_info: Annotated[Optional[Path], typer.Option(help="LLaMA-Factory's dataset_info.json (default: "
@@ -141,19 +143,28 @@ def import_command(
     from .errors import RunDirError
     from .specfile import validate_spec_dict
 
-    if backend != "llamafactory":
-        raise UftError(f"uft can import llamafactory configs so far, not {backend!r}")
+    if backend not in ("llamafactory", "swift"):
+        raise UftError(f"uft can import llamafactory and swift configs, not {backend!r}")
     if output.exists():
         raise RunDirError(f"{output} already exists; choose a new file (nothing was written)")
-    from .backends.llamafactory.importer import import_config
+    notes: list[str] = []
+    if backend == "swift":
+        from .backends.swift.importer import import_swift
 
-    spec, mapped, kept = import_config(config, dataset_info)
+        imported = import_swift(config)
+        spec, mapped, kept, notes = imported.spec, imported.mapped, imported.kept, imported.notes
+    else:
+        from .backends.llamafactory.importer import import_config
+
+        spec, mapped, kept = import_config(config, dataset_info)
     validate_spec_dict(spec, str(config))
     console.print(f"{config} -> {output}")
     for native_key, spec_key in mapped:
         console.print(f"  {native_key:<34} {spec_key}")
     for native_key in kept:
-        console.print(f"  {native_key:<34} backend_options.llamafactory.{native_key} (kept verbatim)")
+        console.print(f"  {native_key:<34} backend_options.{backend}.{native_key} (kept verbatim)")
+    for note in notes:
+        console.print(f"  [yellow]note[/yellow]: {note}")
     output.write_text(f"# Imported by uft from {config}\n" + yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     console.print(f"[green]wrote[/green] {output}")
 

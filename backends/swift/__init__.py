@@ -52,6 +52,11 @@ TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "gemma": "g
 MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama", "mistral": "mistral", "gemma": "gemma",
                "gemma2": "gemma2", "gemma3_text": "gemma3_text", "phi3": "phi3"}
 RLHF_TYPES = ("dpo", "orpo", "kto", "rm")
+#: save_steps meaning "only the final checkpoint": swift always saves at the last step unless saving is off.
+SAVE_AT_END = 1_000_000
+#: transformers' Adam settings, which trl and LLaMA-Factory use; swift's own adam_beta2 is 0.95. A swift
+#: command imported with its own values keeps them in backend_options.swift, which then win here.
+ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
 #: Environment for a run: hub ids resolve on the Hugging Face hub (like every other backend), not ModelScope.
 BASE_ENV = {"USE_HF": "1", "TOKENIZERS_PARALLELISM": "false"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -188,6 +193,7 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
     if inferred:
         args["model_type"] = inferred
     args["template"] = _template(spec)
+    args["use_chat_template"] = method != "pt"  # pt trains on plain text; also tells an importer the command
     args["use_hf"] = True
     args["check_model"] = False  # else swift asks ModelScope whether a local model is current
     args["tuner_type"] = "full" if a.type in ("full", "freeze") else "lora"
@@ -224,7 +230,7 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         "logging_steps": t.logging_steps,
         "logging_first_step": False,
         "save_strategy": "steps",
-        "save_steps": t.save_steps or 1_000_000,  # swift always saves at the last step; that checkpoint is the result
+        "save_steps": t.save_steps or SAVE_AT_END,
         "save_only_model": True,
         "eval_strategy": "no",  # uft's shared evaluation judges the result
         "report_to": list(t.report_to),
@@ -236,9 +242,7 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         "lr_scheduler_type": t.lr_scheduler,
         "warmup_ratio": t.warmup_ratio,
         "optim": t.optimizer,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,  # swift's own default is 0.95; the other backends use transformers' 0.999
-        "adam_epsilon": 1e-8,
+        **{k: v for k, v in ADAM.items() if k not in passthrough},
         "weight_decay": t.weight_decay,
         "max_grad_norm": t.max_grad_norm,
         "gradient_checkpointing": t.gradient_checkpointing,
@@ -301,7 +305,7 @@ def swift_rows(spec: JobSpec, records: Any) -> Any:
     """Canonical records in swift's shapes: messages (+ rejected_response, or label for kto)."""
     for row in records:
         if "text" in row:
-            yield {"messages": [{"role": "assistant", "content": row["text"]}]}
+            yield {"text": row["text"]}
         elif "messages" in row:
             yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
         else:

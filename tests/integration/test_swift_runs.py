@@ -57,13 +57,27 @@ def test_lora_sft_on_swift_is_judged_and_matches_trls_adapter_shape(tmp_path, ti
     report = json.loads((sw / "eval.json").read_text())
     assert report["tuned"]["loss"] < report["base"]["loss"]
 
+    # the args.json swift wrote imports back to the same effective settings
+    from unified_ft.backends.swift.importer import import_swift
+    from unified_ft.specfile import load_spec, validate_spec_dict
 
-def test_dpo_on_swift(tmp_path, tiny_model):
+    imported = import_swift(sw / "native" / "output" / "args.json")
+    back, ran = validate_spec_dict(imported.spec), load_spec(sw / "spec.yaml")
+    for section in ("model", "template", "method", "adapter", "training"):
+        assert getattr(back, section) == getattr(ran, section), section
+    assert imported.kept == {"model_type": "qwen2"} and back.data.train[0].format == "messages"
+
+
+def test_dpo_on_swift_and_the_rows_swift_drops_are_counted(tmp_path, tiny_model, capsys):
     spec = _spec(tmp_path, tiny_model, "dpo", method="dpo",
-                 data={"train": [{"path": "pref.jsonl", "format": "preference"}], "eval_split": 0.25,
-                       "max_length": 64})
+                 data={"train": [{"path": "pref.jsonl", "format": "preference"}], "eval": {"path": "pref.jsonl",
+                       "format": "preference"}, "max_length": 64})
+    # swift's preprocessor silently drops a pair whose rejected answer equals the chosen one
+    write_jsonl(tmp_path / "pref.jsonl", [*preference_rows(), {"prompt": "same", "chosen": "x", "rejected": "x"}])
     assert main(["run", str(spec), "--backend", "swift", "--runs-dir", str(tmp_path / "runs")]) == 0
     run_dir = tmp_path / "runs" / "dpo" / "swift"
+    assert json.loads((run_dir / "manifest.json").read_text())["final_metrics"]["dropped_rows"] == 1
+    assert "swift dropped 1 train rows" in capsys.readouterr().out
     assert (run_dir / "adapter" / "adapter_config.json").exists() and (run_dir / "eval.json").exists()
     assert yaml.safe_load((run_dir / "native" / "config.yaml").read_text())["rlhf_type"] == "dpo"
 

@@ -9,6 +9,7 @@ swift rlhf \
     --rlhf_type dpo \
     --model Qwen/Qwen2.5-0.5B-Instruct \
     --template qwen \
+    --use_chat_template true \
     --use_hf true \
     --check_model false \
     --tuner_type lora \

@@ -8,6 +8,7 @@ export TOKENIZERS_PARALLELISM=false
 swift pt \
     --model HuggingFaceTB/SmolLM2-135M \
     --template dummy \
+    --use_chat_template false \
     --use_hf true \
     --check_model false \
     --tuner_type full \

@@ -8,6 +8,7 @@ export TOKENIZERS_PARALLELISM=false
 swift sft \
     --model meta-llama/Llama-3.2-1B-Instruct \
     --template llama3 \
+    --use_chat_template true \
     --use_hf true \
     --check_model false \
     --tuner_type lora \

@@ -8,6 +8,7 @@ export TOKENIZERS_PARALLELISM=false
 swift sft \
     --model Qwen/Qwen2.5-0.5B-Instruct \
     --template qwen \
+    --use_chat_template true \
     --use_hf true \
     --check_model false \
     --tuner_type lora \

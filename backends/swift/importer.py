@@ -1,0 +1,412 @@
+"""The way back: a `swift sft|pt|rlhf` command (a shell script, swift's args.json, or a swift config file)
+as a uft spec.
+
+ms-swift's own defaults are written out explicitly (lora_alpha 32, lora_dropout 0.05, weight_decay 0.1,
+accumulation ceil(16 / batch / GPUs), 3 epochs, ...), so the imported spec trains the same way on any
+backend. Arguments the spec does not model are kept verbatim under `backend_options.swift`; an argument
+swift does not know is reported (with a did-you-mean) and kept visible too; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unified_ft.data import detect_format
+from unified_ft.errors import Problem, SpecError
+
+from . import ADAM, SAVE_AT_END, TEMPLATES
+
+HERE = Path(__file__).resolve().parent
+KNOWN = json.loads((HERE / "arguments.json").read_text(encoding="utf-8"))
+DEFAULTS: dict[str, Any] = KNOWN["arguments"]
+#: What a renamed argument is called now (swift 4 renamed train_type to tuner_type, with no alias).
+RENAMED = {"train_type": "tuner_type"}
+LIST_ARGS = {"dataset", "val_dataset", "target_modules", "report_to", "trainable_parameters", "freeze_parameters",
+             "modules_to_save", "external_plugins", "loss_type"}
+#: Bookkeeping that uft's run directories and data step replace (or swift derives), equivalent under uft.
+IGNORED = {"output_dir", "add_version", "check_model", "logging_dir", "save_total_limit", "eval_steps",
+           "eval_strategy", "per_device_eval_batch_size", "dataloader_num_workers", "dataset_num_proc",
+           "load_from_cache_file", "use_hf", "save_only_model", "save_strategy", "save_steps", "logging_first_step",
+           "create_checkpoint_symlink", "ignore_args_error", "torch_dtype", "split_dataset_ratio",
+           "dataset_shuffle", "data_seed"}
+#: Keys args.json holds that are swift's own records, not choices.
+RECORDS = {"swift_version", "training_args", "model_info", "model_meta", "template_meta", "hub", "rank",
+           "local_rank", "global_world_size", "local_world_size", "model_dir", "model_suffix", "is_multimodal",
+           "evaluation_strategy", "ckpt_dir", "last_model_checkpoint", "best_model_checkpoint"}
+#: args.json values swift fills in itself while parsing (from None or from other settings), not choices.
+RESOLVED = {"accelerator_config", "bnb_4bit_compute_dtype", "debug", "fsdp", "greater_is_better",
+            "include_num_input_tokens_seen", "lazy_tokenize", "max_memory", "metric_for_best_model", "run_name",
+            "stream", "task_type", "temperature", "top_k", "top_p", "repetition_penalty",
+            "vit_gradient_checkpointing", "model_kwargs", "columns", "max_new_tokens"}
+ENV_HINTS = {"CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "MASTER_PORT", "NNODES", "NODE_RANK", "MASTER_ADDR",
+             "USE_HF", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM"}
+OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_torch_fused": "adamw_torch", "sgd": "sgd",
+              "adafactor": "adafactor", "adamw_8bit": "adamw_8bit", "adamw_bnb_8bit": "adamw_8bit",
+              "paged_adamw_8bit": "paged_adamw_8bit"}
+
+
+class Imported:
+    """An imported command: the spec, what mapped where, what was kept verbatim, and notes to show."""
+
+    def __init__(self) -> None:
+        self.mapped: list[tuple[str, str]] = []
+        self.kept: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.spec: dict[str, Any] = {}
+
+
+def import_swift(path: str | Path) -> Imported:
+    """Read a shell script, args.json or swift config file and build the spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("The swift command cannot be read", [Problem(str(path), "no such file",
+                                                                     "give a .sh script, args.json or config")])
+    command, args, env, explicit = read_native(path)
+    return build_spec(path, command, args, env, explicit)
+
+
+def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[str]]:
+    """(sft|pt|rlhf, arguments, environment, the arguments the user chose rather than swift's defaults)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        args = json.loads(text)
+        version = str(args.get("swift_version", "unknown"))
+        if not version.startswith("4."):
+            raise SpecError("This args.json comes from a swift version uft does not read", [Problem(
+                f"{path} (swift_version)", f"written by ms-swift {version}; uft reads 4.x (the lock has "
+                f"{KNOWN['swift_version']})", "re-run the job with ms-swift 4.x, or import its shell command")])
+        chosen = {k for k, v in args.items() if k not in RECORDS | RESOLVED and not k.startswith("_")
+                  and v not in (None, {}, [], "") and DEFAULTS.get(k, object()) != v}
+        return _command_of(args), args, {}, chosen
+    if path.suffix in (".yaml", ".yml"):
+        args = yaml.safe_load(text) or {}
+        env = {str(k): str(v) for k, v in (args.pop("ENV", None) or {}).items()}
+        return _command_of(args), args, env, set(args)
+    return parse_script(path, text)
+
+
+def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, str], set[str]]:
+    """The first `swift sft|pt|rlhf ...` command line of a shell script (continuations, env prefixes, quotes)."""
+    lines = text.replace("\\\n", " ").splitlines()  # one logical line per command
+    line = next((x for x in lines if re.search(r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    if line is None:
+        raise SpecError("No swift training command found", [Problem(
+            str(path), "no `swift sft`, `swift pt` or `swift rlhf` command line", "give the script that trains")])
+    words = shlex.split(_substitute(path, line, text), comments=True)
+    start = next(i for i, w in enumerate(words) if Path(w).name == "swift" and i + 1 < len(words)
+                 and words[i + 1] in ("sft", "pt", "rlhf"))
+    env = {}
+    for word in reversed(words[:start]):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
+            break
+        key, _, value = word.partition("=")
+        env[key] = value
+    command, rest = words[start + 1], words[start + 2:]
+    args: dict[str, Any] = {}
+    if rest and rest[0].endswith((".yaml", ".yml", ".json")) and not rest[0].startswith("--"):
+        config = yaml.safe_load((path.parent / rest[0]).read_text(encoding="utf-8")) or {}
+        env.update({str(k): str(v) for k, v in (config.pop("ENV", None) or {}).items()})
+        args.update(config)
+        rest = rest[1:]
+    key = None
+    for word in rest:
+        if word in ("&&", ";", "|", "||"):
+            break
+        if word.startswith("--"):
+            key, _, inline = word[2:].partition("=")
+            key = key.replace("-", "_")
+            args[key] = [inline] if inline else []
+        elif key is not None:
+            args[key].append(word)
+    args = {k: _value(k, v) for k, v in args.items()}
+    return command, args, env, set(args)
+
+
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$", re.MULTILINE)
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _substitute(path: Path, line: str, script: str) -> str:
+    """Shell variables the script sets itself (`nproc_per_node=2`), put in; anything computed is an error."""
+    variables = {name: value.strip("'\"") for name, value in _ASSIGNMENT.findall(script)}
+    computed = re.search(r"\$\([^)]*\)|`[^`]*`", line)
+    if computed:
+        raise SpecError("The swift command computes a value in the shell", [Problem(
+            str(path), f"{computed.group(0)!r} is a command substitution uft cannot evaluate",
+            "replace it with its value and import again")])
+
+    def value(match: re.Match) -> str:
+        if match.group(1) not in variables:
+            raise SpecError("The swift command uses a shell variable it does not set", [Problem(
+                str(path), f"${match.group(1)} is not set in the script", "replace it with its value")])
+        return variables[match.group(1)]
+
+    return _REFERENCE.sub(value, line)
+
+
+def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, str], explicit: set[str]
+               ) -> Imported:
+    out = Imported()
+    args = {RENAMED.get(k, k): v for k, v in args.items()}
+    used = set(IGNORED) | RECORDS
+
+    def get(key: str, default: Any = None) -> Any:
+        value = args.get(key)
+        return value if value is not None else (DEFAULTS.get(key) if default is None else default)
+
+    def take(key: str, target: str, default: Any = None) -> Any:
+        used.add(key)
+        out.mapped.append((key, target))
+        return get(key, default)
+
+    method = _method(command, args, take)
+    tuner = take("tuner_type", "adapter.type")
+    adapter: dict[str, Any] = {"type": {"lora": "lora", "full": "full"}.get(tuner)}
+    if adapter["type"] is None:
+        raise SpecError("This swift command cannot be imported", [Problem(
+            "tuner_type", f"{tuner!r} has no uft adapter", "uft imports tuner_type lora and full")])
+    if tuner == "lora":
+        targets = take("target_modules", "adapter.target_modules")
+        init = str(take("init_weights", "adapter.init"))
+        adapter.update({"r": take("lora_rank", "adapter.r"), "alpha": take("lora_alpha", "adapter.alpha"),
+                        "dropout": take("lora_dropout", "adapter.dropout"),
+                        "target_modules": "all-linear" if targets in (["all-linear"], "all-linear") else
+                        list(targets), "rslora": take("use_rslora", "adapter.rslora")})
+        if take("use_dora", "adapter.use_dora"):
+            adapter["type"] = "dora"
+        if args.get("lorap_lr_ratio") is not None:
+            adapter["loraplus_lr_ratio"] = take("lorap_lr_ratio", "adapter.loraplus_lr_ratio")
+        if init.startswith("pissa"):
+            adapter.update(init="pissa", pissa_iters=int(init.rpartition("_")[2]) if "niter" in init else 0)
+        elif init.lower() not in ("true", "1"):
+            raise SpecError("This swift command cannot be imported", [Problem(
+                "init_weights", f"{init!r} has no uft equivalent", "uft models the default init and pissa")])
+        if args.get("quant_bits") is not None:
+            adapter.update(type="qlora", bits=take("quant_bits", "adapter.bits"))
+            used.update({"quant_method", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
+                         "bnb_4bit_compute_dtype"})
+    training = _training(args, env, tuner, take, get, out)
+    used.update(ADAM)
+    used.add("use_chat_template")  # follows from the method
+    template = _template(args, method, take, out)
+    data = _data(path, args, env, method, take, out)
+    model = {"path": take("model", "model.path")}
+    if model["path"] is None:
+        raise SpecError("This swift command names no model", [Problem("model", "missing", "add --model")])
+    if args.get("model_revision"):
+        model["revision"] = take("model_revision", "model.revision")
+    if not _hf(args, env) and not Path(str(model["path"])).exists():
+        out.notes.append(f"model {model['path']} is a ModelScope id in this command; uft looks hub ids up on the "
+                         "Hugging Face hub (most Qwen/Llama ids are the same on both)")
+    out.spec = {"name": _name(path), "model": model, "template": template, "method": method, "adapter": adapter,
+                "data": data, "training": training}
+    for key in sorted(set(args) - used):
+        if key not in explicit:
+            continue
+        out.kept[key] = args[key]
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+            out.notes.append(f"--{key} is not an ms-swift {KNOWN['swift_version']} argument" +
+                             (f" (did you mean --{close[0]}?)" if close else "") + "; kept in backend_options.swift, "
+                             "where swift will reject it until it is fixed")
+    for key, value in env.items():
+        if key not in ENV_HINTS:
+            out.notes.append(f"environment {key}={value} is not a training setting; set it yourself when running")
+    if out.kept:
+        out.spec["backend_options"] = {"swift": out.kept}
+    return out
+
+
+def _method(command: str, args: dict[str, Any], take) -> Any:
+    if command != "rlhf":
+        return command
+    kind = take("rlhf_type", "method.name")
+    if kind == "cpo" and args.get("loss_type") in ("simpo", ["simpo"]):
+        kind = "simpo"
+    if kind not in ("dpo", "orpo", "kto", "rm"):
+        raise SpecError("This swift command cannot be imported yet", [Problem(
+            "rlhf_type", f"{kind!r} has no uft method yet", "uft imports dpo, orpo, kto and rm")])
+    method: dict[str, Any] = {"name": kind}
+    if kind in ("dpo", "orpo", "kto"):
+        method["beta"] = take("beta", "method.beta", 0.1)
+    loss = args.get("loss_type")
+    if loss not in (None, [], "sigmoid", ["sigmoid"], "kto", ["kto"]) and kind in ("dpo", "kto"):
+        method["loss_type"] = take("loss_type", "method.loss_type")
+        method["loss_type"] = method["loss_type"][0] if isinstance(method["loss_type"], list) else method["loss_type"]
+    return method
+
+
+def _training(args, env, tuner, take, get, out: Imported) -> dict[str, Any]:
+    batch = take("per_device_train_batch_size", "training.per_device_batch_size")
+    world = int(env.get("NPROC_PER_NODE", "1") or 1)
+    accumulation = take("gradient_accumulation_steps", "training.gradient_accumulation_steps",
+                        max(1, math.ceil(16 / batch / world)))  # swift's automatic choice
+    max_steps = take("max_steps", "training.max_steps")
+    epochs = take("num_train_epochs", "training.epochs")
+    optimizer = take("optim", "training.optimizer")
+    if optimizer not in OPTIMIZERS:
+        raise SpecError("This swift command cannot be imported", [Problem(
+            "optim", f"{optimizer!r} has no uft optimizer", f"uft maps {', '.join(sorted(OPTIMIZERS))}")])
+    report = take("report_to", "training.report_to")
+    bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
+    dtype = args.get("torch_dtype")
+    if bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
+        bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
+    training = {
+        **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": epochs}),
+        "learning_rate": take("learning_rate", "training.learning_rate", 1e-5 if tuner == "full" else 1e-4),
+        "lr_scheduler": take("lr_scheduler_type", "training.lr_scheduler"),
+        "warmup_ratio": take("warmup_ratio", "training.warmup_ratio"),
+        "per_device_batch_size": batch,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_checkpointing": take("gradient_checkpointing", "training.gradient_checkpointing"),
+        "precision": "bf16" if bf16 else "fp16" if fp16 else ("fp32" if dtype or bf16 is False else "auto"),
+        "optimizer": OPTIMIZERS[optimizer],
+        "weight_decay": take("weight_decay", "training.weight_decay"),
+        "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
+        "seed": take("seed", "training.seed"),
+        "logging_steps": take("logging_steps", "training.logging_steps"),
+        "report_to": [r for r in (report if isinstance(report, list) else [report])],
+    }
+    if args.get("save_steps") not in (None, SAVE_AT_END) and get("save_strategy") != "no":
+        training["save_steps"] = args["save_steps"]
+    if args.get("warmup_steps"):
+        raise SpecError("This swift command cannot be imported", [Problem(
+            "warmup_steps", "uft models warmup as a ratio of the steps", "use --warmup_ratio")])
+    for key in ("adam_beta1", "adam_beta2", "adam_epsilon"):  # swift's own choices, kept so swift trains the same
+        if get(key) != ADAM[key]:
+            out.kept[key] = get(key)
+            out.notes.append(f"{key} {get(key)} (swift's) kept in backend_options.swift; other backends use "
+                             "transformers' default")
+    return training
+
+
+def _template(args, method, take, out: Imported) -> str:
+    template = take("template", "template")
+    if template is None:
+        out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
+                         "chat template (template: model) on every backend")
+        return "model"
+    if template == "dummy" and method == "pt":
+        return "model"
+    reverse = {v: k for k, v in TEMPLATES.items()}
+    if template not in reverse:
+        raise SpecError("This swift command cannot be imported", [Problem(
+            "template", f"swift template {template!r} has no uft equivalent",
+            f"uft maps these: {', '.join(sorted(reverse))}; or drop --template to use the model's own")])
+    return reverse[template]
+
+
+def _data(path: Path, args, env, method, take, out: Imported) -> dict[str, Any]:
+    datasets = take("dataset", "data.train") or []
+    if not datasets:
+        raise SpecError("This swift command names no dataset", [Problem("dataset", "missing", "add --dataset")])
+    loss_scale = take("loss_scale", "data.train_on_prompt") or ("all" if method == "pt" else "default")
+    if loss_scale not in ("default", "last_round", "all"):
+        raise SpecError("This swift command cannot be imported", [Problem(
+            "loss_scale", f"{loss_scale!r} has no uft equivalent", "uft maps default, last_round and all")])
+    truncation = take("truncation_strategy", "data.max_length (uft truncates)")
+    if truncation in (None, "delete"):
+        out.notes.append("swift drops rows longer than max_length (truncation_strategy delete); uft truncates them")
+    max_length = take("max_length", "data.max_length")
+    if max_length is None:
+        max_length = 2048
+        out.notes.append("no --max_length: swift uses the model's maximum; the spec says 2048, change it if needed")
+    data: dict[str, Any] = {"train": [_dataset(path, d, args, env, method) for d in datasets],
+                            "max_length": max_length, "packing": bool(take("packing", "data.packing")),
+                            "train_on_prompt": loss_scale == "all" and method != "pt"}
+    val = take("val_dataset", "data.eval")
+    if val:
+        data["eval"] = _dataset(path, val[0], args, env, method)
+    elif (args.get("split_dataset_ratio") or 0) > 0:
+        data["eval_split"] = args["split_dataset_ratio"]
+        out.mapped.append(("split_dataset_ratio", "data.eval_split"))
+    return data
+
+
+def _dataset(path: Path, text: str, args, env, method) -> dict[str, Any]:
+    """swift's `[hf::|ms::]id_or_path[:subset][#N]` as a uft dataset."""
+    entry: dict[str, Any]
+    local = _local_file(path, text)
+    if local:
+        entry = {"path": str(local)}
+    else:
+        site = "huggingface" if text.startswith("hf::") or _hf(args, env) else "modelscope"
+        name = text.split("::", 1)[-1]
+        name, _, samples = name.partition("#")
+        local = _local_file(path, name)
+        if local:
+            entry = {"path": str(local.resolve())}
+        else:
+            hub, _, subset = name.partition(":")
+            entry = {"hub": hub, "hub_site": site, **({"subset": subset} if subset else {})}
+        if samples:
+            entry["samples"] = int(samples)
+    if "path" not in entry and method != "kto":
+        entry["format"] = "auto"  # told from the data when a run fetches it
+        return entry
+    entry["format"] = detect_format(entry["path"]) if "path" in entry else "auto"
+    if method == "kto" and entry["format"] != "preference":
+        raise SpecError("KTO data cannot be imported yet", [Problem(
+            text, "unpaired rows with a `label` have no uft format yet (uft's preference format holds "
+            "pairs)", "import the run with paired preference data (messages + rejected_response)")])
+    return entry
+
+
+def _local_file(path: Path, text: str) -> Path | None:
+    """A dataset argument as an existing local file: beside the script (or, for args.json in swift's output
+    folder, beside the folder swift ran in)."""
+    for base in (path.parent, path.parent.parent):
+        candidate = base / text
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _hf(args: dict[str, Any], env: dict[str, str]) -> bool:
+    return bool(args.get("use_hf")) or env.get("USE_HF", "0") not in ("0", "", "false", "False")
+
+
+def _command_of(args: dict[str, Any]) -> str:
+    if args.get("rlhf_type"):
+        return "rlhf"
+    return "pt" if args.get("use_chat_template") is False else "sft"
+
+
+def _value(key: str, words: list[str]) -> Any:
+    values = [_scalar(w) for w in words]
+    if key in LIST_ARGS:
+        return values
+    if not values:
+        return True  # a bare flag
+    return values[0] if len(values) == 1 else values
+
+
+def _scalar(word: str) -> Any:
+    if word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(word)
+        except ValueError:
+            pass
+    if word.startswith(("{", "[")):
+        try:
+            return json.loads(word)
+        except json.JSONDecodeError:
+            pass
+    return word
+
+
+def _name(path: Path) -> str:
+    stem = path.parent.name if path.name == "args.json" else path.stem
+    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in stem).strip("-.") or "imported"
+    return stem[:100]

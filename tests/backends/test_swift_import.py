@@ -1,0 +1,117 @@
+"""Migration in from ms-swift: a shell command, swift's config file or args.json becomes a spec with swift's
+implicit defaults explicit and unmodelled arguments kept visibly; import(translate(spec)) gives back the same
+effective training settings; ms-swift's own example scripts import as a new user would try them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unified_ft.backends.swift import SwiftBackend
+from unified_ft.backends.swift.importer import import_swift
+from unified_ft.cli import main
+from unified_ft.errors import SpecError
+from unified_ft.launch import prepare_data
+from unified_ft.specfile import load_spec, validate_spec_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = Path(__file__).with_name("swift_examples")
+EFFECTIVE = ("model", "template", "method", "adapter", "training")
+
+
+@pytest.mark.parametrize("native", ["config.yaml", "train.sh"])
+@pytest.mark.parametrize("name", ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora"])
+def test_round_trip_keeps_every_effective_setting(name, native, tmp_path):
+    spec = load_spec(ROOT / "specs" / f"{name}.yaml")
+    spec.training.precision = spec.training.precision if spec.training.precision != "auto" else "fp32"
+    job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
+    imported = import_swift(job.native_dir / native)
+    back = validate_spec_dict(imported.spec)
+    for section in EFFECTIVE:
+        assert getattr(back, section) == getattr(spec, section), section
+    assert back.data.max_length == spec.data.max_length and back.data.packing == spec.data.packing
+    assert back.data.train_on_prompt == spec.data.train_on_prompt
+    assert imported.kept == {}
+    # uft's data step mixed the datasets into one file of swift's shapes
+    assert [d.format for d in back.data.train] == [{"alpaca": "messages"}.get(spec.data.train[0].format,
+                                                                              spec.data.train[0].format)]
+
+
+def test_swift_defaults_become_explicit_and_unknown_flags_stay_visible(tmp_path):
+    (tmp_path / "d.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "a"},
+                                                               {"role": "assistant", "content": "b"}]}) + "\n")
+    script = tmp_path / "run.sh"
+    script.write_text("# a user's script\nCUDA_VISIBLE_DEVICES=0 NPROC_PER_NODE=2 \\\n  swift sft --model Qwen/Qwen2.5-0.5B "
+                      "--train_type lora --template qwen --dataset d.jsonl --per_device_train_batch_size 2 \\\n"
+                      "  --lora_rankk 16 --max_length 512 --model_kwargs '{\"a\": 1}'\n")
+    imported = import_swift(script)
+    spec = imported.spec
+    assert spec["adapter"] == {"type": "lora", "r": 8, "alpha": 32.0, "dropout": 0.05, "target_modules": "all-linear",
+                               "rslora": False}
+    training = spec["training"]
+    assert training["gradient_accumulation_steps"] == 4  # swift's ceil(16 / 2 per device / 2 GPUs)
+    assert training["epochs"] == 3.0 and training["learning_rate"] == 1e-4 and training["weight_decay"] == 0.1
+    assert training["gradient_checkpointing"] is True
+    assert imported.kept == {"lora_rankk": 16, "model_kwargs": {"a": 1}, "adam_beta2": 0.95}
+    assert any("--lora_rankk" in n and "did you mean --lora_rank" in n for n in imported.notes)
+    assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
+    validate_spec_dict(spec)
+
+
+@pytest.mark.parametrize("script", ["lora_sft.sh", "qlora_bnb_train.sh", "rlhf_dpo_lora.sh"])
+def test_ms_swift_example_scripts_import(script, tmp_path, capsys):
+    out = tmp_path / "spec.yaml"
+    assert main(["import", "swift", str(EXAMPLES / script), "-o", str(out)]) == 0
+    spec = load_spec(out)
+    assert spec.model.path == "Qwen/Qwen2.5-7B-Instruct" and spec.training.gradient_accumulation_steps == 16
+    assert spec.adapter.r == 8 and spec.adapter.alpha == 32 and spec.training.precision == "bf16"
+    train = spec.data.train[0]
+    assert train.hub and train.format == "auto" and train.hub_site == "modelscope"
+    printed = capsys.readouterr().out
+    assert "kept verbatim" in printed and "ModelScope id" in printed
+    if script == "qlora_bnb_train.sh":
+        assert spec.adapter.type == "qlora" and spec.adapter.bits == 4
+    if script == "rlhf_dpo_lora.sh":
+        assert spec.method.name == "dpo" and spec.backend_options["swift"]["rpo_alpha"] == 0.1
+        assert spec.data.eval_split == 0.01
+    else:
+        assert train.samples == 500 and spec.backend_options["swift"]["model_author"] == "swift"
+
+
+def test_bad_commands_are_clear_errors(tmp_path):
+    with pytest.raises(SpecError, match="command substitution"):
+        import_swift(EXAMPLES / "rlhf_kto.sh")
+    none = tmp_path / "none.sh"
+    none.write_text("echo hello\n")
+    with pytest.raises(SpecError, match="No swift training command"):
+        import_swift(none)
+    old = tmp_path / "args.json"
+    old.write_text(json.dumps({"swift_version": "2.6.1", "model": "x"}))
+    with pytest.raises(SpecError, match="swift version"):
+        import_swift(old)
+    unset = tmp_path / "unset.sh"
+    unset.write_text("swift sft --model $MODEL --dataset d.jsonl\n")
+    with pytest.raises(SpecError, match=r"\$MODEL is not set"):
+        import_swift(unset)
+
+
+def test_a_llamafactory_import_then_a_swift_import_of_its_translation_agree(tmp_path):
+    """Cross-migration both ways: the swift command uft writes imports back to the same effective spec."""
+    from unified_ft.backends.llamafactory.importer import import_config
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps({"demo": {"file_name": "demo.json"}}))
+    (tmp_path / "data" / "demo.json").write_text(json.dumps([{"instruction": "hi", "input": "", "output": "yo"}]))
+    native = {"model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct", "stage": "sft", "finetuning_type": "lora",
+              "lora_rank": 16, "lora_target": "q_proj,v_proj", "dataset": "demo", "template": "qwen",
+              "cutoff_len": 512, "learning_rate": 1.0e-4, "num_train_epochs": 2.0}
+    (tmp_path / "lf.yaml").write_text(yaml.safe_dump(native))
+    spec = validate_spec_dict(import_config(tmp_path / "lf.yaml")[0])
+    spec.training.precision = "fp32"
+    job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "prepared"), tmp_path / "native")
+    back = validate_spec_dict(import_swift(job.native_dir / "train.sh").spec)
+    for section in EFFECTIVE:
+        assert getattr(back, section) == getattr(spec, section), section
