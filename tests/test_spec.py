@@ -156,6 +156,11 @@ RULES = [
     pytest.param(minimal(adapter={"pissa_iters": 4}), ["adapter.pissa_iters", "init: pissa"], id="iters-without-pissa"),
     pytest.param(minimal(adapter={"type": "qlora", "bits": 4, "init": "pissa"}), ["pissa", "unquantized"],
                  id="pissa-on-qlora"),
+    pytest.param(minimal(method={"name": "dpo", "gamma": 1.0}, data={"train": [PREFERENCE]}),
+                 ["method.gamma", "simpo"], id="gamma-on-dpo"),
+    pytest.param(minimal(method={"name": "orpo", "nll_weight": 1.0}, data={"train": [PREFERENCE]}),
+                 ["method.nll_weight", "orpo"], id="nll-weight-on-orpo"),
+    pytest.param(minimal(method="simpo"), ["simpo", "preference"], id="simpo-with-alpaca"),
     pytest.param(minimal(method="dpo", adapter={"init": "pissa"}, data={"train": [PREFERENCE]}),
                  ["pissa", "dpo", "reference model"], id="pissa-with-dpo"),
 ]
@@ -237,3 +242,10 @@ def test_auto_format_and_hub_datasets_validate_for_any_method():
     assert dataset.split == "train" and dataset.hub_site == "modelscope" and dataset.source == "hub:org/prefs"
     assert "exactly one of `path`" in error_of(minimal(data={"train": [{"format": "auto"}]}))
     assert "hub` datasets only" in error_of(minimal(data={"train": [{**ALPACA, "split": "test"}]}))
+
+
+def test_simpo_and_cpo_get_their_own_defaults():
+    simpo = validate_spec_dict(minimal(method="simpo", data={"train": [PREFERENCE]})).method
+    assert (simpo.beta, simpo.gamma, simpo.nll_weight) == (2.0, 0.5, 0.0)
+    cpo = validate_spec_dict(minimal(method="cpo", data={"train": [PREFERENCE]})).method
+    assert (cpo.beta, cpo.gamma, cpo.nll_weight) == (0.1, None, 1.0)

@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMA_VERSION = 1
 
-MethodName = Literal["sft", "pt", "dpo", "orpo", "kto", "rm", "ppo", "grpo"]
+MethodName = Literal["sft", "pt", "dpo", "orpo", "simpo", "cpo", "kto", "rm", "ppo", "grpo"]
 AdapterType = Literal["lora", "qlora", "dora", "full", "freeze", "prefix", "prompt", "p_tuning"]
 DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text", "auto"]
 
-PREFERENCE_METHODS = ("dpo", "orpo", "kto", "rm")
+PREFERENCE_METHODS = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
 LORA_FAMILY = ("lora", "qlora", "dora")
 LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora", "loraplus_lr_ratio", "init")
@@ -26,7 +26,9 @@ LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora", "loraplus
 LORAPLUS_LR_EMBEDDING = 1e-6
 #: Methods that score against the frozen base as a reference model; PiSSA rewrites that base.
 REFERENCE_MODEL_METHODS = ("dpo", "kto")
-DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1}
+DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "simpo": 2.0, "cpo": 0.1, "kto": 0.1}
+#: Weight of the NLL (SFT) term on the chosen answers: CPO's own, and none in SimPO as its paper has it.
+DEFAULT_NLL_WEIGHT = {"simpo": 0.0, "cpo": 1.0}
 
 #: uft's own chat template names; each backend maps them to its native template. `model` means the
 #: tokenizer's own chat template.
@@ -91,10 +93,16 @@ class TemplateSpec(_Strict):
 class MethodSpec(_Strict):
     """The training objective and its own settings."""
 
-    name: MethodName = Field("sft", description="sft, pt (continued pretraining), dpo, orpo, kto, rm, ppo or grpo.")
+    name: MethodName = Field("sft", description="sft, pt (continued pretraining), dpo, orpo, simpo, cpo, kto, rm, "
+                             "ppo or grpo.")
     beta: float | None = Field(
-        None, gt=0, description="Preference strength for dpo/orpo/kto (default 0.1); only for those methods."
+        None, gt=0, description="Preference strength for dpo/orpo/cpo/kto (default 0.1) and simpo (default 2.0); "
+        "only for those methods."
     )
+    gamma: float | None = Field(None, ge=0, description="SimPO's target reward margin (default 0.5); simpo only.")
+    nll_weight: float | None = Field(
+        None, ge=0, description="Weight of the NLL term on chosen answers for cpo (default 1.0) and simpo "
+        "(default 0.0); only for those methods.")
     loss_type: str | None = Field(
         None, description="Method-specific loss variant (e.g. dpo: sigmoid, ipo, hinge). Default: the method's own."
     )
@@ -106,7 +114,15 @@ class MethodSpec(_Strict):
         if self.name in DEFAULT_BETA and self.beta is None:
             self.beta = DEFAULT_BETA[self.name]
         elif self.beta is not None and self.name not in DEFAULT_BETA:
-            raise ValueError(f"method.beta applies to dpo, orpo and kto only, not {self.name}; remove it")
+            raise ValueError(f"method.beta applies to {', '.join(DEFAULT_BETA)} only, not {self.name}; remove it")
+        if self.name == "simpo" and self.gamma is None:
+            self.gamma = 0.5
+        elif self.gamma is not None and self.name != "simpo":
+            raise ValueError(f"method.gamma applies to simpo only, not {self.name}; remove it")
+        if self.name in DEFAULT_NLL_WEIGHT and self.nll_weight is None:
+            self.nll_weight = DEFAULT_NLL_WEIGHT[self.name]
+        elif self.nll_weight is not None and self.name not in DEFAULT_NLL_WEIGHT:
+            raise ValueError(f"method.nll_weight applies to simpo and cpo only, not {self.name}; remove it")
         if self.loss_type is not None and self.name not in ("dpo", "kto"):
             raise ValueError(f"method.loss_type applies to dpo and kto only, not {self.name}; remove it")
         if self.reward_model is not None and self.name != "ppo":
@@ -406,7 +422,8 @@ class JobSpec(_Strict):
                 f"on every dataset; found {', '.join(sorted(kinds))}"
             )
         if method not in PREFERENCE_METHODS and "preference" in kinds:
-            raise ValueError(f"method {method} does not use preference data; use dpo/orpo/kto/rm or another format")
+            raise ValueError(f"method {method} does not use preference data; use {'/'.join(PREFERENCE_METHODS)} or "
+                             "another format")
         if method == "pt" and kinds != {"text"}:
             raise ValueError(f"method pt trains on plain text: set `format: text`; found {', '.join(sorted(kinds))}")
         if method != "pt" and "text" in kinds:

@@ -36,7 +36,7 @@ RECIPE = envs.EnvRecipe(
 #: uft template names -> LLaMA-Factory `template` values (their renderings match uft's Jinja ones).
 TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "mistral": "mistral", "gemma": "gemma",
              "phi3": "phi", "alpaca": "alpaca"}
-STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo", "kto": "kto", "rm": "rm"}
+STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo", "simpo": "dpo", "kto": "kto", "rm": "rm"}
 PT_TEMPLATE = "default"
 _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
 _NO_TOKENIZER_TEMPLATE = "LLaMA-Factory renders chats with its own templates: name one (chatml, qwen, llama3, ...)"
@@ -44,6 +44,8 @@ _NO_TOKENIZER_TEMPLATE = "LLaMA-Factory renders chats with its own templates: na
 CAPABILITIES: dict[str, Capability] = {
     "method.sft": NATIVE, "method.pt": NATIVE, "method.dpo": NATIVE,
     "method.orpo": Capability("native", "stage dpo with pref_loss orpo"),
+    "method.simpo": Capability("native", "stage dpo with pref_loss simpo"),
+    "method.cpo": Capability("unsupported", "LLaMA-Factory has no CPO loss (its simpo and orpo are close relatives)"),
     "method.kto": Capability("native", "preference pairs become unpaired rows with kto_tag true/false"),
     "method.rm": NATIVE,
     "method.ppo": Capability("unsupported", "needs a reward model run first; not translated yet"),
@@ -175,9 +177,11 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         config["quantization_bit"] = a.bits
     if a.type == "freeze":
         config["freeze_trainable_layers"] = a.trainable_layers
-    if method in ("dpo", "orpo"):
-        config.update({"pref_beta": spec.method.beta, "pref_loss": "orpo" if method == "orpo" else
+    if method in ("dpo", "orpo", "simpo"):
+        config.update({"pref_beta": spec.method.beta, "pref_loss": method if method != "dpo" else
                        (spec.method.loss_type or "sigmoid")})
+    if method == "simpo":
+        config.update({"simpo_gamma": spec.method.gamma, "pref_ftx": spec.method.nll_weight})
     if method == "kto":
         config["pref_beta"] = spec.method.beta
     config.update({

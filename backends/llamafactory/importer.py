@@ -19,7 +19,7 @@ from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 from . import PT_TEMPLATE, STAGES, TEMPLATES
 
 #: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
-DEFAULTS = {"pissa_iter": 16, "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
+DEFAULTS = {"pissa_iter": 16, "simpo_gamma": 0.5, "pref_ftx": 0.0, "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
             "use_rslora": False, "use_dora": False, "freeze_trainable_layers": 2, "pref_beta": 0.1,
             "pref_loss": "sigmoid", "cutoff_len": 2048, "train_on_prompt": False, "packing": False,
             "num_train_epochs": 3.0, "max_steps": -1, "learning_rate": 5e-5, "lr_scheduler_type": "linear",
@@ -52,19 +52,22 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
         return get(key)
 
     stage, pref_loss = take("stage", "method.name"), get("pref_loss")
-    method_name = "orpo" if stage == "dpo" and pref_loss == "orpo" else stage
+    method_name = pref_loss if stage == "dpo" and pref_loss in ("orpo", "simpo") else stage
     if method_name not in STAGES:
         raise SpecError("This LLaMA-Factory config cannot be imported yet", [Problem(
             "stage", f"stage {stage!r}" + (f" with pref_loss {pref_loss!r}" if pref_loss else "") +
-            " has no uft translation yet", "import sft, pt, dpo or orpo configs")])
+            " has no uft translation yet", "import sft, pt, dpo, orpo, simpo, kto or rm configs")])
     method: dict[str, Any] = {"name": method_name}
     if stage == "kto":
         method["beta"] = take("pref_beta", "method.beta")
     if stage == "dpo":
         used.add("pref_loss")
         method["beta"] = take("pref_beta", "method.beta")
-        if pref_loss not in ("sigmoid", "orpo"):
+        if pref_loss not in ("sigmoid", "orpo", "simpo"):
             method["loss_type"] = pref_loss
+        if pref_loss == "simpo":
+            method["gamma"] = take("simpo_gamma", "method.gamma")
+            method["nll_weight"] = take("pref_ftx", "method.nll_weight")
 
     finetuning = take("finetuning_type", "adapter.type")
     adapter: dict[str, Any] = {"type": finetuning}

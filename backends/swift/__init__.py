@@ -51,7 +51,7 @@ TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "gemma": "g
 #: transformers `model_type` (config.json) -> swift `--model_type`, for a local model swift can't infer.
 MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama", "mistral": "mistral", "gemma": "gemma",
                "gemma2": "gemma2", "gemma3_text": "gemma3_text", "phi3": "phi3"}
-RLHF_TYPES = ("dpo", "orpo", "kto", "rm")
+RLHF_TYPES = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 #: save_steps meaning "only the final checkpoint": swift always saves at the last step unless saving is off.
 SAVE_AT_END = 1_000_000
 #: transformers' Adam settings, which trl and LLaMA-Factory use; swift's own adam_beta2 is 0.95. A swift
@@ -209,8 +209,12 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
                      "bnb_4bit_use_double_quant": True})
     if a.type == "freeze":
         args.update({"freeze_parameters_ratio": 1.0, "trainable_parameters": trainable_layers(spec)})
-    if method in ("dpo", "orpo", "kto"):
+    if spec.method.beta is not None:
         args["beta"] = spec.method.beta
+    if method in ("simpo", "cpo"):
+        args["cpo_alpha"] = spec.method.nll_weight  # swift's own default is 1.0 for both
+    if method == "simpo":
+        args["simpo_gamma"] = spec.method.gamma  # swift's own default is 1
     if spec.method.loss_type is not None:
         args["loss_type"] = spec.method.loss_type
     if method == "kto":

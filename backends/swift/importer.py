@@ -230,14 +230,21 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
         return command
     kind = take("rlhf_type", "method.name")
     if kind == "cpo" and args.get("loss_type") in ("simpo", ["simpo"]):
-        kind = "simpo"
-    if kind not in ("dpo", "orpo", "kto", "rm"):
+        kind = "simpo"  # how args.json records a simpo run
+        take("loss_type", "method.name")
+    if kind not in ("dpo", "orpo", "simpo", "cpo", "kto", "rm"):
         raise SpecError("This swift command cannot be imported yet", [Problem(
-            "rlhf_type", f"{kind!r} has no uft method yet", "uft imports dpo, orpo, kto and rm")])
+            "rlhf_type", f"{kind!r} has no uft method yet", "uft imports dpo, orpo, simpo, cpo, kto and rm")])
     method: dict[str, Any] = {"name": kind}
-    if kind in ("dpo", "orpo", "kto"):
-        method["beta"] = take("beta", "method.beta", 0.1)
+    if kind in ("dpo", "orpo", "simpo", "cpo", "kto"):
+        method["beta"] = take("beta", "method.beta", 2.0 if kind == "simpo" else 0.1)
+    if kind in ("simpo", "cpo"):
+        method["nll_weight"] = take("cpo_alpha", "method.nll_weight")
+    if kind == "simpo":
+        method["gamma"] = take("simpo_gamma", "method.gamma")
     loss = args.get("loss_type")
+    if kind in ("cpo", "orpo", "rm") and loss in ("sigmoid", ["sigmoid"]):
+        take("loss_type", "method.name")  # the loss these methods always use
     if loss not in (None, [], "sigmoid", ["sigmoid"], "kto", ["kto"]) and kind in ("dpo", "kto"):
         method["loss_type"] = take("loss_type", "method.loss_type")
         method["loss_type"] = method["loss_type"][0] if isinstance(method["loss_type"], list) else method["loss_type"]

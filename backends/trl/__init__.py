@@ -34,6 +34,8 @@ _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
 CAPABILITIES: dict[str, Capability] = {
     **{f"method.{m}": NATIVE for m in ("sft", "pt", "dpo", "kto", "rm")},
     "method.orpo": Capability("native", "trl.experimental.orpo"),
+    "method.cpo": Capability("native", "trl.experimental.cpo"),
+    "method.simpo": Capability("native", "trl.experimental.cpo with loss_type simpo"),
     "method.ppo": Capability("unsupported", "trl 1.x keeps PPO outside its stable trainers"),
     "method.grpo": Capability("unsupported", "needs reward functions, which the spec does not model yet"),
     **{f"adapter.{a}": NATIVE for a in ("lora", "dora", "full", "prefix", "prompt", "p_tuning")},
@@ -177,6 +179,10 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         trainer["beta"] = spec.method.beta
     if spec.method.loss_type is not None:
         trainer["loss_type"] = spec.method.loss_type
+    if method in ("simpo", "cpo"):
+        trainer.update({"loss_type": "simpo" if method == "simpo" else "sigmoid", "cpo_alpha": spec.method.nll_weight})
+        if method == "simpo":
+            trainer["simpo_gamma"] = spec.method.gamma
     passthrough = merge_passthrough(spec, "trl", trainer)
     return {
         "method": method,

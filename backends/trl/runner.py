@@ -178,6 +178,11 @@ def _classes(method: str):
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
         return ORPOConfig, ORPOTrainer
+    if method in ("simpo", "cpo"):  # SimPO is CPO's trainer with the simpo loss
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        return CPOConfig, CPOTrainer
     raise SystemExit(f"method {method!r} is not supported by this runner")
 
 

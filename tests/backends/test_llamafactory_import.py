@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EFFECTIVE = ("model", "template", "method", "adapter", "training")
 
 
-@pytest.mark.parametrize("name", ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora"])
+@pytest.mark.parametrize("name", ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora", "simpo-lora"])
 def test_round_trip_keeps_every_effective_setting(name, tmp_path):
     spec = load_spec(ROOT / "specs" / f"{name}.yaml")
     spec.training.precision = spec.training.precision if spec.training.precision != "auto" else "fp32"

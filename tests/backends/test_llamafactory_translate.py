@@ -20,7 +20,7 @@ from unified_ft.specfile import load_spec, validate_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "llamafactory"
-SPECS = ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora"]
+SPECS = ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora", "simpo-lora"]
 
 
 def _translate(spec, tmp_path: Path):

@@ -21,7 +21,7 @@ from unified_ft.specfile import load_spec, validate_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "swift"
-SPECS = ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora"]
+SPECS = ["sft-lora", "dpo-lora", "pt-full", "qlora-sft", "orpo-dora", "simpo-lora"]
 
 
 def _translate(spec, tmp_path: Path):
@@ -37,7 +37,8 @@ def test_reference_spec_translation_matches_golden(name, tmp_path):
     job = _translate(load_spec(ROOT / "specs" / f"{name}.yaml"), tmp_path)
     for rel in ("config.yaml", "train.sh", "data/train.jsonl"):
         check_golden(GOLDEN / name / rel, (job.native_dir / rel).read_text(encoding="utf-8"))
-    assert job.argv[1:] == [{"pt-full": "pt", "dpo-lora": "rlhf", "orpo-dora": "rlhf"}.get(name, "sft"), "config.yaml"]
+    assert job.argv[1:] == [{"pt-full": "pt", "dpo-lora": "rlhf", "orpo-dora": "rlhf",
+                            "simpo-lora": "rlhf"}.get(name, "sft"), "config.yaml"]
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -106,12 +106,13 @@ def test_ejected_folder_runs_with_llamafactory_cli_alone(tmp_path, tiny_model):
     assert (out / "output" / "adapter_config.json").exists()
 
 
-@pytest.mark.parametrize("case", ["pt", "orpo", "kto", "rm", "full", "freeze"])
+@pytest.mark.parametrize("case", ["pt", "orpo", "simpo", "kto", "rm", "full", "freeze"])
 def test_other_methods_and_adapters_on_llamafactory(case, tmp_path, tiny_model):
     write_jsonl(tmp_path / "text.jsonl", [{"text": f"the quick brown fox {i} jumps"} for i in range(8)])
     overrides = {
         "pt": {"method": "pt", "template": "model", "data": {"train": [{"path": "text.jsonl", "format": "text"}]}},
         "orpo": {"method": "orpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
+        "simpo": {"method": "simpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
         "kto": {"method": "kto", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
         "rm": {"method": "rm", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
         "full": {"adapter": {"type": "full"}},

@@ -96,3 +96,35 @@ def test_ejected_script_runs_with_swift_alone_and_swifts_parser_checks_translati
     bad = _spec(tmp_path, tiny_model, "bad", backend_options={"swift": {"lora_rankk": 4}})
     assert main(["translate", str(bad), "--backend", "swift", "-o", str(tmp_path / "bad"), "--check"]) != 0
     assert "lora_rankk" in capsys.readouterr().err
+
+
+PREFERENCE = {"train": [{"path": "pref.jsonl", "format": "preference"}], "max_length": 64}
+CASES = {
+    "pt": {"method": "pt", "template": "model", "data": {"train": [{"path": "text.jsonl", "format": "text"}],
+                                                          "max_length": 64}},
+    **{m: {"method": m, "data": PREFERENCE} for m in ("orpo", "simpo", "cpo", "kto", "rm")},
+    "full": {"adapter": {"type": "full"}},
+    "freeze": {"adapter": {"type": "freeze", "trainable_layers": 1}},
+    "dora-rslora-loraplus-pissa": {"adapter": {"type": "dora", "r": 4, "alpha": 8, "rslora": True,
+                                               "loraplus_lr_ratio": 4, "init": "pissa", "pissa_iters": 2}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_other_methods_and_adapters_on_swift(case, tmp_path, tiny_model):
+    write_jsonl(tmp_path / "text.jsonl", [{"text": f"the quick brown fox {i} jumps"} for i in range(8)])
+    spec = _spec(tmp_path, tiny_model, case, evaluation={"enabled": False},
+                 training={"max_steps": 2, "per_device_batch_size": 2}, **CASES[case])
+    assert main(["run", str(spec), "--backend", "swift", "--runs-dir", str(tmp_path / "runs")]) == 0
+    run_dir = tmp_path / "runs" / case / "swift"
+    losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2
+    if case in ("full", "freeze"):
+        from safetensors.torch import load_file
+
+        before, after = load_file(tiny_model / "model.safetensors"), load_file(run_dir / "model" / "model.safetensors")
+        changed = {k for k in before if not before[k].equal(after[k])}
+        assert changed and (case == "full" or all(k.startswith("model.layers.1.") for k in changed)), changed
+    else:
+        config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+        assert config["r"] == (8 if case.endswith("pissa") else 4)  # PiSSA: converted to plain LoRA, rank 2r

@@ -15,6 +15,8 @@ CASES = {
     "pt-packing": {"method": "pt", "data": {"train": [{"path": "text.jsonl", "format": "text"}], "packing": True}},
     "orpo": {"method": "orpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
     "kto": {"method": "kto", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
+    "simpo": {"method": "simpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
+    "cpo": {"method": "cpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
     "rm": {"method": "rm", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
     "dora-rslora": {"adapter": {"type": "dora", "rslora": True}},
     "prompt": {"adapter": {"type": "prompt", "num_virtual_tokens": 4}},
