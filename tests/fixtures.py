@@ -81,6 +81,12 @@ def preference_rows(count: int = 16) -> list[dict]:
     return [{"instruction": f"is {i % 5} good", "chosen": "yes good", "rejected": "no bad"} for i in range(count)]
 
 
+def kto_rows(count: int = 16) -> list[dict]:
+    """Unpaired answers with a thumbs-up or thumbs-down (KTO), varied so no framework merges them."""
+    return [{"prompt": f"is {i} good", "completion": f"yes {i} good" if i % 2 else f"no {i} bad", "label": i % 2 == 1}
+            for i in range(count)]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -182,7 +182,8 @@ def _exp(loss: float) -> float:
 
 
 def _eval_records(run_dir: Path, spec: JobSpec) -> list[dict[str, Any]]:
-    """Canonical eval rows as {messages | text, reference} (preference rows are judged on `chosen`)."""
+    """Canonical eval rows as {messages | text, reference} (preference rows are judged on `chosen`, unpaired
+    rows on their desirable answers only)."""
     path = run_dir / "data" / "eval.jsonl"
     if not path.exists():
         raise UftError(f"{run_dir}: the run has no eval set\n    fix: add data.eval or data.eval_split to the spec, "
@@ -192,7 +193,10 @@ def _eval_records(run_dir: Path, spec: JobSpec) -> list[dict[str, Any]]:
         if "text" in record:
             rows.append({"text": record["text"]})
             continue
-        messages = record["messages"] if "messages" in record else [*record["prompt"], *record["chosen"]]
+        if "label" in record and not record["label"]:
+            continue  # an undesirable answer is no reference
+        answer = record.get("chosen") or record.get("completion")
+        messages = record["messages"] if "messages" in record else [*record["prompt"], *answer]
         rows.append({"messages": messages, "tools": record.get("tools"),
                      "reference": [m for m in messages if m["role"] == "assistant"][-1]["content"]})
     return rows

@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 
 MethodName = Literal["sft", "pt", "dpo", "orpo", "simpo", "cpo", "kto", "rm", "ppo", "grpo"]
 AdapterType = Literal["lora", "qlora", "dora", "full", "freeze", "prefix", "prompt", "p_tuning"]
-DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "text", "auto"]
+DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "unpaired", "text", "auto"]
 
 PREFERENCE_METHODS = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
@@ -207,7 +207,8 @@ class DatasetSpec(_Strict):
         None, description="Which hub `hub` names a dataset on (default huggingface; modelscope needs "
         "`pip install modelscope`).")
     format: DataFormat = Field(
-        description="alpaca, sharegpt, messages (OpenAI style), preference (chosen/rejected), text, or auto "
+        description="alpaca, sharegpt, messages (OpenAI style), preference (chosen/rejected), unpaired (one "
+        "answer with a true/false label, for kto), text, or auto "
         "(told from the first row's columns when the run starts; for hub datasets of unknown layout)."
     )
     samples: int | None = Field(
@@ -416,6 +417,11 @@ class JobSpec(_Strict):
         method = self.method.name
         if not kinds:
             kinds = {"preference"} if method in PREFERENCE_METHODS else {"text"} if method == "pt" else {"messages"}
+        if method == "kto" and kinds == {"unpaired"}:
+            kinds = {"preference"}  # KTO learns from unpaired answers too
+        elif "unpaired" in kinds:
+            raise ValueError(f"format unpaired (answers labelled true/false) is for method kto, not {method}; "
+                             "use kto, or paired preference data")
         if method in PREFERENCE_METHODS and kinds != {"preference"}:
             raise ValueError(
                 f"method {method} needs preference data (prompt, chosen, rejected): set `format: preference` "
@@ -452,7 +458,10 @@ class JobSpec(_Strict):
 
     @property
     def record_kind(self) -> str:
-        """Which canonical record the data becomes: chat, preference or text."""
+        """Which canonical record the data becomes: chat, preference, unpaired (kto on labelled answers) or text."""
+        formats = {d.format for d in self.data.train}
+        if self.method.name == "kto" and formats == {"unpaired"}:
+            return "unpaired"
         return {"pt": "text", **{m: "preference" for m in PREFERENCE_METHODS}}.get(self.method.name, "chat")
 
 

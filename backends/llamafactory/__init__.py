@@ -251,6 +251,9 @@ def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
     for row in read_jsonl(source):
         if "text" in row:
             rows.append({"text": row["text"]})
+        elif "label" in row:  # unpaired (kto): the answer with its thumbs-up or thumbs-down
+            rows.append({"messages": [*row["prompt"], *row["completion"]], "kto_tag": row["label"],
+                         **({"tools": row["tools"]} if row.get("tools") else {})})
         elif "messages" in row:
             rows.append({"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})})
         else:

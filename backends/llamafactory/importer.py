@@ -188,9 +188,7 @@ def _source(entry: dict[str, Any], info_path: Path, name: str) -> dict[str, Any]
 
 def _format(entry: dict[str, Any], method: str) -> str:
     if method == "kto":
-        raise SpecError("KTO data cannot be imported yet", [Problem(
-            str(entry.get("file_name")), "unpaired kto_tag rows have no uft format yet (uft's preference format "
-            "holds pairs)", "import the run with paired preference data, or keep using LLaMA-Factory for it")])
+        return "unpaired"  # one answer per row with its kto_tag
     if entry.get("ranking"):
         return "preference"
     if method == "pt":
@@ -202,9 +200,12 @@ def _format(entry: dict[str, Any], method: str) -> str:
 
 def _columns(entry: dict[str, Any], fmt: str) -> dict[str, str]:
     """LLaMA-Factory column names as uft's; only those whose file column differs from uft's name."""
+    sharegpt_turns = "messages" if entry.get("tags", {}).get("role_tag") == "role" else "conversations"
     canonical = {"text": {"prompt": "text"},
                  "alpaca": {"prompt": "instruction", "query": "input", "response": "output"},
-                 "sharegpt": {"messages": "conversations"}}.get(fmt, {})
+                 "sharegpt": {"messages": "conversations"},
+                 "unpaired": {"prompt": "instruction", "query": "input", "response": "completion",
+                              "kto_tag": "label", "messages": sharegpt_turns}}.get(fmt, {})
     columns = {}
     for lf_name, file_name in (entry.get("columns") or {}).items():
         ours = canonical.get(lf_name, lf_name)

@@ -312,6 +312,8 @@ def swift_rows(spec: JobSpec, records: Any) -> Any:
             yield {"text": row["text"]}
         elif "messages" in row:
             yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
+        elif "label" in row:  # unpaired (kto)
+            yield {"messages": [*row["prompt"], *row["completion"]], "label": row["label"]}
         else:
             chosen, rejected = row["chosen"], row["rejected"]
             if len(chosen) != 1 or len(rejected) != 1:

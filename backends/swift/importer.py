@@ -357,14 +357,8 @@ def _dataset(path: Path, text: str, args, env, method) -> dict[str, Any]:
             entry = {"hub": hub, "hub_site": site, **({"subset": subset} if subset else {})}
         if samples:
             entry["samples"] = int(samples)
-    if "path" not in entry and method != "kto":
-        entry["format"] = "auto"  # told from the data when a run fetches it
-        return entry
+    # a local file's format is told now; a hub dataset's when a run fetches it
     entry["format"] = detect_format(entry["path"]) if "path" in entry else "auto"
-    if method == "kto" and entry["format"] != "preference":
-        raise SpecError("KTO data cannot be imported yet", [Problem(
-            text, "unpaired rows with a `label` have no uft format yet (uft's preference format holds "
-            "pairs)", "import the run with paired preference data (messages + rejected_response)")])
     return entry
 
 

@@ -223,7 +223,7 @@ def _peft(spec: JobSpec) -> dict[str, Any] | None:
 
 def _write_data(spec: JobSpec, source: Path, target: Path) -> Path:
     """Canonical records are already trl's conversational shapes; KTO wants unpaired rows."""
-    if spec.method.name != "kto":
+    if spec.method.name != "kto" or spec.record_kind == "unpaired":
         shutil.copyfile(source, target)
         return target
     rows = []

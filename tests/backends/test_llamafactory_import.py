@@ -118,3 +118,25 @@ def test_a_hub_dataset_that_cannot_be_fetched_is_a_clear_input_error(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "hub:llamafactory/alpaca_gpt4_en" in done.stderr and "Traceback" not in done.stderr
     assert not list((tmp_path / "runs").glob("*/*/manifest.json"))
+
+
+def test_llamafactorys_own_kto_example_imports_with_unpaired_data(tmp_path):
+    """LLaMA-Factory's qwen3_lora_kto example with its kto_en_demo registry entry. Its template qwen3_nothink has
+    no uft equivalent yet (a clear error); with `qwen` the config imports and the data reads as unpaired rows."""
+    example = yaml.safe_load((Path(__file__).with_name("llamafactory_examples") / "qwen3_lora_kto.yaml").read_text())
+    entry = {"file_name": "kto_en_demo.json", "formatting": "sharegpt", "columns": {"messages": "messages",
+             "kto_tag": "label"}, "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                                           "assistant_tag": "assistant"}}
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+             "label": i % 2 == 0} for i in range(4)]
+    path = _write(tmp_path, example, {"kto_en_demo": entry})
+    (tmp_path / "data" / "kto_en_demo.json").write_text(json.dumps(rows))
+    with pytest.raises(SpecError, match="qwen3_nothink"):
+        import_config(path)
+    path.write_text(yaml.safe_dump({**example, "template": "qwen"}))
+    spec = validate_spec_dict(import_config(path)[0])
+    assert spec.method.name == "kto" and spec.data.train[0].format == "unpaired" and spec.record_kind == "unpaired"
+    assert spec.backend_options["llamafactory"]["max_samples"] == 1000 and spec.model.trust_remote_code is True
+    data = prepare_data(spec, tmp_path / "prepared")
+    first = json.loads(Path(data.train_path).read_text().splitlines()[0])
+    assert set(first) == {"prompt", "completion", "label"} and data.train_rows == 4

@@ -115,3 +115,15 @@ def test_a_llamafactory_import_then_a_swift_import_of_its_translation_agree(tmp_
     back = validate_spec_dict(import_swift(job.native_dir / "train.sh").spec)
     for section in EFFECTIVE:
         assert getattr(back, section) == getattr(spec, section), section
+
+
+def test_kto_on_unpaired_answers_round_trips(tmp_path):
+    rows = [{"prompt": f"q{i}", "completion": f"a{i}", "label": i % 2 == 0} for i in range(4)]
+    (tmp_path / "k.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = validate_spec_dict({"name": "kto", "model": {"path": "Qwen/Qwen2.5-0.5B-Instruct"}, "template": "qwen",
+                               "method": "kto", "data": {"train": [{"path": str(tmp_path / "k.jsonl"),
+                                                                    "format": "unpaired"}]},
+                               "training": {"precision": "fp32"}})
+    job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
+    back = validate_spec_dict(import_swift(job.native_dir / "train.sh").spec)
+    assert back.method == spec.method and back.data.train[0].format == "unpaired"

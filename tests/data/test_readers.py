@@ -352,7 +352,7 @@ def test_empty_parquet(tmp_path: Path) -> None:
 def test_unknown_format_and_extension(tmp_path: Path) -> None:
     p = write(tmp_path, ".jsonl", [{"text": "x"}])
     err = error(p, "sharegtp")
-    assert "alpaca, sharegpt, messages, preference, text" in str(err) and "did you mean 'sharegpt'" in str(err)
+    assert "alpaca, sharegpt, messages, preference, unpaired, text" in str(err) and "did you mean 'sharegpt'" in str(err)
     q = tmp_path / "data.xlsx"
     q.write_text("x")
     assert "unknown file type" in str(error(q, "text"))
@@ -472,3 +472,15 @@ def test_samples_draw_a_seeded_subset_or_repeat_the_data(tmp_path: Path) -> None
     assert few == again and len(set(few)) == 3
     many = [json.loads(x)["text"] for x in sample_rows(src, 12, 7, tmp_path / "c.jsonl").read_text().splitlines()]
     assert len(many) == 12 and sorted(set(many)) == ["0", "1", "2", "3", "4"] and many[:5] == ["0", "1", "2", "3", "4"]
+
+
+def test_unpaired_kto_rows_from_messages_or_prompt_completion(tmp_path: Path) -> None:
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello!"}]
+    path = _jsonl(tmp_path / "k.jsonl", [{"messages": chat, "label": False},
+                                         {"prompt": "hi", "completion": "hey", "label": True}])
+    first, second = read_records(path, "unpaired")
+    assert first == {"prompt": chat[:1], "completion": chat[1:], "label": False}
+    assert second == {"prompt": chat[:1], "completion": [{"role": "assistant", "content": "hey"}], "label": True}
+    bad = _jsonl(tmp_path / "b.jsonl", [{"prompt": "hi", "completion": "hey", "label": "maybe"}])
+    with pytest.raises(DataError, match="label must be true or false"):
+        list(read_records(bad, "unpaired"))

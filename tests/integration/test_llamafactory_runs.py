@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures import preference_rows, sft_rows, write_jsonl
+from fixtures import kto_rows, preference_rows, sft_rows, write_jsonl
 from unified_ft.cli import main
 
 pytestmark = pytest.mark.integration
@@ -106,13 +106,15 @@ def test_ejected_folder_runs_with_llamafactory_cli_alone(tmp_path, tiny_model):
     assert (out / "output" / "adapter_config.json").exists()
 
 
-@pytest.mark.parametrize("case", ["pt", "orpo", "simpo", "kto", "rm", "full", "freeze"])
+@pytest.mark.parametrize("case", ["pt", "orpo", "simpo", "kto", "kto-unpaired", "rm", "full", "freeze"])
 def test_other_methods_and_adapters_on_llamafactory(case, tmp_path, tiny_model):
     write_jsonl(tmp_path / "text.jsonl", [{"text": f"the quick brown fox {i} jumps"} for i in range(8)])
+    write_jsonl(tmp_path / "kto.jsonl", kto_rows())
     overrides = {
         "pt": {"method": "pt", "template": "model", "data": {"train": [{"path": "text.jsonl", "format": "text"}]}},
         "orpo": {"method": "orpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
         "simpo": {"method": "simpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
+        "kto-unpaired": {"method": "kto", "data": {"train": [{"path": "kto.jsonl", "format": "unpaired"}]}},
         "kto": {"method": "kto", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
         "rm": {"method": "rm", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
         "full": {"adapter": {"type": "full"}},

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import preference_rows, sft_rows, write_jsonl
+from fixtures import kto_rows, preference_rows, sft_rows, write_jsonl
 from unified_ft.backends.swift import RECIPE
 
 from unified_ft import envs
@@ -103,6 +103,8 @@ CASES = {
     "pt": {"method": "pt", "template": "model", "data": {"train": [{"path": "text.jsonl", "format": "text"}],
                                                           "max_length": 64}},
     **{m: {"method": m, "data": PREFERENCE} for m in ("orpo", "simpo", "cpo", "kto", "rm")},
+    "kto-unpaired": {"method": "kto", "data": {"train": [{"path": "kto.jsonl", "format": "unpaired"}],
+                                               "max_length": 64}},
     "full": {"adapter": {"type": "full"}},
     "freeze": {"adapter": {"type": "freeze", "trainable_layers": 1}},
     "dora-rslora-loraplus-pissa": {"adapter": {"type": "dora", "r": 4, "alpha": 8, "rslora": True,
@@ -113,6 +115,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_other_methods_and_adapters_on_swift(case, tmp_path, tiny_model):
     write_jsonl(tmp_path / "text.jsonl", [{"text": f"the quick brown fox {i} jumps"} for i in range(8)])
+    write_jsonl(tmp_path / "kto.jsonl", kto_rows())
     spec = _spec(tmp_path, tiny_model, case, evaluation={"enabled": False},
                  training={"max_steps": 2, "per_device_batch_size": 2}, **CASES[case])
     assert main(["run", str(spec), "--backend", "swift", "--runs-dir", str(tmp_path / "runs")]) == 0

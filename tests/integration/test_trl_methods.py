@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fixtures import preference_rows, sft_rows, write_jsonl
+from fixtures import kto_rows, preference_rows, sft_rows, write_jsonl
 from unified_ft import run
 
 pytestmark = pytest.mark.integration
@@ -15,6 +15,7 @@ CASES = {
     "pt-packing": {"method": "pt", "data": {"train": [{"path": "text.jsonl", "format": "text"}], "packing": True}},
     "orpo": {"method": "orpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
     "kto": {"method": "kto", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
+    "kto-unpaired": {"method": "kto", "data": {"train": [{"path": "kto.jsonl", "format": "unpaired"}]}},
     "simpo": {"method": "simpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
     "cpo": {"method": "cpo", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
     "rm": {"method": "rm", "data": {"train": [{"path": "pref.jsonl", "format": "preference"}]}},
@@ -29,6 +30,7 @@ CASES = {
 def _spec(tmp_path, model, name, overrides):
     write_jsonl(tmp_path / "sft.jsonl", sft_rows())
     write_jsonl(tmp_path / "pref.jsonl", preference_rows())
+    write_jsonl(tmp_path / "kto.jsonl", kto_rows())
     write_jsonl(tmp_path / "text.jsonl", [{"text": f"the quick brown fox {i} jumps"} for i in range(12)])
     data = {"train": [{"path": str(tmp_path / "sft.jsonl"), "format": "alpaca"}], "max_length": 64}
     override_data = overrides.get("data", {})

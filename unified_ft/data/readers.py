@@ -62,16 +62,19 @@ from unified_ft.data.records import (
     message,
     preference_record,
     text_record,
+    unpaired_record,
     type_name,
     validate_chat,
     validate_preference,
     validate_text,
+    validate_unpaired,
 )
 from unified_ft.data.files import DECODER, NumberText, file_type, iter_rows
 from unified_ft.errors import DataError
 
-FORMATS = ("alpaca", "sharegpt", "messages", "preference", "text")
-FORMAT_KIND = {"alpaca": "chat", "sharegpt": "chat", "messages": "chat", "preference": "preference", "text": "text"}
+FORMATS = ("alpaca", "sharegpt", "messages", "preference", "unpaired", "text")
+FORMAT_KIND = {"alpaca": "chat", "sharegpt": "chat", "messages": "chat", "preference": "preference",
+               "unpaired": "unpaired", "text": "text"}
 
 # Canonical column names each format reads (keys allowed in ``columns``).
 FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -80,6 +83,8 @@ FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
     "messages": ("messages", "tools", "role", "content"),
     "preference": ("instruction", "input", "system", "history", "prompt", "messages", "conversations",
                    "chosen", "rejected", "tools", "from", "value", "role", "content"),
+    "unpaired": ("instruction", "input", "system", "history", "prompt", "messages", "conversations", "completion",
+                 "label", "tools", "from", "value", "role", "content"),
     "text": ("text",),
 }
 
@@ -186,6 +191,8 @@ def detect_format(path: str | Path) -> str:
 
 def _guess_format(keys: list[str]) -> str | None:
     k = set(keys)
+    if "label" in k or "kto_tag" in k:
+        return "unpaired"
     if ("chosen" in k or "messages" in k) and ("rejected" in k or "rejected_response" in k):
         return "preference"
     if "conversations" in k:
@@ -456,20 +463,7 @@ def _preference(row: _Row) -> dict[str, Any]:
         if row.data.get(row.col(name)) is None:
             raise row.missing(name, f"missing required column '{row.col(name)}' (a preference row needs chosen "
                                     "and rejected answers)")
-    if row.present("instruction"):
-        prompt = _with_system(row, _history(row) + [message("user", _query(row))], "history")
-    elif row.present("prompt"):
-        value = row.get("prompt")
-        if isinstance(value, (list, tuple)):
-            prompt = _turns(row, "prompt") or []
-        else:
-            prompt = [message("user", _as_text(value, row, row.col("prompt")))]
-        prompt = _with_system(row, prompt, row.col("prompt"))
-    elif row.present("messages") or row.present("conversations"):
-        name = "messages" if row.present("messages") else "conversations"
-        prompt = _with_system(row, _turns(row, name) or [], row.col(name))
-    else:
-        prompt = []
+    prompt = _prompt(row)
     chosen, rejected = _answer(row, "chosen"), _answer(row, "rejected")
     if not prompt:
         # trl's implicit prompt: chosen and rejected are whole conversations sharing a prefix.
@@ -486,6 +480,45 @@ def _preference(row: _Row) -> dict[str, Any]:
     rec = preference_record(prompt, chosen, rejected, _tools(row))
     validate_preference(rec, row.path, row.row)
     return rec
+
+
+def _unpaired(row: _Row) -> dict[str, Any]:
+    """KTO-style rows: a prompt and one completion (or `messages` ending with it) and a true/false `label`."""
+    label = row.get("label", expected="true or false")
+    if isinstance(label, str) and label.strip().lower() in ("true", "false", "1", "0"):  # CSV cells are text
+        label = label.strip().lower() in ("true", "1")
+    if not isinstance(label, bool):
+        raise row.error(f"label must be true or false, got {type_name(label)}", field=row.col("label"))
+    if row.present("completion"):
+        prompt = _prompt(row)
+        completion = _answer(row, "completion")
+    else:
+        name = "messages" if row.present("messages") else "conversations"
+        turns = _with_system(row, _turns(row, name) or [], row.col(name))
+        if turns[-1]["role"] != "assistant":
+            raise row.error(f"a row without 'completion' needs '{row.col(name)}' ending with the assistant answer",
+                            field=row.col(name))
+        prompt, completion = turns[:-1], [turns[-1]]
+    rec = unpaired_record(prompt, completion, label, _tools(row))
+    validate_unpaired(rec, row.path, row.row)
+    return rec
+
+
+def _prompt(row: _Row) -> list[dict[str, str]]:
+    """The prompt turns of a row given as `instruction` (alpaca style), `prompt`, or `messages`/`conversations`."""
+    if row.present("instruction"):
+        return _with_system(row, _history(row) + [message("user", _query(row))], "history")
+    if row.present("prompt"):
+        value = row.get("prompt")
+        if isinstance(value, (list, tuple)):
+            prompt = _turns(row, "prompt") or []
+        else:
+            prompt = [message("user", _as_text(value, row, row.col("prompt")))]
+        return _with_system(row, prompt, row.col("prompt"))
+    if row.present("messages") or row.present("conversations"):
+        name = "messages" if row.present("messages") else "conversations"
+        return _with_system(row, _turns(row, name) or [], row.col(name))
+    return []
 
 
 def _preference_in_messages(row: _Row) -> dict[str, Any]:
@@ -516,6 +549,7 @@ _CONVERTERS: dict[str, Callable[[_Row], dict[str, Any]]] = {
     "sharegpt": lambda row: _chat(row, "conversations"),
     "messages": lambda row: _chat(row, "messages"),
     "preference": _preference,
+    "unpaired": lambda row: _unpaired(row),
     "text": _text,
 }
 

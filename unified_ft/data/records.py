@@ -23,12 +23,13 @@ from typing import Any
 
 from unified_ft.errors import DataError
 
-RECORD_KINDS = ("chat", "preference", "text")
+RECORD_KINDS = ("chat", "preference", "unpaired", "text")
 ROLES = ("system", "user", "assistant", "tool")
 
 _KEYS = {
     "chat": ({"messages"}, {"tools"}),
     "preference": ({"prompt", "chosen", "rejected"}, {"tools"}),
+    "unpaired": ({"prompt", "completion", "label"}, {"tools"}),
     "text": ({"text"}, set()),
 }
 
@@ -41,6 +42,15 @@ def message(role: str, content: str) -> dict[str, str]:
 def chat_record(messages: list[dict[str, str]], tools: str | None = None) -> dict[str, Any]:
     """A chat record; ``tools`` is left out when there are none (trl treats absent as none)."""
     rec: dict[str, Any] = {"messages": messages}
+    if tools is not None:
+        rec["tools"] = tools
+    return rec
+
+
+def unpaired_record(prompt: list[dict[str, str]], completion: list[dict[str, str]], label: bool,
+                    tools: str | None = None) -> dict[str, Any]:
+    """One answer with a thumbs-up (label true) or thumbs-down, as trl's KTO trainer expects."""
+    rec: dict[str, Any] = {"prompt": prompt, "completion": completion, "label": label}
     if tools is not None:
         rec["tools"] = tools
     return rec
@@ -64,6 +74,8 @@ def record_kind(record: object) -> str | None:
     """Which kind a record looks like (by its keys), or None; used to check a dataset suits a method."""
     if not isinstance(record, dict):
         return None
+    if "label" in record and "completion" in record:
+        return "unpaired"
     if "messages" in record:
         return "chat"
     if "chosen" in record or "rejected" in record:
@@ -91,6 +103,8 @@ def validate_record(record: object, kind: str, path: object = "<record>", row: i
         validate_chat(record, path, row)
     elif kind == "preference":
         validate_preference(record, path, row)
+    elif kind == "unpaired":
+        validate_unpaired(record, path, row)
     else:
         validate_text(record, path, row)
 
@@ -118,6 +132,23 @@ def validate_chat(record: dict[str, Any], path: object = "<record>", row: int | 
 
 def validate_preference(record: dict[str, Any], path: object = "<record>", row: int | None = None) -> None:
     """A prompt plus two assistant answers to compare."""
+    _validate_prompt(record, path, row)
+    for name in ("chosen", "rejected"):
+        _validate_answer(record, name, path, row)
+    _validate_tools(record, path, row)
+
+
+def validate_unpaired(record: dict[str, Any], path: object = "<record>", row: int | None = None) -> None:
+    """A prompt, one answer, and whether the answer is desirable."""
+    _validate_prompt(record, path, row)
+    _validate_answer(record, "completion", path, row)
+    if not isinstance(record.get("label"), bool):
+        raise DataError(path, f"label must be true or false, got {type_name(record.get('label'))}", row=row,
+                        field="label", hint="label marks the completion desirable (true) or not (false)")
+    _validate_tools(record, path, row)
+
+
+def _validate_prompt(record: dict[str, Any], path: object, row: int | None) -> None:
     prompt = record.get("prompt")
     _validate_messages(prompt, path, row, "prompt")
     assert isinstance(prompt, list)
@@ -125,18 +156,19 @@ def validate_preference(record: dict[str, Any], path: object = "<record>", row: 
         raise DataError(path, "the prompt has no user message", row=row, field="prompt")
     if prompt[-1]["role"] not in ("user", "tool"):
         raise DataError(path, f"the prompt ends with a {prompt[-1]['role']} message", row=row, field="prompt",
-                        hint="the prompt should end with the user turn that chosen/rejected answer")
-    for name in ("chosen", "rejected"):
-        answer = record.get(name)
-        _validate_messages(answer, path, row, name, allow_system=False)
-        assert isinstance(answer, list)
-        for i, m in enumerate(answer):
-            if m["role"] not in ("assistant", "tool"):
-                raise DataError(path, f"{name} holds a {m['role']} message; it may only hold the answer "
-                                      "(assistant/tool messages)", row=row, field=f"{name}[{i}].role")
-        if answer[-1]["role"] != "assistant" or not answer[-1]["content"].strip():
-            raise DataError(path, f"{name} must end with a non-empty assistant message", row=row, field=name)
-    _validate_tools(record, path, row)
+                        hint="the prompt should end with the user turn that the answers answer")
+
+
+def _validate_answer(record: dict[str, Any], name: str, path: object, row: int | None) -> None:
+    answer = record.get(name)
+    _validate_messages(answer, path, row, name, allow_system=False)
+    assert isinstance(answer, list)
+    for i, m in enumerate(answer):
+        if m["role"] not in ("assistant", "tool"):
+            raise DataError(path, f"{name} holds a {m['role']} message; it may only hold the answer "
+                                  "(assistant/tool messages)", row=row, field=f"{name}[{i}].role")
+    if answer[-1]["role"] != "assistant" or not answer[-1]["content"].strip():
+        raise DataError(path, f"{name} must end with a non-empty assistant message", row=row, field=name)
 
 
 def validate_text(record: dict[str, Any], path: object = "<record>", row: int | None = None) -> None:
