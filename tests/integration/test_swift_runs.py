@@ -131,3 +131,12 @@ def test_other_methods_and_adapters_on_swift(case, tmp_path, tiny_model):
     else:
         config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
         assert config["r"] == (8 if case.endswith("pissa") else 4)  # PiSSA: converted to plain LoRA, rank 2r
+
+
+def test_a_crashed_swift_process_is_recorded_as_failed_with_its_log_tail(tmp_path, tiny_model, capsys):
+    spec = _spec(tmp_path, tiny_model, "crash", backend_options={"swift": {"lora_rankk": 4}})
+    assert main(["run", str(spec), "--backend", "swift", "--runs-dir", str(tmp_path / "runs")]) not in (0, 2)
+    manifest = json.loads((tmp_path / "runs" / "crash" / "swift" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "lora_rankk" in manifest["error_tail"]
+    err = capsys.readouterr().err
+    assert "lora_rankk" in err and "Traceback (most recent call last)" not in err.split("---")[0]
