@@ -32,7 +32,7 @@ DEFAULT_NLL_WEIGHT = {"simpo": 0.0, "cpo": 1.0}
 
 #: uft's own chat template names; each backend maps them to its native template. `model` means the
 #: tokenizer's own chat template.
-TEMPLATE_NAMES = ("model", "chatml", "qwen", "llama3", "mistral", "gemma", "phi3", "alpaca")
+TEMPLATE_NAMES = ("model", "chatml", "qwen", "qwen2_5", "llama3", "mistral", "gemma", "phi3", "alpaca")
 
 _SECRET_RE = re.compile(r"token|secret|password|api_key|apikey|credential", re.IGNORECASE)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

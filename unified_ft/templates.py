@@ -20,6 +20,10 @@ JINJA_TEMPLATES: dict[str, str] = {
         "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
         "{% endif %}" + _CHATML_BODY
     ),
+    "qwen2_5": (
+        "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. "
+        "You are a helpful assistant.<|im_end|>\\n' }}{% endif %}" + _CHATML_BODY
+    ),
     "llama3": (
         "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
         "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"

@@ -34,8 +34,13 @@ RECIPE = envs.EnvRecipe(
     versions_of=("llamafactory", "torch", "torchvision", "transformers", "trl", "peft", "datasets", "accelerate"))
 
 #: uft template names -> LLaMA-Factory `template` values (their renderings match uft's Jinja ones).
-TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "mistral": "mistral", "gemma": "gemma",
-             "phi3": "phi", "alpaca": "alpaca"}
+TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "qwen2_5": "qwen", "llama3": "llama3", "mistral": "mistral",
+             "gemma": "gemma", "phi3": "phi", "alpaca": "alpaca"}
+#: Default system prompts that differ from LLaMA-Factory's template of the same family, written explicitly
+#: (LLaMA-Factory's `qwen` carries Qwen2.5's "You are Qwen, created by Alibaba Cloud..." prompt).
+DEFAULT_SYSTEM = {"qwen": "You are a helpful assistant."}
+#: LLaMA-Factory templates that render exactly like a uft template (for imports).
+TEMPLATE_ALIASES = {"qwen3_nothink": "chatml"}
 STAGES = {"sft": "sft", "pt": "pt", "dpo": "dpo", "orpo": "dpo", "simpo": "dpo", "kto": "kto", "rm": "rm"}
 PT_TEMPLATE = "default"
 _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
@@ -188,6 +193,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "dataset": "uft_train",
         "dataset_dir": "data",
         "template": _template(spec),
+        **({"default_system": DEFAULT_SYSTEM[spec.template.name]} if spec.template.name in DEFAULT_SYSTEM else {}),
         "cutoff_len": spec.data.max_length,
         "train_on_prompt": spec.data.train_on_prompt,
         "mask_history": False,  # every assistant turn carries loss, as in uft's canonical masking

@@ -16,7 +16,7 @@ import yaml
 from unified_ft.errors import Problem, SpecError
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 
-from . import PT_TEMPLATE, STAGES, TEMPLATES
+from . import DEFAULT_SYSTEM, PT_TEMPLATE, STAGES, TEMPLATE_ALIASES, TEMPLATES
 
 #: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
 DEFAULTS = {"pissa_iter": 16, "simpo_gamma": 0.5, "pref_ftx": 0.0, "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
@@ -96,7 +96,10 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
         adapter["trainable_layers"] = take("freeze_trainable_layers", "adapter.trainable_layers")
 
     template = take("template", "template")
-    reverse = {v: k for k, v in TEMPLATES.items()}
+    reverse = {**{v: k for k, v in TEMPLATES.items() if k != "qwen"}, **TEMPLATE_ALIASES}  # LF's qwen: Qwen2.5's
+    if template == "qwen" and native.get("default_system") == DEFAULT_SYSTEM["qwen"]:
+        take("default_system", "template")
+        reverse["qwen"] = "qwen"
     if method_name == "pt" and template in (PT_TEMPLATE, None):
         reverse[template] = "model"  # plain text: the template renders no chat
     if template not in reverse:

@@ -47,7 +47,8 @@ RECIPE = envs.EnvRecipe(
 
 #: uft template names -> swift `--template` values that render the same tokens (swift's `qwen` has the same
 #: default system prompt as uft's). swift has no mistral or alpaca template.
-TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "llama3": "llama3", "gemma": "gemma", "phi3": "phi3"}
+TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "qwen2_5": "qwen2_5", "llama3": "llama3", "gemma": "gemma",
+             "phi3": "phi3"}
 #: transformers `model_type` (config.json) -> swift `--model_type`, for a local model swift can't infer.
 MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama", "mistral": "mistral", "gemma": "gemma",
                "gemma2": "gemma2", "gemma3_text": "gemma3_text", "phi3": "phi3"}

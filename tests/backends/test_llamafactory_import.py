@@ -78,7 +78,7 @@ def test_missing_dataset_entry_and_unknown_template_are_clear_errors(tmp_path):
     path = _write(tmp_path, {**EXAMPLE, "dataset": "nope"}, {"demo": {"file_name": "demo.json"}})
     with pytest.raises(SpecError, match="not registered"):
         import_config(path)
-    path = _write(tmp_path, {**EXAMPLE, "template": "qwen3_nothink"}, {"demo": {"file_name": "demo.json"}})
+    path = _write(tmp_path, {**EXAMPLE, "template": "qwen3"}, {"demo": {"file_name": "demo.json"}})
     with pytest.raises(SpecError, match="no uft equivalent"):
         import_config(path)
 
@@ -121,8 +121,8 @@ def test_a_hub_dataset_that_cannot_be_fetched_is_a_clear_input_error(tmp_path):
 
 
 def test_llamafactorys_own_kto_example_imports_with_unpaired_data(tmp_path):
-    """LLaMA-Factory's qwen3_lora_kto example with its kto_en_demo registry entry. Its template qwen3_nothink has
-    no uft equivalent yet (a clear error); with `qwen` the config imports and the data reads as unpaired rows."""
+    """LLaMA-Factory's qwen3_lora_kto example, unchanged, with its kto_en_demo registry entry: its template
+    qwen3_nothink renders exactly like uft's chatml, and the data reads as unpaired rows."""
     example = yaml.safe_load((Path(__file__).with_name("llamafactory_examples") / "qwen3_lora_kto.yaml").read_text())
     entry = {"file_name": "kto_en_demo.json", "formatting": "sharegpt", "columns": {"messages": "messages",
              "kto_tag": "label"}, "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
@@ -131,10 +131,8 @@ def test_llamafactorys_own_kto_example_imports_with_unpaired_data(tmp_path):
              "label": i % 2 == 0} for i in range(4)]
     path = _write(tmp_path, example, {"kto_en_demo": entry})
     (tmp_path / "data" / "kto_en_demo.json").write_text(json.dumps(rows))
-    with pytest.raises(SpecError, match="qwen3_nothink"):
-        import_config(path)
-    path.write_text(yaml.safe_dump({**example, "template": "qwen"}))
     spec = validate_spec_dict(import_config(path)[0])
+    assert spec.template.name == "chatml"
     assert spec.method.name == "kto" and spec.data.train[0].format == "unpaired" and spec.record_kind == "unpaired"
     assert spec.backend_options["llamafactory"]["max_samples"] == 1000 and spec.model.trust_remote_code is True
     data = prepare_data(spec, tmp_path / "prepared")

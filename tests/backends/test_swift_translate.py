@@ -139,6 +139,7 @@ def test_a_llamafactory_config_imported_then_translated_to_swift_keeps_its_effec
                                  "gradient_checkpointing")} == {
         "learning_rate": 1.0e-4, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 8,
         "num_train_epochs": 2.0, "max_steps": -1, "lora_rank": 16, "lora_alpha": 32,  # LLaMA-Factory's 2 x rank
-        "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"], "max_length": 512, "template": "qwen",
+        "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"], "max_length": 512,
+        "template": "qwen2_5",  # LLaMA-Factory's qwen carries Qwen2.5's system prompt
         "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
         "gradient_checkpointing": True}  # on by default in LLaMA-Factory, written out for swift

@@ -142,3 +142,23 @@ def test_loraplus_and_pissa_on_llamafactory_give_a_converted_adapter(tmp_path, t
     assert json.loads((run_dir / "adapter" / "adapter_config.json").read_text())["r"] == 8
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["tuned"]["loss"] < report["base"]["loss"], report
+
+
+@pytest.mark.parametrize("template", ["qwen", "qwen2_5"])
+def test_qwen_templates_render_the_same_tokens_as_trl(template, tmp_path, tiny_model):
+    """LLaMA-Factory's `qwen` carries Qwen2.5's system prompt: uft's qwen overrides it (default_system), uft's
+    qwen2_5 keeps it. Same tokens on both backends shows as the same loss before any update."""
+    spec = _spec(tmp_path, tiny_model, template, template=template, evaluation={"enabled": False},
+                 data={"train": [{"path": "sft.jsonl", "format": "alpaca"}], "max_length": 256},
+                 training={"max_steps": 1, "learning_rate": 5.0e-3, "per_device_batch_size": 2})
+    runs = tmp_path / "runs"
+    assert main(["run", str(spec), "--backend", "llamafactory", "--runs-dir", str(runs)]) == 0
+    assert main(["run", str(spec), "--backend", "trl", "--runs-dir", str(runs)]) == 0
+    lf, trl = _losses(runs / template / "llamafactory"), _losses(runs / template / "trl")
+    assert lf[0] == pytest.approx(trl[0], rel=1e-3)
+    # LLaMA-Factory prints its first training example: the system prompt must be uft's
+    printed = (runs / template / "llamafactory" / "logs" / "stdout.log").read_text()
+    rendered = printed.split("inputs:\n", 1)[1].split("<|im_end|>", 1)[0]
+    system = {"qwen": "You are a helpful assistant.",
+              "qwen2_5": "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."}[template]
+    assert rendered == f"<|im_start|>system\n{system}"
