@@ -87,7 +87,9 @@ CAPABILITIES: dict[str, Capability] = {
     "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
     **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
     **{f"template.{t}": NATIVE for t in TEMPLATES},
-    **{f"template.{t}": Capability("unsupported", _NO_TEMPLATE) for t in ("model", "jinja", "mistral", "alpaca")},
+    "template.model": Capability("emulated", "swift's registered template for the hub model (no --template); "
+                                 "a local model needs a named template"),
+    **{f"template.{t}": Capability("unsupported", _NO_TEMPLATE) for t in ("jinja", "mistral", "alpaca")},
     "data.packing": Capability("native", "swift packs only with flash-attention (attn_impl flash_attn)",
                                needs_gpu=True),
     "data.train_on_prompt": Capability("native", "loss_scale all"),
@@ -193,7 +195,9 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
     inferred = None if "model_type" in passthrough else model_type(spec)
     if inferred:
         args["model_type"] = inferred
-    args["template"] = _template(spec)
+    template = _template(spec)
+    if template:
+        args["template"] = template
     args["use_chat_template"] = method != "pt"  # pt trains on plain text; also tells an importer the command
     args["use_hf"] = True
     args["check_model"] = False  # else swift asks ModelScope whether a local model is current
@@ -350,10 +354,17 @@ def dropped_rows(logs: Path) -> dict[str, int]:
     return {"dropped_rows": dropped} if dropped else {}
 
 
-def _template(spec: JobSpec) -> str:
-    if spec.method.name == "pt" and spec.template.name == "model":
+def _template(spec: JobSpec) -> str | None:
+    """swift's --template; None lets swift take the model's registered template (uft's `model`)."""
+    if spec.template.name != "model":
+        return TEMPLATES[spec.template.name]
+    if spec.method.name == "pt":
         return "dummy"  # plain text renders no chat
-    return TEMPLATES[spec.template.name]
+    if Path(spec.model.path).exists():
+        raise SpecError("ms-swift needs a template for a local model", [Problem(
+            "template", "`model` (the tokenizer's own template) leaves the choice to swift, which knows only "
+            "registered hub models", f"name one of {', '.join(TEMPLATES)}")])
+    return None
 
 
 def _loss_scale(spec: JobSpec) -> str:

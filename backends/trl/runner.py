@@ -204,6 +204,9 @@ def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
                 remove_columns=dataset.column_names, desc=f"Tokenizing {key} chats")
             before = len(dataset)
             dataset = dataset.filter(lambda row: 1 in row["assistant_masks"])
+            if len(dataset) == 0:
+                raise SystemExit(f"error: no {key} sample keeps an assistant token within max_length "
+                                 f"({cfg['trainer']['max_length']} tokens); raise data.max_length")
             if len(dataset) < before:
                 # Said out loud, never silent: these samples would carry no loss at all.
                 log.write({"event": "dropped", "split": key, "count": before - len(dataset),

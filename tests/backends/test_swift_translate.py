@@ -143,3 +143,25 @@ def test_a_llamafactory_config_imported_then_translated_to_swift_keeps_its_effec
         "template": "qwen2_5",  # LLaMA-Factory's qwen carries Qwen2.5's system prompt
         "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
         "gradient_checkpointing": True}  # on by default in LLaMA-Factory, written out for swift
+
+
+def test_template_model_lets_swift_choose_for_hub_models_only(tmp_path):
+    hub = _tiny_spec(tmp_path, "Qwen/Qwen2.5-7B-Instruct", template="model")
+    assert "template" not in native_args(hub, "x")[1]
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    with pytest.raises(SpecError, match="needs a template for a local model"):
+        native_args(_tiny_spec(tmp_path, model, template="model"), "x")
+
+
+def test_an_imported_swift_example_translates_back_to_swift(tmp_path):
+    """uft import swift <their script> then uft translate --backend swift: the same command, made explicit."""
+    from unified_ft.backends.swift.importer import import_swift
+
+    spec = validate_spec_dict(import_swift(ROOT / "tests" / "backends" / "swift_examples" / "lora_sft.sh").spec)
+    spec.training.precision = "bf16"
+    command, args = native_args(spec, "data/train.jsonl")
+    assert command == "sft" and "template" not in args and args["adam_beta2"] == 0.95
+    assert args["system"] == "You are a helpful assistant." and args["model_author"] == "swift"
+    assert (args["lora_rank"], args["lora_alpha"], args["gradient_accumulation_steps"]) == (8, 32, 16)
