@@ -117,7 +117,23 @@ def check_env(recipe: EnvRecipe) -> dict[str, str]:
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise UftError(f"the {recipe.backend} environment at {target} is broken: {last}\n"
                        f"    fix: uft env remove {recipe.backend} && uft env create {recipe.backend}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    versions = json.loads(done.stdout.strip().splitlines()[-1])
+    if "torch" in versions:
+        versions["torch_source"] = torch_source(versions["torch"])
+    return versions
+
+
+def torch_source(env_torch: str) -> str:
+    """Which torch build an environment has and why: always the lock's, said next to the core's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        core = version("torch")
+    except PackageNotFoundError:
+        core = "none"
+    same = " (the same version)" if core == env_torch else ""
+    return (f"the lock's torch {env_torch}, installed in the environment; the core's torch {core}{same} is not "
+            "shared, since sharing needs --system-site-packages, which would leak the core's transformers")
 
 
 def list_envs() -> list[dict[str, str]]:
