@@ -24,8 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UftError
+
+if TYPE_CHECKING:
+    from .plugin import EnvStatus
 
 MARKER = ".uft-env.json"
 Say = Callable[[str], None]
@@ -172,7 +176,7 @@ def _uv(args: list[str]) -> None:
                        "go in UV_FIND_LINKS (uv does not read pip's configuration)")
 
 
-def env_status(recipe: EnvRecipe) -> "EnvStatus":
+def env_status(recipe: EnvRecipe) -> EnvStatus:
     """A backend's environment status: ready once created; otherwise creatable by `uft run`."""
     from .plugin import EnvStatus
 
@@ -181,3 +185,15 @@ def env_status(recipe: EnvRecipe) -> "EnvStatus":
         return EnvStatus(True, f"uv environment {path}")
     return EnvStatus(False, f"environment not created yet ({path}); `uft run` creates it",
                      install_hint=f"uft env create {recipe.backend}", creatable=True)
+
+
+class OwnEnvironment:
+    """For backends that run in a uv environment made from their lock: set `recipe`."""
+
+    recipe: EnvRecipe
+
+    def env_recipe(self) -> EnvRecipe:
+        return self.recipe
+
+    def environment(self) -> EnvStatus:
+        return env_status(self.recipe)

@@ -23,8 +23,15 @@ import yaml
 
 from unified_ft import envs
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
-                               merge_passthrough, run_native_check)
+from unified_ft.plugin import (
+    NATIVE,
+    Capability,
+    NativeJob,
+    RunOutputs,
+    final_metrics,
+    merge_passthrough,
+    run_native_check,
+)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 
@@ -83,17 +90,12 @@ _TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assi
          "system_tag": "system", "observation_tag": "tool"}
 
 
-class LlamaFactoryBackend:
+class LlamaFactoryBackend(envs.OwnEnvironment):
     """LLaMA-Factory 0.9.5, in its own uv environment."""
 
     name = "llamafactory"
     capabilities = CAPABILITIES
-
-    def env_recipe(self) -> envs.EnvRecipe:
-        return RECIPE
-
-    def environment(self) -> EnvStatus:
-        return envs.env_status(RECIPE)
+    recipe = RECIPE
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write train.yaml, data/dataset_info.json and the data files into `out_dir`."""

@@ -29,7 +29,6 @@ from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import (
     NATIVE,
     Capability,
-    EnvStatus,
     NativeJob,
     RunOutputs,
     final_metrics,
@@ -102,17 +101,12 @@ CAPABILITIES: dict[str, Capability] = {
 }
 
 
-class SwiftBackend:
+class SwiftBackend(envs.OwnEnvironment):
     """ms-swift 4.6, in its own uv environment."""
 
     name = "swift"
     capabilities = CAPABILITIES
-
-    def env_recipe(self) -> envs.EnvRecipe:
-        return RECIPE
-
-    def environment(self) -> EnvStatus:
-        return envs.env_status(RECIPE)
+    recipe = RECIPE
 
     def notes(self, spec: JobSpec) -> list[str]:
         """Warnings the user must see before the run: what swift does that the spec cannot stop."""
