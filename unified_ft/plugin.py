@@ -108,6 +108,14 @@ def final_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def single_answers(record: dict[str, Any], backend: str, source: object) -> None:
+    """Frameworks that take one chosen and one rejected message per preference row refuse anything longer."""
+    if "chosen" in record and (len(record["chosen"]) != 1 or len(record["rejected"]) != 1):
+        raise SpecError(f"{backend} takes one chosen and one rejected message per row", [Problem(
+            str(source), "a preference row has a multi-message chosen/rejected answer",
+            "use the trl backend for multi-turn preference answers")])
+
+
 def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 600) -> None:
     """Run a framework's own argument parsing on translated files; its complaint becomes a clear error."""
     import subprocess

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from unified_ft import envs
-from unified_ft.errors import Problem, SpecError
+from unified_ft.data.records import as_unpaired
 from unified_ft.plugin import (
     NATIVE,
     Capability,
@@ -31,6 +31,7 @@ from unified_ft.plugin import (
     final_metrics,
     merge_passthrough,
     run_native_check,
+    single_answers,
 )
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
@@ -259,22 +260,15 @@ def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
     for row in read_jsonl(source):
         if "text" in row:
             rows.append({"text": row["text"]})
-        elif "label" in row:  # unpaired (kto): the answer with its thumbs-up or thumbs-down
-            rows.append({"messages": [*row["prompt"], *row["completion"]], "kto_tag": row["label"],
-                         **({"tools": row["tools"]} if row.get("tools") else {})})
         elif "messages" in row:
             rows.append({"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})})
         else:
-            chosen, rejected = row["chosen"], row["rejected"]
-            if len(chosen) != 1 or len(rejected) != 1:
-                raise SpecError("LLaMA-Factory takes one chosen and one rejected message per row", [Problem(
-                    str(source), "a preference row has a multi-message chosen/rejected answer",
-                    "use the trl backend for multi-turn preference answers")])
+            single_answers(row, "LLaMA-Factory", source)
             if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
-                rows.append({"messages": [*row["prompt"], chosen[0]], "kto_tag": True})
-                rows.append({"messages": [*row["prompt"], rejected[0]], "kto_tag": False})
+                rows += [{"messages": [*r["prompt"], *r["completion"]], "kto_tag": r["label"],
+                          **({"tools": r["tools"]} if r.get("tools") else {})} for r in as_unpaired(row)]
             else:
-                rows.append({"messages": row["prompt"], "chosen": chosen[0], "rejected": rejected[0]})
+                rows.append({"messages": row["prompt"], "chosen": row["chosen"][0], "rejected": row["rejected"][0]})
     target.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return any("tools" in row for row in rows)
 

@@ -19,7 +19,8 @@ from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 from . import DEFAULT_SYSTEM, PT_TEMPLATE, STAGES, TEMPLATE_ALIASES, TEMPLATES
 
 #: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
-DEFAULTS = {"pissa_iter": 16, "simpo_gamma": 0.5, "pref_ftx": 0.0, "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
+DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all", "pissa_iter": 16,
+            "simpo_gamma": 0.5, "pref_ftx": 0.0,
             "use_rslora": False, "use_dora": False, "freeze_trainable_layers": 2, "pref_beta": 0.1,
             "pref_loss": "sigmoid", "cutoff_len": 2048, "train_on_prompt": False, "packing": False,
             "num_train_epochs": 3.0, "max_steps": -1, "learning_rate": 5e-5, "lr_scheduler_type": "linear",

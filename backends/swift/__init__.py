@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from unified_ft import envs
+from unified_ft.data.records import as_unpaired
 from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import (
     NATIVE,
@@ -34,6 +35,7 @@ from unified_ft.plugin import (
     final_metrics,
     merge_passthrough,
     run_native_check,
+    single_answers,
 )
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import JobSpec
@@ -60,7 +62,7 @@ ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
 #: Environment for a run: hub ids resolve on the Hugging Face hub (like every other backend), not ModelScope.
 BASE_ENV = {"USE_HF": "1", "TOKENIZERS_PARALLELISM": "false"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-TRUST_REMOTE_CODE_NOTE = ("ms-swift 4.6 loads every model with trust_remote_code=True and has no setting to turn "
+TRUST_REMOTE_CODE_NOTE = ("ms-swift 4.6 loads every model with trust_remote_code on and has no setting to turn "
                           "it off; spec model.trust_remote_code: false cannot be enforced on this backend (a local "
                           "model folder without *.py files runs no remote code)")
 _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
@@ -311,19 +313,13 @@ def swift_rows(spec: JobSpec, records: Any) -> Any:
             yield {"text": row["text"]}
         elif "messages" in row:
             yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
-        elif "label" in row:  # unpaired (kto)
-            yield {"messages": [*row["prompt"], *row["completion"]], "label": row["label"]}
         else:
-            chosen, rejected = row["chosen"], row["rejected"]
-            if len(chosen) != 1 or len(rejected) != 1:
-                raise SpecError("ms-swift takes one chosen and one rejected message per row", [Problem(
-                    "data", "a preference row has a multi-message chosen/rejected answer",
-                    "use the trl backend for multi-turn preference answers")])
+            single_answers(row, "ms-swift", "data")
             if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
-                yield {"messages": [*row["prompt"], chosen[0]], "label": True}
-                yield {"messages": [*row["prompt"], rejected[0]], "label": False}
+                for r in as_unpaired(row):
+                    yield {"messages": [*r["prompt"], *r["completion"]], "label": r["label"]}
             else:
-                yield {"messages": [*row["prompt"], chosen[0]], "rejected_response": rejected[0]["content"]}
+                yield {"messages": [*row["prompt"], *row["chosen"]], "rejected_response": row["rejected"][0]["content"]}
 
 
 def last_checkpoint(output: Path) -> Path:

@@ -16,9 +16,19 @@ from typing import Any
 import yaml
 
 from unified_ft import chat_tokens, modeling
+from unified_ft.data.records import as_unpaired
 from unified_ft.modeling import model_config
-from unified_ft.plugin import (NATIVE, Capability, EnvStatus, NativeJob, RunOutputs, final_metrics,
-                               merge_passthrough, module_available, run_native_check)
+from unified_ft.plugin import (
+    NATIVE,
+    Capability,
+    EnvStatus,
+    NativeJob,
+    RunOutputs,
+    final_metrics,
+    merge_passthrough,
+    module_available,
+    run_native_check,
+)
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 from unified_ft.templates import chat_template_text
@@ -226,8 +236,4 @@ def _write_data(spec: JobSpec, source: Path, target: Path) -> Path:
     if spec.method.name != "kto" or spec.record_kind == "unpaired":
         shutil.copyfile(source, target)
         return target
-    rows = []
-    for row in read_jsonl(source):
-        rows.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
-        rows.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
-    return write_jsonl(target, rows)
+    return write_jsonl(target, [r for row in read_jsonl(source) for r in as_unpaired(row)])

@@ -43,7 +43,8 @@ from unified_ft.errors import DataError
 __all__ = [
     "FILE_TYPES", "FORMATS", "FORMAT_COLUMNS", "FORMAT_KIND", "RECORD_KINDS", "ROLES", "ROLE_ALIASES",
     "DataError", "MixResult", "PreparedData", "check_format_kind", "check_source", "count_and_validate",
-    "detect_format", "dump_record", "iter_rows", "mix_datasets", "prepare_records", "read_records", "record_kind", "split_eval",
+    "detect_format", "dump_record", "iter_rows", "mix_datasets", "prepare_records", "read_records", "record_kind",
+    "split_eval",
     "validate_chat", "validate_preference", "validate_record", "validate_text", "write_records",
 ]
 

@@ -549,7 +549,7 @@ _CONVERTERS: dict[str, Callable[[_Row], dict[str, Any]]] = {
     "sharegpt": lambda row: _chat(row, "conversations"),
     "messages": lambda row: _chat(row, "messages"),
     "preference": _preference,
-    "unpaired": lambda row: _unpaired(row),
+    "unpaired": _unpaired,
     "text": _text,
 }
 

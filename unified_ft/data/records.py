@@ -56,6 +56,15 @@ def unpaired_record(prompt: list[dict[str, str]], completion: list[dict[str, str
     return rec
 
 
+def as_unpaired(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """KTO's view of a record: an unpaired record as itself; a preference pair as its chosen answer (label
+    true) and its rejected answer (label false)."""
+    if "label" in record:
+        return [record]
+    return [unpaired_record(record["prompt"], record["chosen"], True),
+            unpaired_record(record["prompt"], record["rejected"], False)]
+
+
 def preference_record(prompt: list[dict[str, str]], chosen: list[dict[str, str]],
                       rejected: list[dict[str, str]], tools: str | None = None) -> dict[str, Any]:
     """A preference record with explicit prompt, as trl's DPO-style trainers expect."""
