@@ -18,7 +18,7 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def corpus() -> list[str]:
-    words = ("the quick brown fox jumps over a lazy dog answer question user assistant system json name age "
+    words = ("the quick brown fox jumps over a lazy dog answer question user assistant system json name age "  # noqa: SIM905
              "city hello world good bad yes no one two three four five six seven eight nine ten").split()
     lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
     return lines + ["{\"name\": \"Ana\", \"age\": 31, \"city\": \"Lyon\"}", "0123456789 .,:;!?'\"()[]{}"]
@@ -90,6 +90,18 @@ def kto_rows(count: int = 16) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def parquet_rows(path: Path) -> list[dict]:
+    """A translator's Parquet data file as plain rows (null fields left out), to review it like JSON."""
+    import pyarrow.parquet as pq
+
+    def drop_nulls(value):
+        if isinstance(value, dict):
+            return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+        return [drop_nulls(v) for v in value] if isinstance(value, list) else value
+
+    return [drop_nulls(row) for row in pq.read_table(path).to_pylist()]
 
 
 def check_golden(path: Path, text: str) -> None:

@@ -23,9 +23,10 @@ def alpaca_file(path: Path, rows: int = 6) -> Path:
 
 def write_spec(tmp_path: Path, extra: str = "", name: str = "unit", data: str | None = None,
                filename: str = "job.yaml") -> Path:
-    """A spec with a local (empty) model folder and an alpaca dataset, both in tmp_path."""
+    """A spec with a local model folder (a config.json, no weights) and an alpaca dataset, both in tmp_path."""
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}", encoding="utf-8")
     if data is None:
         data = str(alpaca_file(tmp_path / "train.jsonl"))
     text = f"name: {name}\nmodel:\n  path: {model}\ndata:\n  train:\n    - path: {data}\n      format: alpaca\n"

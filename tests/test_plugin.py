@@ -124,6 +124,32 @@ def test_trl_refuses_ppo_and_names_the_feature():
     assert len(info.value.problems) == 1
 
 
+@pytest.mark.parametrize(("backend", "loss", "refused"), [
+    ("trl", "kto_pair", True), ("trl", "ipo", False), ("llamafactory", "exo_pair", True),
+    ("llamafactory", "kto_pair", False), ("swift", "sigmoid_norm", True), ("swift", "robust", False)])
+def test_each_backend_declares_the_dpo_losses_its_release_has(backend, loss, refused):
+    """A loss the spec accepts but one framework's release lacks is refused before the run, naming it."""
+    spec = make_spec(method={"name": "dpo", "loss_type": loss}, data={"train": [PREF]},
+                     training={"precision": "fp32"}, template="chatml")
+    plugin = load_backend(backend)
+    if not refused:
+        check_capabilities(spec, plugin, has_gpu=True)
+        return
+    with pytest.raises(CapabilityError) as info:
+        check_capabilities(spec, plugin, has_gpu=True)
+    assert f"loss_type.dpo.{loss}" in str(info.value) and "method.loss_type" in str(info.value)
+
+
+def test_every_loss_type_is_declared_by_every_backend():
+    from unified_ft.spec import LOSS_TYPES
+
+    for backend in ("trl", "llamafactory", "swift"):
+        table = load_backend(backend).capabilities
+        wanted = [f"loss_type.{method}.{loss}" for method, losses in LOSS_TYPES.items() for loss in losses]
+        missing = [feature for feature in wanted if feature not in table]
+        assert not missing, (backend, missing)
+
+
 def test_trl_qlora_needs_gpu():
     trl = load_backend("trl")
     spec = make_spec(adapter={"type": "qlora", "bits": 4}, training={"precision": "fp32"})

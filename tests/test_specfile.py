@@ -163,8 +163,9 @@ def test_relative_paths_are_resolved_against_the_spec_folder(tmp_path, monkeypat
     other = tmp_path / "elsewhere"
     other.mkdir()
     monkeypatch.chdir(other)
-    text = ("name: unit\nmodel:\n  path: ./model\ndata:\n  train:\n    - path: data/train.jsonl\n      format: alpaca\n"
-            "    - path: /abs/other.jsonl\n      format: alpaca\n  eval:\n    path: ../eval.jsonl\n    format: alpaca\n")
+    text = ("name: unit\nmodel:\n  path: ./model\ndata:\n  train:\n    - path: data/train.jsonl\n"
+            "      format: alpaca\n    - path: /abs/other.jsonl\n      format: alpaca\n  eval:\n"
+            "    path: ../eval.jsonl\n    format: alpaca\n")
     spec = load_spec(write(folder, text))
     assert spec.data.train[0].path == str((folder / "data" / "train.jsonl").resolve())
     assert spec.data.train[1].path == "/abs/other.jsonl"

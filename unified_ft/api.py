@@ -40,5 +40,11 @@ def translate(spec: SpecLike, backend: str, out_dir: str | Path) -> NativeJob:
 
 def run(spec: SpecLike, backend: str = "trl", runs_dir: str | Path | None = None,
         on_progress: ProgressFn | None = None) -> RunResult:
-    """Run a job to the end; returns the run directory, status and final metrics."""
+    """Run a job to the end; returns the run directory, status and final metrics.
+
+    Raises RunFailed when the framework fails, RunInterrupted (with `signal_name`, `exit_code`) when
+    Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stop it: called from the main thread, uft catches those signals
+    while the run is in progress (an ignored one stays ignored, a handler of yours stays yours) so
+    that the framework's process group never outlives the call.
+    """
     return run_job(as_spec(spec), backend, runs_dir, on_progress)

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import errno
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,7 +31,7 @@ _state = {"debug": False}
 
 SpecArg = Annotated[Path, typer.Argument(help="Path to the job spec (YAML).", show_default=False)]
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="Backend to use (see `uft backends`).")]
-RunsDirOpt = Annotated[Optional[Path], typer.Option("--runs-dir", help="Where run directories go (default: the "
+RunsDirOpt = Annotated[Path | None, typer.Option("--runs-dir", help="Where run directories go (default: the "
                                                     "spec's runs_dir, ./runs).")]
 
 
@@ -51,15 +54,16 @@ def validate(spec: SpecArg) -> None:
 
 @app.command()
 def schema(
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write to a file.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
     eval_report: Annotated[bool, typer.Option("--eval", help="The schema of eval.json instead.")] = False,
 ) -> None:
     """Print the JSON Schema of the spec (or, with --eval, of eval.json)."""
     from .schema import eval_schema_text, schema_text
+    from .userfile import write_text_file
 
     text = eval_schema_text() if eval_report else schema_text()
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_text_file(output, text, may_exist=True, what="schema file")
         console.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
@@ -73,25 +77,32 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
     from rich.syntax import Syntax
 
     from .launch import translate_to
+    from .redact import env_secrets, redact_text
     from .specfile import dump_spec, load_spec
+
+    known = env_secrets()
+
+    def shown(text: object) -> str:
+        """Printed output is often pasted into issues: no secret in it, whatever slipped through."""
+        return redact_text(str(text), known)
 
     with tempfile.TemporaryDirectory(prefix="uft-plan-") as tmp:
         the_plan, job = translate_to(load_spec(spec), backend, Path(tmp) / "native")
         console.rule("resolved spec")
-        console.print(Syntax(dump_spec(the_plan.spec), "yaml"))
+        console.print(Syntax(shown(dump_spec(the_plan.spec)), "yaml"))
         console.rule(f"backend {backend}")
         env = the_plan.environment
-        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {env.detail}")
+        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {shown(env.detail)}")
         for key, value in the_plan.derived.items():
-            console.print(f"derived: {key} = {value}")
+            console.print(f"derived: {key} = {shown(value)}")
         for note in the_plan.notes:
-            console.print(f"[yellow]note[/yellow]: {note}")
+            console.print(f"[yellow]note[/yellow]: {shown(note)}")
         for path in job.files:
             if path.suffix in (".yaml", ".yml", ".json", ".sh"):
                 console.rule(f"native/{path.name}")
-                console.print(Syntax(path.read_text(encoding="utf-8"), "yaml"))
+                console.print(Syntax(shown(path.read_text(encoding="utf-8")), "yaml"))
         console.rule("command")
-        console.print(job.command, soft_wrap=True)
+        console.print(shown(job.command), soft_wrap=True)
 
 
 @app.command()
@@ -105,6 +116,7 @@ def translate(
 ) -> None:
     """Write the backend's native config and data into a folder (eject), and print the native command."""
     from .launch import translate_to
+    from .redact import env_secrets, redact_text
     from .specfile import load_spec
 
     the_plan, job = translate_to(load_spec(spec), backend, output)
@@ -114,7 +126,7 @@ def translate(
         with err_console.status(f"checking with {backend}'s own parser"):
             the_plan.backend.check(job)
         console.print(f"[green]{backend} accepts the translated config[/green]")
-    console.print(f"\nrun it without uft:\n  cd {output} && {job.command}", soft_wrap=True)
+    console.print(f"\nrun it without uft:\n  cd {output} && {redact_text(job.command, env_secrets())}", soft_wrap=True)
 
 
 @app.command()
@@ -122,7 +134,30 @@ def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None)
     """Run one job on a backend: plan, prepare data, translate, train, collect."""
     from .specfile import load_spec
 
+    _check_path_option("--runs-dir", runs_dir)
     _run_and_report(load_spec(spec), backend, runs_dir)
+
+
+def _check_path_option(option: str, path: Path | None) -> None:
+    """A folder option that cannot be one (NUL, blank, too long, a file, under a file) is refused before any
+    work; one that simply does not exist yet is fine."""
+    import errno
+    import os
+    import stat
+
+    from .userfile import os_error_text, path_problem, shown
+
+    if path is None:
+        return
+    problem = path_problem(path)
+    if not problem:
+        try:
+            if not stat.S_ISDIR(os.stat(os.path.expanduser(path)).st_mode):
+                problem = "it is a file, not a folder"
+        except OSError as exc:
+            problem = None if exc.errno == errno.ENOENT else os_error_text(exc)
+    if problem:
+        raise UftError(f"{option} {shown(path)}: {problem}\n    fix: give a usable folder path")
 
 
 @app.command(name="import")
@@ -134,19 +169,20 @@ def import_command(
                                            show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Spec file to write (must not exist).")] = Path(
         "spec.yaml"),
-    dataset_info: Annotated[Optional[Path], typer.Option(help="LLaMA-Factory's dataset_info.json (default: "
+    dataset_info: Annotated[Path | None, typer.Option(help="LLaMA-Factory's dataset_info.json (default: "
                                                          "<dataset_dir>/dataset_info.json beside the config).")] = None,
 ) -> None:
     """Migrate a native config into a uft spec: mapped keys, and native keys kept verbatim."""
-    import yaml
-
     from .errors import RunDirError
     from .specfile import validate_spec_dict
+    from .userfile import dump_yaml, output_file_problem, shown, write_text_file
 
     if backend not in ("llamafactory", "swift"):
         raise UftError(f"uft can import llamafactory and swift configs, not {backend!r}")
-    if output.exists():
-        raise RunDirError(f"{output} already exists; choose a new file (nothing was written)")
+    problem = output_file_problem(output, may_exist=False)
+    if problem:
+        raise RunDirError(f"cannot write the spec {shown(output)}: {problem}\n"
+                          "    fix: choose a new file in an existing folder (nothing was written)")
     notes: list[str] = []
     if backend == "swift":
         from .backends.swift.importer import import_swift
@@ -165,7 +201,7 @@ def import_command(
         console.print(f"  {native_key:<34} backend_options.{backend}.{native_key} (kept verbatim)")
     for note in notes:
         console.print(f"  [yellow]note[/yellow]: {note}")
-    output.write_text(f"# Imported by uft from {config}\n" + yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    write_text_file(output, f"# Imported by uft from {config}\n" + dump_yaml(spec), may_exist=False, what="spec")
     console.print(f"[green]wrote[/green] {output}")
 
 
@@ -278,20 +314,31 @@ def quickstart(
     from .quickstart import DEFAULT_STEPS, write_quickstart
     from .specfile import load_spec
 
+    if steps < 0:
+        raise UftError(f"--steps {steps} is negative; give a number of training steps, or 0 for the default "
+                       f"({DEFAULT_STEPS}) (nothing was written)")
+    _check_path_option("--runs-dir", runs_dir)
     spec_path = write_quickstart(folder, steps or DEFAULT_STEPS)
     console.print(f"quickstart spec and data: {folder}/ (edit {spec_path} and `uft run` it again)")
     _run_and_report(load_spec(spec_path), "trl", runs_dir or Path("runs"))
 
 
-def _run_and_report(job, backend: str, runs_dir: Optional[Path]) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+def _run_and_report(job, backend: str, runs_dir: Path | None) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from .launch import run_job
 
+    _check_path_option("--runs-dir" if runs_dir else "runs_dir (in the spec)", runs_dir or Path(job.runs_dir))
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=err_console, transient=False) as progress:
+    with _terminal_may_vanish(), Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(f"{job.name} on {backend}: loading", total=None, loss="")
 
         def on_progress(row: dict) -> None:
@@ -332,8 +379,8 @@ def _print_eval(report) -> None:
     from .evaluate import format_table
 
     console.print(format_table(report))
-    console.print(f"  evaluation: {report.run_dir}/eval.json, answers side by side in {report.run_dir}/eval/samples.jsonl "
-                  f"({report.duration_s}s)")
+    console.print(f"  evaluation: {report.run_dir}/eval.json, answers side by side in "
+                  f"{report.run_dir}/eval/samples.jsonl ({report.duration_s}s)")
 
 
 @app.command(name="eval")
@@ -342,6 +389,7 @@ def eval_command(run_dir: Annotated[Path, typer.Argument(help="A run directory: 
     """Judge a finished run with the shared evaluation (base vs tuned), writing eval.json."""
     from .evaluate import evaluate_run
 
+    _check_path_option("RUN_DIR", run_dir)
     with err_console.status("evaluating") as status:
         report = evaluate_run(run_dir, lambda message: status.update(f"evaluating: {message}"))
     _print_eval(report)
@@ -351,13 +399,15 @@ def eval_command(run_dir: Annotated[Path, typer.Argument(help="A run directory: 
 def export_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory: runs/<name>/<backend>.", show_default=False)],
     to: Annotated[str, typer.Option("--to", help="adapter, merged or gguf.")] = "merged",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder to write (default: "
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Folder to write (default: "
                                                    "RUN_DIR/export/<to>); must not exist or be empty.")] = None,
     gguf_type: Annotated[str, typer.Option(help="GGUF tensor type: f32, f16, bf16 or q8_0.")] = "f16",
 ) -> None:
     """Export a finished run: the peft adapter, the merged model (safetensors), or a GGUF file."""
     from .export import export_run
 
+    _check_path_option("RUN_DIR", run_dir)
+    _check_path_option("--output", output)
     with err_console.status(f"exporting {to}") as status:
         folder = export_run(run_dir, to, output, gguf_type=gguf_type,
                             on_progress=lambda message: status.update(f"exporting {to}: {message}"))
@@ -370,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes print one message and return 2, a failed framework returns 1."""
     import click
     from rich.markup import escape
+
+    from .redact import env_secrets, redact_text
 
     try:  # newer typer raises its own copy of click's exceptions; catch both
         from typer._click.exceptions import ClickException as TyperClickException
@@ -390,11 +442,47 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             raise
         label = "[yellow]interrupted[/yellow]" if isinstance(exc, RunInterrupted) else "[red]error[/red]"
-        err_console.print(f"{label}: {escape(str(exc))}", soft_wrap=True)
+        _tell(f"{label}: {escape(redact_text(str(exc), env_secrets()))}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
+    except OSError as exc:
+        if _state["debug"] or exc.errno not in _DISK_FIXES:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _tell(f"[red]error[/red]: {escape(where + (exc.strerror or str(exc)))}\n    fix: {_DISK_FIXES[exc.errno]}")
+        return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a StopSignal (SIGTERM, SIGHUP, SIGQUIT) outside a run
+        from .interrupts import signal_name, stop_signum
+
+        _tell(f"[yellow]interrupted[/yellow] by {signal_name(stop_signum(exc))}")
+        return 128 + stop_signum(exc)
+
+
+# OSErrors that are the machine's state, not a bug in uft: one message naming the path, exit code 2.
+_DISK_FIXES = {
+    errno.ENOSPC: "free some space on that disk, or write somewhere else",
+    errno.EDQUOT: "free some of your disk quota, or write somewhere else",
+    errno.EROFS: "that file system is read-only; write somewhere else",
+    errno.EACCES: "you may not use that path; choose another one, or fix its permissions",
+    errno.EPERM: "you may not use that path; choose another one, or fix its permissions",
+}
+
+
+@contextmanager
+def _terminal_may_vanish() -> Iterator[None]:
+    """After SIGHUP (a closed terminal) the progress display's last write fails with EIO while the run's
+    own outcome is on its way out: that outcome (already recorded in the manifest) is what counts."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.EIO, errno.EPIPE) and isinstance(exc.__context__, (UftError, RunFailed)):
+            raise exc.__context__ from None
+        raise
+
+
+def _tell(markup: str) -> None:
+    """The last message; a terminal that is gone (SIGHUP after it closed) must not turn it into a traceback."""
+    with suppress(OSError):
+        err_console.print(markup, soft_wrap=True)
 
 
 def entry() -> None:

@@ -80,6 +80,13 @@ class RunFailed(Exception):
 
 
 class RunInterrupted(RunFailed):
-    """The run was stopped by Ctrl-C; the run directory records it as interrupted (exit code 130)."""
+    """The run was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT); recorded as interrupted.
+
+    The exit code is the shell's convention for death by that signal: 128 + its number (130 for Ctrl-C).
+    """
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2, signal_name: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.signum, self.signal_name, self.exit_code = signum, signal_name, 128 + signum

@@ -278,7 +278,8 @@ def _mean_loss(model, tokenizer, rows: list[dict[str, Any]], spec: JobSpec) -> f
             n = len(e["input_ids"])
             ids[i, :n] = torch.tensor(e["input_ids"])
             attention[i, :n] = 1
-            labels[i, :n] = torch.tensor([t if m else -100 for t, m in zip(e["input_ids"], e["assistant_masks"])])
+            masked = zip(e["input_ids"], e["assistant_masks"], strict=True)
+            labels[i, :n] = torch.tensor([t if m else -100 for t, m in masked])
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
         target = labels[:, 1:]

@@ -2,11 +2,14 @@
 
 Everything that can fail because of the input (spec, data, capabilities) fails before the framework
 starts, and leaves no run directory behind. Once the framework starts, the run directory records
-what happened: succeeded, failed (with the log tail) or interrupted (Ctrl-C is forwarded to the child).
+what happened: succeeded, failed (with the log tail, or the signal that killed it) or interrupted
+(Ctrl-C, SIGTERM, SIGHUP or SIGQUIT to uft stop the framework's process group; see interrupts.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -16,19 +19,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .data import PreparedData, prepare_records
-from .data import detect_format
+from .data import DatasetSource, PreparedData, detect_format, prepare_records
 from .data.hub import fetch_hub_dataset
-from .data.mixing import sample_rows
 from .errors import BackendNotReady, RunFailed, RunInterrupted
+from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .plan import Plan, make_plan
 from .plugin import NativeJob
-from .runs import Manifest, create_run_dir, ensure_empty_dir, sha256_text
+from .redact import env_secrets, redact_text, scrub_tree
+from .runs import Manifest, create_run_dir, discard_run_dir, ensure_empty_dir, run_dir_errors, sha256_text
 from .spec import DatasetSpec, JobSpec
 from .specfile import dump_spec
 
@@ -54,15 +59,15 @@ def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
     d, seed = spec.data, spec.training.seed
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def source(ds: DatasetSpec, label: str) -> tuple[str | Path, str, dict[str, str] | None]:
-        """A local file (hub datasets fetched, `samples` drawn) and its format (`auto` told from the data)."""
+    def source(ds: DatasetSpec) -> DatasetSource:
+        """A local file (hub datasets fetched) and its format (`auto` told from the data); `samples` are drawn
+        from the file itself while reading, so every message names the user's own file and row."""
         path: str | Path = ds.path or fetch_hub_dataset(ds.hub, ds.subset, ds.split, ds.hub_site)
-        if ds.samples:
-            path = sample_rows(path, ds.samples, seed, out_dir / f"sampled-{label}.jsonl")
-        return path, detect_format(path) if ds.format == "auto" else ds.format, ds.columns or None
+        fmt = detect_format(path) if ds.format == "auto" else ds.format
+        return DatasetSource(path, fmt, ds.columns or None, ds.weight, ds.samples)
 
-    train = [(*source(ds, f"train{i}"), ds.weight) for i, ds in enumerate(d.train)]
-    eval_source = source(d.eval, "eval") if d.eval else None
+    train = [source(ds) for ds in d.train]
+    eval_source = source(d.eval) if d.eval else None
     return prepare_records(train, eval_source, d.eval_split, seed, out_dir, spec.record_kind)
 
 
@@ -93,7 +98,23 @@ def _for_backend(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
 def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | None = None,
             on_progress: ProgressFn | None = None,
             on_eval_progress: Callable[[str], None] | None = None) -> RunResult:
-    """Run one job to the end and return its result; raises RunFailed if the framework failed."""
+    """Run one job to the end and return its result; raises RunFailed if the framework failed.
+
+    Every way this can stop ends the same: SIGINT, SIGTERM, SIGHUP or SIGQUIT (from the main thread),
+    an error inside uft, a failed evaluation or export; the framework's process group is stopped and
+    the manifest records what happened (RunInterrupted carries the signal and exit code 128 + it).
+    """
+    with StopSignals() as stops:
+        try:
+            return _run_job(spec, backend_name, runs_dir, on_progress, on_eval_progress, stops)
+        except KeyboardInterrupt as exc:  # before the framework started or after it ended
+            signum = stop_signum(exc)
+            raise RunInterrupted(f"stopped by {signal_name(signum)}; {backend_name} was not running, nothing was "
+                                 "left behind", signum, signal_name(signum)) from None
+
+
+def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_progress: ProgressFn | None,
+             on_eval_progress: Callable[[str], None] | None, stops: StopSignals) -> RunResult:
     plan = make_plan(spec, backend_name)
     if not plan.environment.ready and plan.environment.creatable:
         from .envs import create_env
@@ -104,52 +125,142 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
         raise BackendNotReady(f"backend {backend_name} is not ready: {plan.environment.detail}\n"
                               f"    fix: {plan.environment.install_hint}")
     plan = _for_backend(plan, on_eval_progress)
-    run_dir = create_run_dir(runs_dir or spec.runs_dir, spec.name, backend_name)
-    try:
-        data = prepare_data(plan.spec, run_dir / "data")
-        job = plan.backend.translate(plan.spec, data, run_dir / "native")
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # our own fresh directory: an input error leaves nothing
-        _remove_if_empty(run_dir.parent)
-        raise
-    spec_text = dump_spec(plan.spec)
-    (run_dir / "spec.yaml").write_text(spec_text, encoding="utf-8")
-    manifest = Manifest(
-        run_dir, run_name=run_dir.parent.name, backend=backend_name, uft_version=__version__,
-        spec_sha256=sha256_text(spec_text), data_sha256=data.sha256, train_rows=data.train_rows,
-        eval_rows=data.eval_rows, seed=plan.spec.training.seed, derived=plan.derived, notes=plan.notes,
-        command=job.argv, env_keys=sorted(job.env), environment=plan.environment.versions,
-        python=sys.version.split()[0],
-    )
+    runs_root = Path(runs_dir or spec.runs_dir)
+    with run_dir_errors(runs_root):
+        run_dir = create_run_dir(runs_root, spec.name, backend_name)
+        try:
+            data = prepare_data(plan.spec, run_dir / "data")
+            job = plan.backend.translate(plan.spec, data, run_dir / "native")
+            spec_text = dump_spec(plan.spec)
+            (run_dir / "spec.yaml").write_text(spec_text, encoding="utf-8")
+            manifest = Manifest(
+                run_dir, run_name=run_dir.parent.name, backend=backend_name, uft_version=__version__,
+                spec_sha256=sha256_text(spec_text), data_sha256=data.sha256, train_rows=data.train_rows,
+                eval_rows=data.eval_rows, seed=plan.spec.training.seed, derived=plan.derived, notes=plan.notes,
+                command=job.argv, env_keys=sorted(job.env), environment=plan.environment.versions,
+                python=sys.version.split()[0],
+            )
+        except BaseException:
+            discard_run_dir(run_dir)  # our own fresh directory (and runs/ if we made it): an input error leaves nothing
+            raise
 
     def forward(row: dict[str, Any]) -> None:
         mapped = plan.backend.progress(row)
         if mapped and on_progress:
             on_progress(mapped)
 
+    exit_code = _train(job, run_dir, manifest, backend_name, forward if on_progress else None, stops)
+    with stops.shielded():  # the framework has ended on its own: record how, whatever arrives meanwhile
+        if exit_code != 0:
+            raise _framework_failed(backend_name, exit_code, run_dir, manifest)
     try:
-        exit_code = execute(job, run_dir / "logs", forward if on_progress else None)
-    except KeyboardInterrupt:
-        manifest.finish("interrupted", None)
-        raise RunInterrupted(f"interrupted by Ctrl-C; the run is recorded as interrupted in {run_dir}") from None
-    if exit_code != 0:
-        status = "interrupted" if exit_code in (130, -signal.SIGINT) else "failed"
-        tail = log_tail(run_dir / "logs" / "stderr.log")
-        manifest.finish(status, exit_code, error_tail=tail)
-        error = RunInterrupted if status == "interrupted" else RunFailed
-        raise error(f"{backend_name} exited with code {exit_code}; run recorded as {status} in {run_dir}\n"
-                    f"--- last lines of {run_dir / 'logs' / 'stderr.log'} ---\n{tail}")
+        with stops.held():  # a signal now waits until the outputs are collected and the run is recorded
+            outputs = _collect(plan, job, run_dir, manifest)
+        result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir, notes=plan.notes)
+        result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
+        result.exports = _export_after_run(plan.spec, run_dir, manifest, on_eval_progress)
+    except KeyboardInterrupt as exc:
+        signum = stop_signum(exc)
+        raise RunInterrupted(f"stopped by {signal_name(signum)} after training; the trained run is kept in "
+                             f"{run_dir} (its manifest says which stage was cut short)",
+                             signum, signal_name(signum)) from None
+    return result
+
+
+def _train(job: NativeJob, run_dir: Path, manifest: Manifest, backend_name: str, forward: ProgressFn | None,
+           stops: StopSignals) -> int:
+    """Run the framework; however uft stops meanwhile, the framework is stopped and the manifest says why."""
+
+    def on_stopping(exc: BaseException) -> None:
+        """The framework was just told to stop: record why now, in case uft is killed while it winds down."""
+        with stops.shielded():
+            if isinstance(exc, KeyboardInterrupt):
+                name = signal_name(stop_signum(exc))
+                _record(manifest, "interrupted", None, signal=name, error=f"uft was stopped by {name}")
+            else:
+                _record(manifest, "failed", None, error=f"uft itself failed while {backend_name} ran: {exc!r}")
+
+    try:
+        try:
+            return execute(job, run_dir / "logs", forward, stops=stops, on_stopping=on_stopping)
+        finally:
+            with stops.held():
+                _scrub_secrets(run_dir, job)
+    except KeyboardInterrupt as exc:
+        signum = stop_signum(exc)
+        with stops.shielded():
+            if manifest.data["status"] == "running":  # the signal came just as the framework ended
+                _record(manifest, "interrupted", None, signal=signal_name(signum),
+                        error=f"uft was stopped by {signal_name(signum)}")
+        raise RunInterrupted(f"stopped by {signal_name(signum)}; {backend_name} was stopped and the run is "
+                             f"recorded as interrupted in {run_dir}", signum, signal_name(signum)) from None
+    except Exception as exc:  # it could not start (no room for its logs), or uft itself failed while it ran
+        started = manifest.data["status"] != "running"  # on_stopping has recorded it
+        what = f"uft failed while {backend_name} ran" if started else f"{backend_name} could not be started"
+        reason = _disk_trouble(exc) or (f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else None)
+        with stops.shielded():
+            unrecorded = "" if started else _record(manifest, "failed", None, error=f"{what}: {reason or exc!r}")
+        if reason is None:
+            raise  # a bug in uft: its traceback is what helps
+        raise RunFailed(f"{what}: {reason}; run recorded as failed in {run_dir}{unrecorded}") from exc
+
+
+def _collect(plan: Plan, job: NativeJob, run_dir: Path, manifest: Manifest) -> Any:
+    """The framework's outputs as standard ones, and the run recorded as succeeded (or failed, and raise)."""
     try:
         outputs = plan.backend.collect(run_dir, job)
     except Exception as exc:
-        manifest.finish("failed", exit_code, error_tail=f"collecting outputs failed: {exc!r}")
-        raise RunFailed(f"{backend_name} finished but its outputs could not be collected: {exc}; "
-                        f"run recorded as failed in {run_dir}") from exc
+        reason = _disk_trouble(exc) or str(exc)
+        unrecorded = _record(manifest, "failed", 0, error=f"collecting outputs failed: {reason}",
+                             error_tail=f"collecting outputs failed: {exc!r}")
+        raise RunFailed(f"{plan.backend.name} finished but its outputs could not be collected: {reason}; "
+                        f"run recorded as failed in {run_dir}{unrecorded}") from exc
     manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final)
-    result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir, notes=plan.notes)
-    result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
-    result.exports = _export_after_run(plan.spec, run_dir, manifest, on_eval_progress)
-    return result
+    return outputs
+
+
+def _framework_failed(backend_name: str, exit_code: int, run_dir: Path, manifest: Manifest) -> RunFailed:
+    """The framework ended badly on its own: named by its signal or exit code, a full disk said so."""
+    interrupted = exit_code in (130, -signal.SIGINT)  # only a deliberate Ctrl-C-like stop sends SIGINT
+    status = "interrupted" if interrupted else "failed"
+    stderr_log = run_dir / "logs" / "stderr.log"
+    tail = log_tail(stderr_log)
+    reason = f"{backend_name} {describe_death(exit_code)}"
+    if _disk_full(run_dir, tail):
+        reason += "; no space left on device"
+    extra = {"signal": signal_name(-exit_code)} if exit_code < 0 else {}
+    unrecorded = _record(manifest, status, exit_code, error=reason, error_tail=tail, **extra)
+    error = RunInterrupted if interrupted else RunFailed
+    return error(f"{reason}; run recorded as {status} in {run_dir}{unrecorded}\n"
+                 f"--- last lines of {stderr_log} ---\n{tail}")
+
+
+def _record(manifest: Manifest, status: str, exit_code: int | None, **fields: Any) -> str:
+    """Finish the manifest; "" when written, else a sentence to add to the message (the disk may be gone)."""
+    try:
+        manifest.finish(status, exit_code, **fields)
+    except OSError as exc:
+        return f" (but {manifest.path} could not be updated: {exc.strerror or exc})"
+    return ""
+
+
+def _disk_trouble(exc: BaseException) -> str | None:
+    """"no space left on device (PATH)" for an OSError that means the disk is full, else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{exc.strerror.lower() if exc.strerror else 'no space left on device'} ({exc.filename})"
+    return None
+
+
+def _disk_full(path: Path, log_text: str) -> bool:
+    """Whether a failure looks like a full disk: the log says so, or the run's file system has no room left."""
+    if "No space left on device" in log_text or "Disk quota exceeded" in log_text:
+        return True
+    try:
+        fs = os.statvfs(path)
+    except OSError:
+        return False
+    blocks = fs.f_bfree if os.geteuid() == 0 else fs.f_bavail  # root may use the reserved blocks
+    return blocks * fs.f_frsize < 1024 * 1024
 
 
 def _export_after_run(spec: JobSpec, run_dir: Path, manifest: Manifest,
@@ -159,7 +270,14 @@ def _export_after_run(spec: JobSpec, run_dir: Path, manifest: Manifest,
         return []
     from .export import export_run
 
-    folders = [export_run(run_dir, kind, on_progress=say) for kind in spec.export.formats]
+    folders: list[Path] = []
+    try:
+        for kind in spec.export.formats:
+            folders.append(export_run(run_dir, kind, on_progress=say))
+    except KeyboardInterrupt as exc:
+        manifest.update(exports=[str(f) for f in folders], export=f"interrupted by {signal_name(stop_signum(exc))} "
+                        "(run `uft export` on the run directory to export it)")
+        raise
     manifest.update(exports=[str(f) for f in folders])
     return folders
 
@@ -181,8 +299,9 @@ def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manife
 
     try:
         report = evaluate_run(run_dir, on_eval_progress)
-    except KeyboardInterrupt:
-        manifest.update(evaluation="interrupted (run `uft eval` on the run directory to evaluate it)")
+    except KeyboardInterrupt as exc:
+        manifest.update(evaluation=f"interrupted by {signal_name(stop_signum(exc))} (run `uft eval` on the run "
+                                   "directory to evaluate it)")
         raise
     except Exception as exc:
         manifest.update(evaluation=f"failed: {exc}")
@@ -191,35 +310,92 @@ def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manife
     return report
 
 
-def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = None,
-            poll_s: float = 0.5) -> int:
-    """Run the native command, logs to files, progress from its JSONL log; Ctrl-C is passed on."""
+def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = None, poll_s: float = 0.5, *,
+            stops: StopSignals | None = None, on_stopping: Callable[[BaseException], None] | None = None,
+            grace_s: float = 30.0) -> int:
+    """Run the native command in its own session, logs to files, progress from its JSONL log.
+
+    Whatever ends uft's wait (Ctrl-C, a StopSignal, an error in uft itself) stops the framework's whole
+    process group first (see `stop`; `on_stopping(exc)` runs once it has been told), then goes on.
+    Returns the framework's return code (negative: killed by that signal). Nothing of its process group
+    is left running when this returns.
+    """
     env = {**os.environ, **job.env}
     with (logs_dir / "stdout.log").open("wb") as out, (logs_dir / "stderr.log").open("wb") as err:
-        child = subprocess.Popen(job.argv, cwd=job.cwd, env=env, stdout=out, stderr=err,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        follower = _Follower(job.log_file)
+        with stops.held() if stops else nullcontext():  # a signal must not strike between start and `try`
+            child = subprocess.Popen(dies_with_uft(job.argv), cwd=job.cwd, env=env, stdout=out, stderr=err,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            follower = _Follower(job.log_file)
         try:
             while child.poll() is None:
                 time.sleep(poll_s)
                 follower.feed(on_progress)
             follower.feed(on_progress)
-        except KeyboardInterrupt:
-            stop(child)
+        except BaseException as exc:
+            stop(child, _signal_to_pass_on(exc), grace_s, on_sent=partial(on_stopping, exc) if on_stopping else None)
             raise
+        finally:
+            _kill_group(child.pid)  # stragglers: workers its leader left behind
     return child.returncode
 
 
-def stop(child: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """Forward Ctrl-C to the child's process group; kill it if it does not stop in time."""
+#: Run in front of the framework on Linux: ask the kernel to send SIGTERM when uft dies (even by SIGKILL,
+#: which no handler sees), then become the framework (exec keeps that request). Arguments: uft's pid, argv.
+_PARENT_DEATH_SIGNAL = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):  # uft died before the request was made\n"
+    "    sys.exit(143)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def dies_with_uft(argv: list[str]) -> list[str]:
+    """The command, wrapped (Linux) so the framework is stopped even if uft itself is SIGKILLed."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [sys.executable, "-c", _PARENT_DEATH_SIGNAL, str(os.getpid()), *argv]
+
+
+def stop(child: subprocess.Popen, signum: int = signal.SIGINT, grace_s: float = 30.0,
+         on_sent: Callable[[], None] | None = None) -> None:
+    """Stop the child's process group: `signum` first, SIGKILL after `grace_s` seconds (or at once
+    when a second interruption arrives while waiting). Returns when the child has been reaped."""
+    _signal_group(child.pid, signum)
     try:
-        os.killpg(child.pid, signal.SIGINT)
+        if on_sent:
+            on_sent()
         child.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-    except ProcessLookupError:
         pass
+    finally:
+        _signal_group(child.pid, signal.SIGKILL)
+        child.wait()
+        _kill_group(child.pid)
+
+
+def _signal_to_pass_on(exc: BaseException) -> int:
+    """Ctrl-C goes on as SIGINT (frameworks save or clean up on KeyboardInterrupt); anything else as SIGTERM."""
+    return signal.SIGINT if isinstance(exc, KeyboardInterrupt) and stop_signum(exc) == signal.SIGINT \
+        else signal.SIGTERM
+
+
+def _kill_group(pgid: int, timeout_s: float = 5.0) -> None:
+    """SIGKILL what is left of a process group and wait (a little) until the kernel has removed it."""
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    """Signal a process group that may already be gone."""
+    with suppress(ProcessLookupError, PermissionError):  # gone (PermissionError: only zombies left, on macOS)
+        os.killpg(pgid, signum)
 
 
 class _Follower:
@@ -236,20 +412,27 @@ class _Follower:
             chunk = handle.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]
         self.offset += len(complete)
-        for line in complete.decode("utf-8").splitlines():
-            if line.strip():
-                on_progress(json.loads(line))
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:  # a stray non-JSON line is the framework's business, not a reason to stop
+                continue
+            if isinstance(row, dict):
+                on_progress(row)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log, secrets redacted (they are shown in errors and kept in the manifest)."""
     if not path.exists():
         return ""
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    tail = "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    return redact_text(tail, env_secrets())
 
 
-def _remove_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass
-
+def _scrub_secrets(run_dir: Path, job: NativeJob) -> None:
+    """Once the framework has exited, its logs and output folder lose any secret it echoed from its
+    environment (the only place a secret lives): the run directory is what people share."""
+    known = env_secrets(os.environ, job.env)
+    for folder in (run_dir / "logs", job.native_dir / "output"):
+        with contextlib.suppress(OSError):  # a full or read-only disk: the run's own outcome is what matters
+            scrub_tree(folder, known)

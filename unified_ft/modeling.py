@@ -62,7 +62,8 @@ def load_model(model_cfg: dict, quant: dict | None = None, chat_template: str | 
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if model_cfg.get("head") == "sequence_classification":  # reward models score a sequence
         model = AutoModelForSequenceClassification.from_pretrained(model_cfg["name_or_path"], num_labels=1, **kwargs)
-        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
+        model.config.pad_token_id = pad
     else:
         model = AutoModelForCausalLM.from_pretrained(model_cfg["name_or_path"], **kwargs)
     if model_cfg.get("gguf_file"):

@@ -7,7 +7,9 @@ location found) and says what it derived, and `uft plan` shows both.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from .errors import Problem, SpecError
 from .plugin import Backend, EnvStatus, check_capabilities, load_backend
 from .spec import JobSpec
+from .userfile import os_error_text, shown
 
 LM_EVAL_REQUIREMENT = "'lm-eval==0.4.13'"
 
@@ -46,6 +49,8 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
         raise SpecError("The spec asks for an evaluation engine that is not installed", [Problem(
             "evaluation.lm_eval", "lm-evaluation-harness is not installed in uft's environment",
             f"pip install {LM_EVAL_REQUIREMENT}, or remove evaluation.lm_eval")])
+    if spec.evaluation.enabled:
+        check_evaluation_files(spec)
     resolved = spec.model_copy(deep=True)
     derived: dict[str, object] = {}
     if resolved.training.precision == "auto":
@@ -76,15 +81,73 @@ def resolve_model_path(spec: JobSpec) -> str:
             raise SpecError("The model cannot be found", [Problem(where, f"Python package {package!r} is not "
                                                                  "installed", hint)])
         path = str(Path(list(found.submodule_search_locations)[0]).resolve())
-    is_local = path.startswith(("/", ".", "~")) or Path(path).exists()
-    if is_local:
-        if not Path(path).expanduser().exists():
-            raise SpecError("The model cannot be found", [Problem(where, f"local path {path} does not exist",
-                                                                 "give an existing folder or a hub id (org/name)")])
-        if spec.model.gguf_file and not (Path(path) / spec.model.gguf_file).is_file():
-            raise SpecError("The model cannot be found", [Problem("model.gguf_file", f"{spec.model.gguf_file} is "
-                                                                 f"not in {path}", "name a .gguf file in that folder")])
+    try:
+        if path.startswith(("/", ".", "~")) or Path(path).exists():
+            _check_model_folder(Path(path).expanduser(), spec.model.gguf_file)
+    except OSError as exc:  # a name too long, a symlink loop, no permission
+        raise SpecError("The model cannot be read", [Problem(where, f"{shown(path)}: {os_error_text(exc)}",
+                                                            "give a readable folder or a hub id (org/name)")]) from None
     return path
+
+
+def _check_model_folder(folder: Path, gguf_file: str | None) -> None:
+    """A local model is a folder with config.json (a transformers checkpoint), or one holding `gguf_file`."""
+    def refuse(message: str, hint: str, where: str = "model.path") -> SpecError:
+        return SpecError("The model cannot be found", [Problem(where, message, hint)])
+
+    if not folder.exists():
+        raise refuse(f"local path {folder} does not exist", "give an existing folder or a hub id (org/name)")
+    if not folder.is_dir():
+        hint = (f"for a GGUF file write model.path: {folder.parent} and model.gguf_file: {folder.name}"
+                if folder.suffix.lower() == ".gguf" else "give the folder that holds config.json and the weights")
+        raise refuse(f"{folder} is a file, not a model folder", hint)
+    if gguf_file:
+        if not (folder / gguf_file).is_file():
+            raise refuse(f"{gguf_file} is not in {folder}", "name a .gguf file in that folder", "model.gguf_file")
+        return
+    if (folder / "config.json").is_file():
+        return
+    ggufs = sorted(p.name for p in folder.glob("*.gguf"))
+    if ggufs:
+        raise refuse(f"{folder} holds GGUF files but no config.json", f"set model.gguf_file: {ggufs[0]}")
+    empty = not any(folder.iterdir())
+    raise refuse(f"{folder} is {'an empty folder' if empty else 'not a model folder: it has no config.json'}",
+                 "give the folder of a transformers checkpoint (config.json and weights), or a hub id (org/name)")
+
+
+def check_evaluation_files(spec: JobSpec) -> None:
+    """Local files the evaluation reads after training (the forgetting set, lm_eval tasks) must exist now:
+    finding them missing after an hour of training wastes the hour."""
+    ev, problems = spec.evaluation, []
+    forgetting = ev.forgetting
+    if forgetting is not None and forgetting.path not in (None, "builtin"):
+        problems += _missing(forgetting.path, "evaluation.forgetting.path", "a file",
+                             "give an existing dataset file, or `path: builtin` for uft's own general set")
+        if not problems:  # read it now: a bad row found after training costs the training
+            from .data import count_and_validate, detect_format
+
+            fmt = detect_format(forgetting.path) if forgetting.format == "auto" else forgetting.format
+            count_and_validate(forgetting.path, fmt, forgetting.columns or None)
+    if ev.lm_eval is not None:
+        if ev.lm_eval.include_path:
+            problems += _missing(ev.lm_eval.include_path, "evaluation.lm_eval.include_path", "a folder",
+                                 "give the folder of your task YAML files")
+        for index, task in enumerate(ev.lm_eval.tasks):
+            if task.endswith((".yaml", ".yml")):
+                problems += _missing(task, f"evaluation.lm_eval.tasks[{index}]", "a file",
+                                     "give an existing task YAML file, or a task name")
+    if problems:
+        raise SpecError("The evaluation names files that cannot be used", problems)
+
+
+def _missing(path: str, where: str, kind: str, hint: str) -> list[Problem]:
+    """[] when `path` is `kind` (a file or a folder), else the problem."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return [Problem(where, f"{shown(path)}: {os_error_text(exc)}", hint)]
+    is_kind = stat.S_ISDIR(mode) if kind == "a folder" else stat.S_ISREG(mode)
+    return [] if is_kind else [Problem(where, f"{shown(path)} is not {kind}", hint)]
 
 
 def detect_gpu() -> bool:

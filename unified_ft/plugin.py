@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from .errors import BackendNotFound, CapabilityError, Problem, SpecError, UftError
+from .redact import env_secrets, redact_text
 from .spec import JobSpec
 
 ENTRY_POINT_GROUP = "unified_ft.backends"
@@ -27,6 +28,11 @@ BUILTIN_BACKENDS = {"trl": "unified_ft.backends.trl:TrlBackend",
 PLANNED_BACKENDS = ("unsloth", "colossalai")
 
 Level = Literal["native", "emulated", "unsupported"]
+
+#: What a framework saves beside the trained weights that stays in native/output/, out of the adapter/ and
+#: model/ folders people share: training_args.bin pickles every TrainingArguments value (hub_token,
+#: model_init_kwargs, local paths), and loading a pickle runs code.
+NOT_SHARED = ("training_args.bin",)
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 
 
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        lines = [redact_text(line, env_secrets()) for line in done.stderr.strip().splitlines() if line.strip()]
         raise UftError(f"{backend} rejects the translated config in {cwd}: {lines[-1] if lines else 'no message'}\n"
                        "    fix: correct the spec or backend_options (the framework's own parser said this)")
 
@@ -174,7 +180,23 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
         feats["model.trust_remote_code"] = "model.trust_remote_code: true"
     if spec.model.gguf_file:
         feats["model.gguf"] = "model.gguf_file"
+    if spec.method.loss_type is not None:
+        feats[f"loss_type.{spec.method.name}.{spec.method.loss_type}"] = f"method.loss_type: {spec.method.loss_type}"
     return feats
+
+
+def loss_type_capabilities(supported: dict[str, tuple[str, ...]], framework: str) -> dict[str, Capability]:
+    """One capability per loss type the spec knows (`loss_type.<method>.<loss>`): native where the
+    framework's release has that loss, unsupported (saying so) where it has not."""
+    from .spec import LOSS_TYPES
+
+    table = {}
+    for method, losses in LOSS_TYPES.items():
+        for loss in losses:
+            native = loss in supported.get(method, ())
+            table[f"loss_type.{method}.{loss}"] = NATIVE if native else Capability(
+                "unsupported", f"{framework} has no {method} loss {loss!r}")
+    return table
 
 
 def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[str]:

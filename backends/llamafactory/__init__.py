@@ -4,7 +4,7 @@ LLaMA-Factory 0.9.5 pins transformers <= 5.6, trl <= 0.24, datasets <= 4.0 and p
 uv environment made from `requirements.lock` beside this file. `translate` writes what a LLaMA-Factory user
 would write: `train.yaml` with LLaMA-Factory's own keys (every setting explicit: its defaults differ from
 other frameworks, e.g. lora_alpha = 2 x rank and gradient checkpointing on), and `data/dataset_info.json`
-with the data in its sharegpt/alpaca formats.
+with the data in its sharegpt/alpaca formats (as Parquet files, whose column types no loader guesses).
 
 Refresh the lock with:
     uv pip compile backends/llamafactory/requirements.in --python-version 3.11 --generate-hashes \\
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,20 @@ import yaml
 
 from unified_ft import envs
 from unified_ft.data.records import as_unpaired
+from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
     NATIVE,
+    NOT_SHARED,
     Capability,
     NativeJob,
     RunOutputs,
     final_metrics,
+    loss_type_capabilities,
     merge_passthrough,
     run_native_check,
     single_answers,
 )
+from unified_ft.redact import redact_data
 from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 
@@ -85,7 +90,15 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "LLaMA-Factory cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
+    **loss_type_capabilities({"dpo": ("sigmoid", "hinge", "ipo", "kto_pair"), "kto": ("kto",)}, "LLaMA-Factory 0.9.5"),
 }
+
+#: Column types of the data files. LLaMA-Factory loads JSON through `datasets`, whose readers guess types
+#: (pyarrow turns an all-date column into timestamps, pandas can turn "007" into 7.0); Parquet carries its
+#: schema, so text stays text.
+_MESSAGE = {"role": "string", "content": "string"}
+COLUMN_TYPES = {"messages": [_MESSAGE], "chosen": _MESSAGE, "rejected": _MESSAGE, "text": "string",
+                "tools": "string", "kto_tag": "bool"}
 
 _TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
          "system_tag": "system", "observation_tag": "tool"}
@@ -104,7 +117,7 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
         data_dir = out_dir / "data"
         data_dir.mkdir(exist_ok=True)
         config = native_config(spec, has_eval=data.eval_path is not None)
-        sources = {"uft_train": ("train.json", data.train_path), "uft_eval": ("eval.json", data.eval_path)}
+        sources = {"uft_train": ("train.parquet", data.train_path), "uft_eval": ("eval.parquet", data.eval_path)}
         info, files = {}, []
         for name, (file_name, source) in sources.items():
             if source is not None:
@@ -115,7 +128,8 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
         config_path = out_dir / "train.yaml"
         header = (f"# LLaMA-Factory job written by uft for spec {spec.name!r}.\n"
                   "# Run it with LLaMA-Factory alone: llamafactory-cli train train.yaml\n")
-        config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
+                               encoding="utf-8")
         files += [data_dir / "dataset_info.json", config_path]
         cli = envs.env_dir(RECIPE) / "bin" / "llamafactory-cli"
         return NativeJob(native_dir=out_dir, files=files, argv=[str(cli), "train", "train.yaml"],
@@ -148,12 +162,13 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
         if (output / "adapter_config.json").exists():
             adapter_dir = run_dir / "adapter"
             shutil.copytree(output, adapter_dir, ignore=shutil.ignore_patterns(
-                "checkpoint-*", "runs", "pissa_*", "*.jsonl", "*_results.json", "trainer_state.json"))
+                "checkpoint-*", "runs", "pissa_*", "*.jsonl", "*_results.json", "trainer_state.json", *NOT_SHARED))
             converted = output / "pissa_converted"  # a PiSSA adapter as plain LoRA on the original base
             if (converted / "adapter_config.json").exists():
                 shutil.copytree(converted, adapter_dir, dirs_exist_ok=True)
         elif (output / "config.json").exists():
-            shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+            shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs",
+                                                                                    *NOT_SHARED))
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
                           versions=envs.check_env(RECIPE))
 
@@ -254,23 +269,26 @@ def dataset_entry(spec: JobSpec, file_name: str, has_tools: bool = False) -> dic
 
 
 def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
-    """Canonical records in LLaMA-Factory's sharegpt (role/content tags) or plain-text shapes; True if any
-    row carries tools."""
-    rows = []
+    """Canonical records in LLaMA-Factory's sharegpt (role/content tags) or plain-text shapes, as Parquet;
+    True if any row carries tools."""
+    write_present_columns(target, lambda: llamafactory_rows(spec, source), COLUMN_TYPES)
+    return any("tools" in row for row in llamafactory_rows(spec, source))
+
+
+def llamafactory_rows(spec: JobSpec, source: Path) -> Iterator[dict[str, Any]]:
+    """Canonical records in LLaMA-Factory's sharegpt (role/content tags) or plain-text shapes."""
     for row in read_jsonl(source):
         if "text" in row:
-            rows.append({"text": row["text"]})
+            yield {"text": row["text"]}
         elif "messages" in row:
-            rows.append({"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})})
+            yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
         else:
             single_answers(row, "LLaMA-Factory", source)
             if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
-                rows += [{"messages": [*r["prompt"], *r["completion"]], "kto_tag": r["label"],
-                          **({"tools": r["tools"]} if r.get("tools") else {})} for r in as_unpaired(row)]
+                yield from ({"messages": [*r["prompt"], *r["completion"]], "kto_tag": r["label"],
+                             **({"tools": r["tools"]} if r.get("tools") else {})} for r in as_unpaired(row))
             else:
-                rows.append({"messages": row["prompt"], "chosen": row["chosen"][0], "rejected": row["rejected"][0]})
-    target.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return any("tools" in row for row in rows)
+                yield {"messages": row["prompt"], "chosen": row["chosen"][0], "rejected": row["rejected"][0]}
 
 
 def _seconds(elapsed: str | None) -> float | None:

@@ -7,14 +7,12 @@ model are kept verbatim under `backend_options.llamafactory`; nothing is dropped
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from unified_ft.errors import Problem, SpecError
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING
+from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import DEFAULT_SYSTEM, PT_TEMPLATE, STAGES, TEMPLATE_ALIASES, TEMPLATES
 
@@ -39,10 +37,12 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
                   ) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
     """(spec as a dict, [(native key, spec key)] mapped, {native key: value} kept verbatim)."""
     config_path = Path(config_path)
-    native = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    if not isinstance(native, dict):
-        raise SpecError(f"{config_path} is not a LLaMA-Factory config", [Problem(str(config_path),
-                                                                                 "expected a mapping of keys")])
+    text = read_user_file(config_path, "LLaMA-Factory config", "give its training YAML (examples/train_lora/...)")
+    native = load_yaml(text, str(config_path), "LLaMA-Factory config").data
+    if not isinstance(native, dict) or not native:
+        raise SpecError(f"{config_path} is not a LLaMA-Factory config", [Problem(
+            str(config_path), "expected a mapping of keys" if native else "the file is empty",
+            "give LLaMA-Factory's training YAML (stage, model_name_or_path, dataset, ...)")])
     get = lambda key: native.get(key, DEFAULTS.get(key))  # noqa: E731
     mapped: list[tuple[str, str]] = []
     used = set(IGNORED)
@@ -56,7 +56,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     method_name = pref_loss if stage == "dpo" and pref_loss in ("orpo", "simpo") else stage
     if method_name not in STAGES:
         raise SpecError("This LLaMA-Factory config cannot be imported yet", [Problem(
-            "stage", f"stage {stage!r}" + (f" with pref_loss {pref_loss!r}" if pref_loss else "") +
+            f"{config_path} (stage)", f"stage {stage!r}" + (f" with pref_loss {pref_loss!r}" if pref_loss else "") +
             " has no uft translation yet", "import sft, pt, dpo, orpo, simpo, kto or rm configs")])
     method: dict[str, Any] = {"name": method_name}
     if stage == "kto":
@@ -165,13 +165,19 @@ def _datasets(names: str, info_path: Path, method: str) -> list[dict[str, Any]]:
     if not info_path.is_file():
         raise SpecError("The config's datasets cannot be found", [Problem(
             str(info_path), "no dataset_info.json here", "pass --dataset-info PATH")])
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info = read_json_file(info_path, "dataset_info.json", "pass --dataset-info PATH")
+    if not isinstance(info, dict):
+        raise SpecError("The dataset_info.json cannot be read", [Problem(
+            str(info_path), "expected a JSON object of dataset entries", "give LLaMA-Factory's dataset_info.json")])
     found = []
     for name in [n.strip() for n in str(names).split(",") if n.strip()]:
         if name not in info:
             raise SpecError("The config names a dataset that is not registered", [Problem(
                 f"{info_path} ({name})", "missing from dataset_info.json", "add its entry or fix the name")])
         entry = info[name]
+        if not isinstance(entry, dict):
+            raise SpecError("This dataset cannot be imported", [Problem(
+                f"{info_path} ({name})", "the entry is not a JSON object", "give it file_name (and columns)")])
         fmt = _format(entry, method)
         found.append({**_source(entry, info_path, name), "format": fmt, "columns": _columns(entry, fmt)})
     return found

@@ -3,7 +3,8 @@
 ms-swift 4.6 pins transformers < 5.20, trl < 1.0, datasets < 4.8.5 and peft < 0.21, so it runs in a uv
 environment made from `requirements.lock` beside this file. `translate` writes what a swift user would
 write: `config.yaml` (swift's own argument file: `swift sft config.yaml`), the same arguments as a readable
-`train.sh`, and the data as swift's messages JSONL. Every setting is explicit: swift's defaults differ from
+`train.sh`, and the data in swift's messages shapes as Parquet (typed columns: read as JSON, an all-date
+column would become timestamps). Every setting is explicit: swift's defaults differ from
 the other frameworks (lora_alpha 32, lora_dropout 0.05, weight_decay 0.1, adam_beta2 0.95, gradient
 accumulation chosen so the total batch is >= 16, gradient checkpointing on, fp16 on an fp32 model, 3
 epochs, a timestamped output folder), and any of them left implicit would make a bake-off unfair.
@@ -27,18 +28,21 @@ import yaml
 from unified_ft import envs
 from unified_ft.data.records import as_unpaired
 from unified_ft.errors import Problem, SpecError
+from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
     NATIVE,
     Capability,
     NativeJob,
     RunOutputs,
     final_metrics,
+    loss_type_capabilities,
     merge_passthrough,
     run_native_check,
     single_answers,
 )
+from unified_ft.redact import is_secret_key, redact_data
 from unified_ft.runs import read_jsonl, write_jsonl
-from unified_ft.spec import JobSpec
+from unified_ft.spec import LOSS_TYPES, JobSpec
 
 HERE = Path(__file__).resolve().parent
 SWIFT_VERSION = "4.6.0"
@@ -59,6 +63,12 @@ SAVE_AT_END = 1_000_000
 #: transformers' Adam settings, which trl and LLaMA-Factory use; swift's own adam_beta2 is 0.95. A swift
 #: command imported with its own values keeps them in backend_options.swift, which then win here.
 ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
+#: swift reads JSON through `datasets`, whose pyarrow reader turns a column of ISO-date strings into
+#: timestamps (swift then drops every such row); Parquet carries its schema, so text stays text.
+DATA_FILE = "train.parquet"
+_MESSAGES = [{"role": "string", "content": "string"}]
+COLUMN_TYPES = {"messages": _MESSAGES, "text": "string", "tools": "string", "rejected_response": "string",
+                "label": "bool"}
 #: Environment for a run: hub ids resolve on the Hugging Face hub (like every other backend), not ModelScope.
 BASE_ENV = {"USE_HF": "1", "TOKENIZERS_PARALLELISM": "false"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -100,6 +110,8 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "ms-swift cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
+    **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x not in ("kto_pair", "sigmoid_norm")),
+                              "kto": LOSS_TYPES["kto"]}, "ms-swift 4.6 (trl 0.29)"),
 }
 
 
@@ -115,20 +127,22 @@ class SwiftBackend(envs.OwnEnvironment):
         return [] if spec.model.trust_remote_code else [TRUST_REMOTE_CODE_NOTE]
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
-        """Write config.yaml, train.sh and data/train.jsonl into `out_dir`."""
+        """Write config.yaml, train.sh and data/train.parquet into `out_dir`."""
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "data").mkdir(exist_ok=True)
-        train_file = out_dir / "data" / "train.jsonl"
-        write_jsonl(train_file, swift_rows(spec, read_jsonl(Path(data.train_path))))
-        command, args = native_args(spec, "data/train.jsonl")
+        train_file = out_dir / "data" / DATA_FILE
+        write_present_columns(train_file, lambda: swift_rows(spec, read_jsonl(Path(data.train_path))), COLUMN_TYPES)
+        command, args = native_args(spec, f"data/{DATA_FILE}")
         env = run_env(spec)
+        # Files hold no secret: a secret-named variable reaches swift through the child's environment only.
+        file_args, file_env = redact_data(args), {k: v for k, v in env.items() if not is_secret_key(k)}
         config_path = out_dir / "config.yaml"
         header = (f"# ms-swift {SWIFT_VERSION} job written by uft for spec {spec.name!r}.\n"
                   f"# Run it with ms-swift alone: swift {command} config.yaml   (or: bash train.sh)\n")
-        config_path.write_text(header + yaml.safe_dump({"ENV": env, **args}, sort_keys=False, allow_unicode=True),
-                               encoding="utf-8")
+        config_path.write_text(header + yaml.safe_dump({"ENV": file_env, **file_args}, sort_keys=False,
+                                                       allow_unicode=True), encoding="utf-8")
         script = out_dir / "train.sh"
-        script.write_text(shell_script(spec, command, args, env), encoding="utf-8")
+        script.write_text(shell_script(spec, command, file_args, file_env), encoding="utf-8")
         script.chmod(0o755)
         swift = envs.env_dir(RECIPE) / "bin" / "swift"
         return NativeJob(native_dir=out_dir, files=[train_file, config_path, script],

@@ -17,14 +17,14 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
+from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import ADAM, SAVE_AT_END, TEMPLATES
 
 HERE = Path(__file__).resolve().parent
+READ_HINT = "give the .sh script with the swift command, swift's args.json or its config file"
 KNOWN = json.loads((HERE / "arguments.json").read_text(encoding="utf-8"))
 DEFAULTS: dict[str, Any] = KNOWN["arguments"]
 #: What a renamed argument is called now (swift 4 renamed train_type to tuner_type, with no alias).
@@ -66,18 +66,14 @@ class Imported:
 def import_swift(path: str | Path) -> Imported:
     """Read a shell script, args.json or swift config file and build the spec."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError("The swift command cannot be read", [Problem(str(path), "no such file",
-                                                                     "give a .sh script, args.json or config")])
     command, args, env, explicit = read_native(path)
     return build_spec(path, command, args, env, explicit)
 
 
 def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[str]]:
     """(sft|pt|rlhf, arguments, environment, the arguments the user chose rather than swift's defaults)."""
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        args = json.loads(text)
+        args = _mapping(path, read_json_file(path, "swift args.json", READ_HINT))
         version = str(args.get("swift_version", "unknown"))
         if not version.startswith("4."):
             raise SpecError("This args.json comes from a swift version uft does not read", [Problem(
@@ -86,21 +82,28 @@ def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[st
         chosen = {k for k, v in args.items() if k not in RECORDS | RESOLVED and not k.startswith("_")
                   and v not in (None, {}, [], "") and DEFAULTS.get(k, object()) != v}
         return _command_of(args), args, {}, chosen
+    text = read_user_file(path, "swift config", READ_HINT)
     if path.suffix in (".yaml", ".yml"):
-        args = yaml.safe_load(text) or {}
-        env = {str(k): str(v) for k, v in (args.pop("ENV", None) or {}).items()}
+        args = _mapping(path, load_yaml(text, str(path), "swift config").data or {})
+        env = _env_of(path, args)
         return _command_of(args), args, env, set(args)
     return parse_script(path, text)
 
 
 def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, str], set[str]]:
     """The first `swift sft|pt|rlhf ...` command line of a shell script (continuations, env prefixes, quotes)."""
-    lines = text.replace("\\\n", " ").splitlines()  # one logical line per command
-    line = next((x for x in lines if re.search(r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
-    if line is None:
+    found = next(((number, x) for number, x in _logical_lines(text)
+                  if re.search(r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    if found is None:
         raise SpecError("No swift training command found", [Problem(
             str(path), "no `swift sft`, `swift pt` or `swift rlhf` command line", "give the script that trains")])
-    words = shlex.split(_substitute(path, line, text), comments=True)
+    number, line = found
+    try:
+        words = shlex.split(_substitute(path, line, text), comments=True)
+    except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
+        raise SpecError("The swift command cannot be parsed", [Problem(
+            f"{path}:{number}", f"the shell quoting of the command starting here is broken ({exc})",
+            "close the quote (or escape a literal quote with \\)")]) from None
     start = next(i for i, w in enumerate(words) if Path(w).name == "swift" and i + 1 < len(words)
                  and words[i + 1] in ("sft", "pt", "rlhf"))
     env = {}
@@ -112,8 +115,10 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
     command, rest = words[start + 1], words[start + 2:]
     args: dict[str, Any] = {}
     if rest and rest[0].endswith((".yaml", ".yml", ".json")) and not rest[0].startswith("--"):
-        config = yaml.safe_load((path.parent / rest[0]).read_text(encoding="utf-8")) or {}
-        env.update({str(k): str(v) for k, v in (config.pop("ENV", None) or {}).items()})
+        config_path = path.parent / rest[0]
+        config = _mapping(config_path, load_yaml(read_user_file(config_path, "swift config", READ_HINT),
+                                                 str(config_path), "swift config").data or {})
+        env.update(_env_of(config_path, config))
         args.update(config)
         rest = rest[1:]
     key = None
@@ -128,6 +133,40 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
             args[key].append(word)
     args = {k: _value(k, v) for k, v in args.items()}
     return command, args, env, set(args)
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first physical line number, text) of each command, with backslash continuations joined."""
+    joined: list[tuple[int, str]] = []
+    start, parts = 1, []
+    for number, physical in enumerate(text.splitlines(), 1):
+        if not parts:
+            start = number
+        if physical.endswith("\\"):
+            parts.append(physical[:-1] + " ")
+            continue
+        joined.append((start, "".join(parts) + physical))
+        parts = []
+    if parts:
+        joined.append((start, "".join(parts)))
+    return joined
+
+
+def _env_of(path: Path, args: dict[str, Any]) -> dict[str, str]:
+    """A swift config's `ENV:` mapping (taken out of the arguments)."""
+    env = args.pop("ENV", None) or {}
+    if not isinstance(env, dict):
+        raise SpecError("The swift config cannot be imported", [Problem(
+            f"{path} (ENV)", "ENV must be a mapping of environment variables", "write ENV: {NAME: value}")])
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _mapping(path: Path, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SpecError("The swift config cannot be imported", [Problem(
+            str(path), f"expected a mapping of swift arguments, found {type(data).__name__}",
+            "give swift's args.json, a config YAML of its arguments, or the shell script")])
+    return data
 
 
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$", re.MULTILINE)

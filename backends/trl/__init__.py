@@ -20,17 +20,20 @@ from unified_ft.data.records import as_unpaired
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     NATIVE,
+    NOT_SHARED,
     Capability,
     EnvStatus,
     NativeJob,
     RunOutputs,
     final_metrics,
+    loss_type_capabilities,
     merge_passthrough,
     module_available,
     run_native_check,
 )
+from unified_ft.redact import redact_data
 from unified_ft.runs import read_jsonl, write_jsonl
-from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
+from unified_ft.spec import LORAPLUS_LR_EMBEDDING, LOSS_TYPES, JobSpec
 from unified_ft.templates import chat_template_text
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -71,6 +74,8 @@ CAPABILITIES: dict[str, Capability] = {
     "report_to.wandb": NATIVE,
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("native", "transformers dequantizes GGUF on load"),
+    **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x != "kto_pair"), "kto": LOSS_TYPES["kto"]},
+                             "trl 1.16"),
 }
 
 
@@ -100,7 +105,8 @@ class TrlBackend:
         config_path = out_dir / "config.yaml"
         header = (f"# trl job written by uft for spec {spec.name!r}.\n"
                   "# Run it with trl alone: python train.py config.yaml\n")
-        config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
+                               encoding="utf-8")
         shutil.copyfile(RUNNER, out_dir / "train.py")
         files += [config_path, out_dir / "train.py"]
         for helper in HELPERS:
@@ -137,11 +143,12 @@ class TrlBackend:
         metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
         final = output / "final"
         adapter_dir = None
+        not_shared = shutil.ignore_patterns(*NOT_SHARED)  # training_args.bin stays in native/output/final
         if (final / "adapter_config.json").exists():
             adapter_dir = run_dir / "adapter"
-            shutil.copytree(final, adapter_dir)
+            shutil.copytree(final, adapter_dir, ignore=not_shared)
         elif final.exists():
-            shutil.copytree(final, run_dir / "model")
+            shutil.copytree(final, run_dir / "model", ignore=not_shared)
         versions_file = output / "versions.json"
         versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),

@@ -3,15 +3,18 @@
 Usage: python train.py config.yaml
 
 uft copies this program into a run's native/ folder next to config.yaml, the data files and
-chat_tokens.py and modeling.py (uft's canonical masking and model loading), so the run can be repeated with trl alone. It imports no part
-of uft. It writes:
+chat_tokens.py and modeling.py (uft's canonical masking and model loading), so the run can be repeated
+with trl alone. It imports no part of uft. It writes:
   output/trainer_log.jsonl  one JSON object per logging step (plus start/end events)
   output/final/             the adapter (peft) or the full model
   output/versions.json      the package versions that ran
+  output/samples.jsonl      the first training samples exactly as the trainer got them: one JSON object per
+                            sample with its token-id columns (e.g. input_ids, and labels with -100 where no loss)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -42,7 +45,7 @@ def main(argv: list[str]) -> int:
         return 130
 
 
-def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
+def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     import torch
     from transformers import TrainerCallback, set_seed
 
@@ -86,6 +89,7 @@ def train(cfg: dict, base: Path, out: Path, log: "EventLog") -> int:
         peft_config=peft_config,
         callbacks=[JsonlLog()],
     )
+    write_samples(out / "samples.jsonl", trainer.train_dataset)
     _use_loraplus(trainer, cfg.get("loraplus"))
     pissa_dir = _save_pissa_init(trainer.model, out, cfg.get("peft"))
     trainer.train()
@@ -188,15 +192,13 @@ def _classes(method: str):
 
 def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
     """Arrow-backed datasets (memory-mapped, not held in Python lists); SFT chats are tokenized with masks."""
-    from datasets import load_dataset
-
     data = cfg["data"]
     loaded = []
     for key in ("train", "eval"):
         if not data.get(key):
             loaded.append(None)
             continue
-        dataset = load_dataset("json", data_files=str(base / data[key]), split="train")
+        dataset = load_records(base / data[key])
         if method == "sft":
             dataset = dataset.map(
                 lambda row: tokenize_chat(tokenizer, row["messages"], cfg["trainer"]["max_length"],
@@ -217,6 +219,78 @@ def _datasets(cfg: dict, base: Path, tokenizer, method: str, log: EventLog):
     return loaded[0], loaded[1]
 
 
+#: Column types of uft's record files (unified_ft/data/records.py), given to `datasets` explicitly: its JSON
+#: loader guesses types, and turns a column of ISO-date strings ("2024-01-01") into timestamps.
+_MESSAGES = [{"role": "string", "content": "string"}]
+RECORD_COLUMNS = {"messages": _MESSAGES, "prompt": _MESSAGES, "chosen": _MESSAGES, "rejected": _MESSAGES,
+                  "completion": _MESSAGES, "tools": "string", "text": "string", "label": "bool"}
+
+
+def load_records(path: Path):
+    """A JSONL record file as an Arrow-backed Dataset whose text is exactly the file's text.
+
+    The rows are parsed by Python's json module and written with explicit string features, so no value is
+    ever reinterpreted as a date or number. The cache key includes the file's digest: an edited file is re-read.
+    """
+    from datasets import Dataset
+
+    return Dataset.from_generator(_read_records, features=record_features(path),
+                                  gen_kwargs={"path": str(path), "digest": _sha256(path)})
+
+
+def record_features(path: Path):
+    """`datasets.Features` for the columns that occur in a record file, in their first-seen order."""
+    from datasets import Features, Value
+
+    def feature(kind):
+        if isinstance(kind, list):
+            return [feature(kind[0])]
+        if isinstance(kind, dict):
+            return {name: feature(sub) for name, sub in kind.items()}
+        return Value(kind)
+
+    columns: dict[str, None] = {}
+    for row in _read_records(str(path)):
+        columns.update(dict.fromkeys(row))
+    unknown = [name for name in columns if name not in RECORD_COLUMNS]
+    if unknown:
+        raise SystemExit(f"error: {path}: unknown record field(s) {', '.join(unknown)}; a record has only "
+                         f"{', '.join(RECORD_COLUMNS)}")
+    return Features({name: feature(RECORD_COLUMNS[name]) for name in columns})
+
+
+def _read_records(path: str, digest: str = ""):
+    """Rows of a JSONL file (`digest` only keys the datasets cache to the file's content)."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+#: How many training samples output/samples.jsonl shows.
+SAMPLES = 3
+
+
+def write_samples(path: Path, dataset, count: int = SAMPLES) -> None:
+    """The first samples' token-id columns as the trainer will see them, to check what is really trained on."""
+    with path.open("w", encoding="utf-8") as handle:
+        for index in range(min(count, len(dataset))):
+            row = dataset[index]
+            ids = {name: value for name, value in row.items()
+                   if isinstance(value, list) and all(isinstance(x, int) for x in value)}
+            handle.write(json.dumps({"index": index, **ids}) + "\n")
+
+
 def _peak_memory_mb(torch) -> float:
     if torch.cuda.is_available():
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -228,10 +302,8 @@ def _versions() -> dict[str, str]:
 
     found = {"python": sys.version.split()[0]}
     for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "gguf", "bitsandbytes"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return found
 
 

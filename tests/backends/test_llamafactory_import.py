@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from unified_ft.backends.llamafactory import LlamaFactoryBackend
 from unified_ft.backends.llamafactory.importer import import_config
-
 from unified_ft.cli import main
 from unified_ft.errors import SpecError
 from unified_ft.launch import prepare_data
@@ -84,7 +84,8 @@ def test_missing_dataset_entry_and_unknown_template_are_clear_errors(tmp_path):
 
 
 REGISTRY = {"demo": {"file_name": "demo.json"},
-            "alpaca_gpt4_en": {"hf_hub_url": "llamafactory/alpaca_gpt4_en", "ms_hub_url": "llamafactory/alpaca_gpt4_en"},
+            "alpaca_gpt4_en": {"hf_hub_url": "llamafactory/alpaca_gpt4_en",
+                               "ms_hub_url": "llamafactory/alpaca_gpt4_en"},
             "ultrafeedback": {"hf_hub_url": "llamafactory/ultrafeedback_binarized", "split": "train_prefs",
                               "ranking": True, "columns": {"prompt": "instruction", "chosen": "chosen",
                                                            "rejected": "rejected"}},

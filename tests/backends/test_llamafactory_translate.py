@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import check_golden
-from unified_ft.backends.llamafactory import LlamaFactoryBackend, native_config
+from fixtures import check_golden, parquet_rows
 
+from unified_ft.backends.llamafactory import LlamaFactoryBackend, native_config
 from unified_ft.errors import CapabilityError, SpecError
 from unified_ft.launch import prepare_data
 from unified_ft.plugin import check_capabilities
@@ -34,8 +34,10 @@ def _translate(spec, tmp_path: Path):
 @pytest.mark.parametrize("name", SPECS)
 def test_reference_spec_translation_matches_golden(name, tmp_path):
     job = _translate(load_spec(ROOT / "specs" / f"{name}.yaml"), tmp_path)
-    for rel in ("train.yaml", "data/dataset_info.json", "data/train.json"):
+    for rel in ("train.yaml", "data/dataset_info.json"):
         check_golden(GOLDEN / name / rel, (job.native_dir / rel).read_text(encoding="utf-8"))
+    rows = parquet_rows(job.native_dir / "data" / "train.parquet")  # reviewed as JSON
+    check_golden(GOLDEN / name / "data" / "train.json", json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
     assert job.argv[1:] == ["train", "train.yaml"] and job.argv[0].endswith("llamafactory-cli")
 
 
@@ -54,7 +56,7 @@ def test_preference_data_is_sharegpt_with_ranking(tmp_path):
     job = _translate(load_spec(ROOT / "specs" / "dpo-lora.yaml"), tmp_path)
     info = json.loads((job.native_dir / "data" / "dataset_info.json").read_text())
     assert info["uft_train"]["ranking"] is True and info["uft_train"]["formatting"] == "sharegpt"
-    row = json.loads((job.native_dir / "data" / "train.json").read_text())[0]
+    row = parquet_rows(job.native_dir / "data" / "train.parquet")[0]
     assert row["chosen"]["role"] == "assistant" and row["messages"][-1]["role"] == "user"
     config = yaml.safe_load((job.native_dir / "train.yaml").read_text())
     assert config["stage"] == "dpo" and config["pref_beta"] == 0.1 and config["pref_loss"] == "sigmoid"

@@ -44,7 +44,8 @@ def test_swift_defaults_become_explicit_and_unknown_flags_stay_visible(tmp_path)
     (tmp_path / "d.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "a"},
                                                                {"role": "assistant", "content": "b"}]}) + "\n")
     script = tmp_path / "run.sh"
-    script.write_text("# a user's script\nCUDA_VISIBLE_DEVICES=0 NPROC_PER_NODE=2 \\\n  swift sft --model Qwen/Qwen2.5-0.5B "
+    script.write_text("# a user's script\nCUDA_VISIBLE_DEVICES=0 NPROC_PER_NODE=2 \\\n"
+                      "  swift sft --model Qwen/Qwen2.5-0.5B "
                       "--train_type lora --template qwen --dataset d.jsonl --per_device_train_batch_size 2 \\\n"
                       "  --lora_rankk 16 --max_length 512 --model_kwargs '{\"a\": 1}'\n")
     imported = import_swift(script)

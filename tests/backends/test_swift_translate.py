@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import check_golden
-from unified_ft.backends.swift import SwiftBackend, dropped_rows, native_args
+from fixtures import check_golden, parquet_rows
 
+from unified_ft.backends.swift import SwiftBackend, dropped_rows, native_args
 from unified_ft.errors import CapabilityError, SpecError
 from unified_ft.launch import prepare_data
 from unified_ft.plugin import check_capabilities
@@ -35,8 +35,11 @@ def _translate(spec, tmp_path: Path):
 @pytest.mark.parametrize("name", SPECS)
 def test_reference_spec_translation_matches_golden(name, tmp_path):
     job = _translate(load_spec(ROOT / "specs" / f"{name}.yaml"), tmp_path)
-    for rel in ("config.yaml", "train.sh", "data/train.jsonl"):
+    for rel in ("config.yaml", "train.sh"):
         check_golden(GOLDEN / name / rel, (job.native_dir / rel).read_text(encoding="utf-8"))
+    rows = parquet_rows(job.native_dir / "data" / "train.parquet")  # reviewed as JSONL
+    check_golden(GOLDEN / name / "data" / "train.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                                 for r in rows))
     assert job.argv[1:] == [{"pt-full": "pt", "dpo-lora": "rlhf", "orpo-dora": "rlhf",
                             "simpo-lora": "rlhf"}.get(name, "sft"), "config.yaml"]
 

@@ -24,7 +24,7 @@ CONVERSATION = [
 
 
 def _supervised_text(tokenizer, out) -> str:
-    return tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+    return tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m])
 
 
 def test_only_assistant_turns_carry_loss(tokenizer):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures import check_golden
-from unified_ft.backends.trl import TrlBackend, native_config
 
+from unified_ft.backends.trl import TrlBackend, native_config
 from unified_ft.errors import SpecError
 from unified_ft.launch import prepare_data
 from unified_ft.specfile import load_spec, validate_spec_dict

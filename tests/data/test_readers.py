@@ -352,7 +352,8 @@ def test_empty_parquet(tmp_path: Path) -> None:
 def test_unknown_format_and_extension(tmp_path: Path) -> None:
     p = write(tmp_path, ".jsonl", [{"text": "x"}])
     err = error(p, "sharegtp")
-    assert "alpaca, sharegpt, messages, preference, unpaired, text" in str(err) and "did you mean 'sharegpt'" in str(err)
+    assert "alpaca, sharegpt, messages, preference, unpaired, text" in str(err)
+    assert "did you mean 'sharegpt'" in str(err)
     q = tmp_path / "data.xlsx"
     q.write_text("x")
     assert "unknown file type" in str(error(q, "text"))
@@ -370,12 +371,12 @@ def test_count_and_validate_checks_kind(tmp_path: Path) -> None:
 
 
 class _CountingText:
-    """Wraps a text file to record how many characters the reader pulled."""
+    """Wraps a data file to record how many bytes the reader pulled."""
 
     def __init__(self, f: Any) -> None:
         self.f, self.read_chars = f, 0
 
-    def read(self, n: int = -1) -> str:
+    def read(self, n: int = -1) -> bytes:
         chunk = self.f.read(n)
         self.read_chars += len(chunk)
         return chunk
@@ -392,13 +393,13 @@ def test_json_array_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     body = ",\n".join(json.dumps({"text": f"row {i} " + "x" * 100}) for i in range(200))
     p.write_text("[" + body + ",\n{\"text\": oops}]")
     opened: list[_CountingText] = []
-    real_open = files._open_text
+    real_open = files._open_data
 
-    def counting_open(path: Path, gz: bool) -> _CountingText:
-        opened.append(_CountingText(real_open(path, gz)))
+    def counting_open(stack: Any, path: Path, gz: bool) -> _CountingText:
+        opened.append(_CountingText(real_open(stack, path, gz)))
         return opened[0]
 
-    monkeypatch.setattr(files, "_open_text", counting_open)
+    monkeypatch.setattr(files, "_open_data", counting_open)
     monkeypatch.setattr(files, "_CHUNK", 256)
     it = read_records(p, "text")
     assert next(it)["text"].startswith("row 0 ")
@@ -413,9 +414,9 @@ def test_json_array_error_early_in_big_file_is_found_early(tmp_path: Path, monke
     rest = ",\n".join(json.dumps({"text": "y" * 100}) for _ in range(200))
     p.write_text('[{"text": "ok"},\n{"text": "no closing quote, 1}\n,{"text" 2},\n' + rest + "]")
     opened: list[_CountingText] = []
-    real_open = files._open_text
-    monkeypatch.setattr(files, "_open_text", lambda path, gz: opened.append(_CountingText(real_open(path, gz)))
-                        or opened[0])
+    real_open = files._open_data
+    monkeypatch.setattr(files, "_open_data", lambda stack, path, gz: opened.append(
+        _CountingText(real_open(stack, path, gz))) or opened[0])
     monkeypatch.setattr(files, "_CHUNK", 256)
     with pytest.raises(DataError) as info:
         read(p, "text")
@@ -464,13 +465,16 @@ def test_auto_format_is_told_from_the_first_row(tmp_path: Path) -> None:
 
 
 def test_samples_draw_a_seeded_subset_or_repeat_the_data(tmp_path: Path) -> None:
-    from unified_ft.data.mixing import sample_rows
+    from unified_ft.data.mixing import sample_records
 
     src = _jsonl(tmp_path / "s.jsonl", [{"text": str(i)} for i in range(5)])
-    few = [json.loads(x)["text"] for x in sample_rows(src, 3, 7, tmp_path / "a.jsonl").read_text().splitlines()]
-    again = [json.loads(x)["text"] for x in sample_rows(src, 3, 7, tmp_path / "b.jsonl").read_text().splitlines()]
-    assert few == again and len(set(few)) == 3
-    many = [json.loads(x)["text"] for x in sample_rows(src, 12, 7, tmp_path / "c.jsonl").read_text().splitlines()]
+
+    def texts(count: int, seed: int) -> list[str]:
+        return [r["text"] for r in sample_records(lambda: read_records(src, "text"), count, seed)]
+
+    few = texts(3, 7)
+    assert few == texts(3, 7) and len(set(few)) == 3 and few == sorted(few)  # a seeded subset, in file order
+    many = texts(12, 7)
     assert len(many) == 12 and sorted(set(many)) == ["0", "1", "2", "3", "4"] and many[:5] == ["0", "1", "2", "3", "4"]
 
 

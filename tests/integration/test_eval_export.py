@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-
 from fixtures import sft_rows, write_jsonl
+
 from unified_ft.cli import main
 from unified_ft.errors import RunDirError, UftError
 from unified_ft.export import export_run

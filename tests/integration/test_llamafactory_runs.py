@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from fixtures import kto_rows, preference_rows, sft_rows, write_jsonl
+
 from unified_ft.cli import main
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def _adapter_shapes(adapter: Path) -> dict[str, tuple[int, ...]]:
     from safetensors import safe_open
 
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as handle:
-        return {key.split("base_model.model.")[-1]: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        return {key.split("base_model.model.")[-1]: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
 
 
 def test_lora_sft_on_llamafactory_matches_trl(tmp_path, tiny_model):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures import kto_rows, preference_rows, sft_rows, write_jsonl
-from unified_ft.backends.swift import RECIPE
 
 from unified_ft import envs
+from unified_ft.backends.swift import RECIPE
 from unified_ft.cli import main
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def _adapter_shapes(adapter: Path) -> dict[str, tuple[int, ...]]:
     from safetensors import safe_open
 
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as handle:
-        return {key.split("base_model.model.")[-1]: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        return {key.split("base_model.model.")[-1]: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
 
 
 def test_lora_sft_on_swift_is_judged_and_matches_trls_adapter_shape(tmp_path, tiny_model, capsys):

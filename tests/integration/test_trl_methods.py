@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fixtures import kto_rows, preference_rows, sft_rows, write_jsonl
+
 from unified_ft import run
 
 pytestmark = pytest.mark.integration

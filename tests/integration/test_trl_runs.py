@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-
 from fixtures import preference_rows, sft_rows, write_jsonl
+
 from unified_ft.cli import main
 
 pytestmark = pytest.mark.integration
@@ -84,27 +82,6 @@ def test_dpo_run(tmp_path, tiny_model):
     assert config["trainer"]["beta"] == 0.1 and config["method"] == "dpo"
 
 
-def test_ctrl_c_marks_run_interrupted_and_stops_the_child(tmp_path, tiny_model):
-    spec = _spec(tmp_path, tiny_model, "long", training={"max_steps": 100000, "per_device_batch_size": 1})
-    runs = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "unified_ft.cli", "run", str(spec), "--runs-dir", str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    log = runs / "long" / "trl" / "native" / "output" / "trainer_log.jsonl"
-    deadline = time.time() + 180
-    while time.time() < deadline and not (log.exists() and '"loss"' in log.read_text()):
-        time.sleep(0.5)
-    assert log.exists(), proc.communicate(timeout=30)[0].decode()[-2000:]
-    proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=120)[0].decode()
-    assert proc.returncode == 130, out[-2000:]
-    manifest = _manifest(runs / "long" / "trl")
-    assert manifest["status"] == "interrupted"
-    assert "Traceback" not in out
-    # the framework process is gone too (its pid is the only python running train.py for this run)
-    check = subprocess.run(["pgrep", "-f", str(runs / "long")], capture_output=True, text=True)
-    assert check.stdout.strip() == ""
-
-
 def test_ejected_native_folder_runs_with_trl_alone(tmp_path, tiny_model):
     spec = _spec(tmp_path, tiny_model, "eject", training={"max_steps": 2})
     out = tmp_path / "native"
@@ -117,8 +94,9 @@ def test_ejected_native_folder_runs_with_trl_alone(tmp_path, tiny_model):
 
 
 def test_crashed_framework_is_recorded_as_failed_with_the_log_tail(tmp_path, capsys):
-    empty_model = tmp_path / "not-a-model"
+    empty_model = tmp_path / "not-a-model"  # passes uft's check (a config.json), crashes transformers
     empty_model.mkdir()
+    (empty_model / "config.json").write_text("{}", encoding="utf-8")
     spec = _spec(tmp_path, empty_model, "crash")
     assert main(["run", str(spec), "--runs-dir", str(tmp_path / "runs")]) == 1
     err = capsys.readouterr().err

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unified_ft.data.mixing import MixResult, dump_record, mix_datasets, split_eval, write_records
 from unified_ft.data.files import FILE_TYPES, iter_rows
+from unified_ft.data.mixing import MixResult, dump_record, mix_datasets, sample_records, split_eval, write_records
 from unified_ft.data.readers import (
     FORMAT_COLUMNS,
     FORMAT_KIND,
@@ -42,14 +42,28 @@ from unified_ft.errors import DataError
 
 __all__ = [
     "FILE_TYPES", "FORMATS", "FORMAT_COLUMNS", "FORMAT_KIND", "RECORD_KINDS", "ROLES", "ROLE_ALIASES",
-    "DataError", "MixResult", "PreparedData", "check_format_kind", "check_source", "count_and_validate",
-    "detect_format", "dump_record", "iter_rows", "mix_datasets", "prepare_records", "read_records", "record_kind",
-    "split_eval",
+    "DataError", "DatasetSource", "MixResult", "PreparedData", "check_format_kind", "check_source",
+    "count_and_validate", "detect_format", "dump_record", "iter_rows", "mix_datasets", "prepare_records",
+    "read_records", "record_kind", "split_eval",
     "validate_chat", "validate_preference", "validate_record", "validate_text", "write_records",
 ]
 
 PathLike = str | os.PathLike[str]
-Source = tuple[Any, ...]  # (path, fmt, columns | None[, weight])
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """One dataset to read: its file, format and column mapping, mixing weight, and ``samples`` (use this many
+    rows: see ``mixing.sample_records``; None means every row once)."""
+
+    path: PathLike
+    fmt: str
+    columns: Mapping[str, str] | None = None
+    weight: float = 1.0
+    samples: int | None = None
+
+
+Source = DatasetSource | tuple[Any, ...]  # or a tuple (path, fmt, columns | None[, weight])
 
 
 @dataclass(frozen=True)
@@ -77,52 +91,59 @@ def _checked(path: PathLike, fmt: str, columns: Mapping[str, str] | None, kind: 
         yield rec
 
 
-def _unpack(source: Source, what: str) -> tuple[PathLike, str, Mapping[str, str] | None]:
-    if len(source) not in (3, 4):
-        raise ValueError(f"{what} must be (path, fmt, columns[, weight]), got {source!r}")
-    return source[0], source[1], source[2]
+def _records(src: DatasetSource, kind: str, seed: int) -> Iterator[dict[str, Any]]:
+    """A source's checked records, sampled from the file itself when ``samples`` is set (so errors name the
+    user's file and row, never a copy)."""
+    def read() -> Iterator[dict[str, Any]]:
+        return _checked(src.path, src.fmt, src.columns, kind)
+
+    return read() if src.samples is None else sample_records(read, src.samples, seed)
+
+
+def _unpack(source: Source, what: str, weighted: bool) -> DatasetSource:
+    if isinstance(source, DatasetSource):
+        return source
+    if len(source) not in ((4,) if weighted else (3, 4)):
+        shape = "(path, fmt, columns, weight)" if weighted else "(path, fmt, columns[, weight])"
+        raise ValueError(f"{what} must be a DatasetSource or {shape}, got {source!r}")
+    return DatasetSource(*source)
 
 
 def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ratio: float | None, seed: int,
                     out_dir: PathLike, kind: str) -> PreparedData:
     """Write ``out_dir/train.jsonl`` (and ``eval.jsonl``) from the spec's datasets; return what was written.
 
-    ``train`` holds ``(path, fmt, columns, weight)`` tuples (paths already resolved), mixed as
-    described in ``mix_datasets``. The eval set is ``eval_source`` (``(path, fmt, columns)``, read
-    in file order) or a seeded ``eval_ratio`` split of the mixed training rows, or none. Every
-    record must be of ``kind`` ("chat", "preference" or "text"), e.g. a DPO run given an alpaca
-    file fails before reading it. Files are written to a temporary name and moved into place, so
-    a failure leaves no half-written train.jsonl; a stale eval.jsonl is removed when there is no
-    eval set.
+    ``train`` holds ``DatasetSource``s or ``(path, fmt, columns, weight)`` tuples (paths already
+    resolved), mixed as described in ``mix_datasets``. The eval set is ``eval_source`` (a
+    ``DatasetSource`` or ``(path, fmt, columns)``, read in file order) or a seeded ``eval_ratio``
+    split of the mixed training rows, or none. Every record must be of ``kind`` ("chat",
+    "preference" or "text"), e.g. a DPO run given an alpaca file fails before reading it. Files
+    are written to a temporary name and moved into place, so a failure leaves no half-written
+    train.jsonl; a stale eval.jsonl is removed when there is no eval set.
     """
     if kind not in RECORD_KINDS:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
     if not train:
         raise DataError("datasets", "no training dataset given", hint="list at least one dataset under train")
-    if eval_source is not None and eval_ratio is not None:
-        raise DataError(eval_source[0], "both an eval dataset and eval_ratio are given",
+    sources = [_unpack(src, "a train dataset", weighted=True) for src in train]
+    eval_src = _unpack(eval_source, "the eval dataset", weighted=False) if eval_source is not None else None
+    if eval_src is not None and eval_ratio is not None:
+        raise DataError(eval_src.path, "both an eval dataset and eval_ratio are given",
                         hint="use either a separate eval dataset or eval_ratio, not both")
-    for src in train:
-        check_source(*_unpack(src, "a train dataset"), kind)
-        if len(src) != 4:
-            raise ValueError(f"a train dataset must be (path, fmt, columns, weight), got {src!r}")
-    if eval_source is not None:
-        check_source(*_unpack(eval_source, "the eval dataset"), kind)
+    for src in [*sources, *([eval_src] if eval_src else [])]:
+        check_source(src.path, src.fmt, src.columns, kind)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
     with tempfile.TemporaryDirectory(dir=out, prefix=".uft-data-") as tmp_name:
         tmp = Path(tmp_name)
-        sources = []
-        for path, fmt, columns, weight in train:
-            sources.append((lambda p=path, f=fmt, c=columns: _checked(p, f, c, kind), weight, str(path)))
-        mixed = mix_datasets(sources, seed, tmp)
+        streams = [(lambda s=src: _records(s, kind, seed), src.weight, str(src.path)) for src in sources]
+        mixed = mix_datasets(streams, seed, tmp)
         train_tmp, eval_tmp = tmp / "train.jsonl", tmp / "eval.jsonl"
         has_eval = True
-        if eval_source is not None:
-            e_path, e_fmt, e_cols = _unpack(eval_source, "the eval dataset")
-            eval_rows = len(write_records(_checked(e_path, e_fmt, e_cols, kind), eval_tmp, str(e_path)))
+        if eval_src is not None:
+            eval_rows = len(write_records(_records(eval_src, kind, seed), eval_tmp, str(eval_src.path)))
             os.replace(mixed.path, train_tmp)
             train_rows = mixed.rows
         elif eval_ratio is not None:

@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from unified_ft.data.files import check_file
 from unified_ft.errors import DataError
 
 
@@ -24,10 +25,11 @@ def fetch_hub_dataset(hub: str, subset: str | None = None, split: str | None = N
     """The local JSONL copy of a hub dataset split, downloaded on first use."""
     split, site = split or "train", site or "huggingface"
     target = cached_path(hub, subset, split, site)
-    if target.exists():
-        return target
     where = f"hub:{hub}" + (f" ({subset})" if subset else "") + f" split {split}" + \
         (" on ModelScope" if site == "modelscope" else "")
+    if os.path.lexists(target):
+        _check_cached(target, where)
+        return target
     package = "modelscope" if site == "modelscope" else "datasets"
     try:
         module = __import__(package)
@@ -42,8 +44,22 @@ def fetch_hub_dataset(hub: str, subset: str | None = None, split: str | None = N
     except Exception as exc:  # network, auth, unknown id: the library's own message says which
         raise DataError(where, f"could not load it from the hub: {type(exc).__name__}: {exc}",
                         hint="check the id, the network and HF_TOKEN; or download it and give a local `path`") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.part")
-    loaded.to_json(str(partial), lines=True, force_ascii=False)
-    os.replace(partial, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        loaded.to_json(str(partial), lines=True, force_ascii=False)
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise DataError(where, f"could not write uft's cached copy {target}: {exc.strerror or exc}",
+                        hint="free some disk space, or set UFT_CACHE_DIR to a writable folder") from None
     return target
+
+
+def _check_cached(target: Path, where: str) -> None:
+    """The cached copy must be a regular file: a folder or a FIFO left there would be read as the dataset."""
+    try:
+        check_file(target)
+    except DataError as exc:
+        raise DataError(where, f"uft's cached copy {target} cannot be used: {exc}",
+                        hint=f"delete {target}; it is downloaded again on the next run") from None

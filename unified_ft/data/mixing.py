@@ -1,8 +1,9 @@
 """Mix several record streams into one shuffled JSONL file, and split off an eval set.
 
-Both work from files on disk, not lists in memory: each source is spooled to a JSONL file while
-the byte offset of every line is kept (8 bytes a row); the mix is then a shuffled array of
-(source, row) codes, read back by seeking. Randomness comes only from ``random.Random`` seeded
+Both work from files on disk, not lists in memory: the sources are spooled one after another to
+one JSONL file while the byte offset of every line is kept (8 bytes a row); the mix is then a
+shuffled array of (source, row) codes, read back by seeking. One file is open at a time, whatever
+the number of sources. Randomness comes only from ``random.Random`` seeded
 with a string derived from ``seed`` (hashed with SHA-512 by ``random``), so results depend on
 the seed alone, never on PYTHONHASHSEED.
 """
@@ -13,14 +14,14 @@ import json
 import math
 import random
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, BinaryIO
 
 from unified_ft.errors import DataError
 
-RecordSource = Union[Iterable[dict[str, Any]], Callable[[], Iterable[dict[str, Any]]]]
+RecordSource = Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,36 @@ def dump_record(record: dict[str, Any]) -> bytes:
 
 def write_records(records: Iterable[dict[str, Any]], path: str | Path, name: str = "dataset") -> array:
     """Write records as JSONL; return the byte offset of each line (its length is the row count)."""
-    offsets = array("q")
-    pos = 0
     with open(path, "wb") as out:
-        for i, rec in enumerate(records, 1):
-            try:
-                line = dump_record(rec)
-            except UnicodeEncodeError:
-                raise DataError(name, "the text contains an invalid character (a lone UTF-16 surrogate such as "
-                                      "\\ud800)", row=i, hint="fix or remove the row") from None
-            offsets.append(pos)
-            out.write(line)
-            pos += len(line)
+        return _append_records(records, out, name)
+
+
+def _append_records(records: Iterable[dict[str, Any]], out: BinaryIO, name: str) -> array:
+    """Append records as JSONL lines to an open file; return the byte offset of each line in that file."""
+    offsets = array("q")
+    pos = out.tell()
+    for i, rec in enumerate(records, 1):
+        try:
+            line = dump_record(rec)
+        except UnicodeEncodeError:
+            raise DataError(name, "the text contains an invalid character (a lone UTF-16 surrogate such as "
+                                  "\\ud800)", row=i, hint="fix or remove the row") from None
+        except (RecursionError, ValueError) as exc:
+            raise DataError(name, f"the row cannot be written as JSON ({type(exc).__name__}: {exc})", row=i,
+                            hint="fix or remove the row") from None
+        offsets.append(pos)
+        out.write(line)
+        pos += len(line)
     return offsets
+
+
+def shares(weights: Sequence[float], total: int) -> list[int]:
+    """Rows each source gets out of ``total``: ``round(total * w / sum(w))``, computed on weights scaled by the
+    largest one, so that huge (1e308) or tiny (1e-300) weights neither overflow nor vanish together."""
+    top = max(weights)
+    scaled = [w / top for w in weights]  # each in (0, 1]; the sum is at most len(weights)
+    total_w = math.fsum(scaled)
+    return [round(total * w / total_w) for w in scaled]
 
 
 def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | Path,
@@ -80,29 +98,45 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
     out = Path(out_path) if out_path is not None else work_dir / "mixed.jsonl"
     names = [str(s[2]) if len(s) > 2 else f"dataset {i + 1}" for i, s in enumerate(sources)]
     weights = [s[1] for s in sources]
-    for name, w in zip(names, weights):
+    for name, w in zip(names, weights, strict=True):
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
             raise DataError(name, f"weight must be a positive number, got {w!r}")
 
-    spools = [work_dir / f".mix-source-{i}.jsonl" for i in range(len(sources))]
-    offsets = []
-    for (src, *_), name, spool in zip(sources, names, spools):
-        records = src() if callable(src) else src
-        offsets.append(write_records(records, spool, name))
+    spool = work_dir / ".mix-sources.jsonl"
+    try:
+        offsets = []
+        with open(spool, "wb") as spooled:
+            for (src, *_), name in zip(sources, names, strict=True):
+                records = src() if callable(src) else src
+                offsets.append(_append_records(records, spooled, name))
+        codes, counts, taken = _mix_codes(offsets, weights, names, seed)
+        with open(spool, "rb") as f, open(out, "wb") as dst:
+            n_src = len(sources)
+            for code in codes:
+                s, j = code % n_src, code // n_src
+                f.seek(offsets[s][j])
+                dst.write(f.readline())
+    finally:
+        spool.unlink(missing_ok=True)
+    return MixResult(out, len(codes), tuple(counts), tuple(taken))
+
+
+def _mix_codes(offsets: Sequence[array], weights: Sequence[float], names: Sequence[str],
+               seed: int) -> tuple[array, list[int], list[int]]:
+    """The shuffled (row * n_sources + source) codes of the mix, rows per source, and rows taken from each."""
     counts = [len(o) for o in offsets]
     total = sum(counts)
     rng = random.Random(f"uft-mix:{seed}")
 
-    n_src = len(sources)
+    n_src = len(offsets)
     codes = array("q")  # row * n_src + source
     if len(set(weights)) == 1:
         taken = counts
         for s, n in enumerate(counts):
             codes.extend(j * n_src + s for j in range(n))
     else:
-        total_w = float(sum(weights))
-        taken = [round(total * w / total_w) for w in weights]
-        for s, (n, t) in enumerate(zip(counts, taken)):
+        taken = shares(weights, total)
+        for s, (n, t) in enumerate(zip(counts, taken, strict=True)):
             if t and not n:
                 raise DataError(names[s], "the dataset has no rows to sample from")
             if t <= n:
@@ -114,21 +148,7 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
                     codes.extend(j * n_src + s for j in range(n))
                 codes.extend(j * n_src + s for j in rng.sample(range(n), rest))
     rng.shuffle(codes)
-
-    files = [open(p, "rb") for p in spools]
-    try:
-        with open(out, "wb") as dst:
-            for code in codes:
-                s, j = code % n_src, code // n_src
-                f = files[s]
-                f.seek(offsets[s][j])
-                dst.write(f.readline())
-    finally:
-        for f in files:
-            f.close()
-        for p in spools:
-            p.unlink(missing_ok=True)
-    return MixResult(out, len(codes), tuple(counts), tuple(taken))
+    return codes, counts, taken
 
 
 def split_eval(records_path: str | Path, ratio: float, seed: int, train_out: str | Path,
@@ -162,19 +182,23 @@ def split_eval(records_path: str | Path, ratio: float, seed: int, train_out: str
     return n - n_eval, n_eval
 
 
-def sample_rows(path: str | Path, count: int, seed: int, out: str | Path) -> Path:
-    """`count` raw rows of a dataset file as JSONL: a seeded sample without replacement, or every row
-    repeated and the rest sampled when `count` is larger (ms-swift's `dataset#N`)."""
-    import json
-    import random
+def sample_records(records: Callable[[], Iterable[dict[str, Any]]], count: int,
+                   seed: int) -> Iterator[dict[str, Any]]:
+    """``count`` records of a source (the spec's ``samples``): a seeded sample without replacement, in file
+    order; or, when ``count`` is larger, every record ``count // n`` whole times and then a seeded sample of
+    the rest (ms-swift's ``dataset#N``).
 
-    from unified_ft.data.files import iter_rows
-
-    rows = [row for _, row in iter_rows(path)]
-    rng = random.Random(seed)
-    whole, rest = divmod(count, len(rows)) if rows else (0, 0)
-    picked = rows * whole + rng.sample(rows, rest)
-    out = Path(out)
-    with out.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in picked)
-    return out
+    The source is streamed again for each pass instead of being copied, so every error still names the
+    user's own file and row, and memory stays at one byte a row.
+    """
+    n = sum(1 for _ in records())
+    whole, rest = divmod(count, n) if n else (0, 0)
+    picked = bytearray(n)
+    for j in random.Random(f"uft-samples:{seed}").sample(range(n), rest):
+        picked[j] = 1
+    for _ in range(whole):
+        yield from records()
+    if rest:
+        for j, record in enumerate(records()):
+            if picked[j]:
+                yield record

@@ -5,7 +5,9 @@ Files are streamed (never loaded whole), so a large dataset costs memory for one
 File types, by extension: ``.json`` (a JSON array of row objects, parsed incrementally; a
 ``.json`` file holding one object per line is read as JSON lines), ``.jsonl``/``.ndjson``,
 ``.csv`` (UTF-8, first line is the header), ``.parquet`` (needs pyarrow), and gzip-compressed
-``.json.gz``/``.jsonl.gz``.
+``.json.gz``/``.jsonl.gz``. A file whose name has no extension (a blob named by its hash, as in the
+Hugging Face cache or DVC) is typed by the symbolic link pointing at it, else by its content. Only
+regular files are read (a FIFO or device is refused before anything is read).
 
 Row numbers in errors are 1-based: the element of a JSON array, the line of a JSON-lines file,
 the data row of a CSV file (the header is not counted), the row of a Parquet file.
@@ -56,20 +58,20 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from unified_ft.data.files import DECODER, ConstantText, NumberText, check_file, file_type, iter_rows, shown
 from unified_ft.data.records import (
     RECORD_KINDS,
     chat_record,
     message,
     preference_record,
     text_record,
-    unpaired_record,
     type_name,
+    unpaired_record,
     validate_chat,
     validate_preference,
     validate_text,
     validate_unpaired,
 )
-from unified_ft.data.files import DECODER, NumberText, file_type, iter_rows
 from unified_ft.errors import DataError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "preference", "unpaired", "text")
@@ -123,15 +125,22 @@ def read_records(path: str | Path, fmt: str, columns: Mapping[str, str] | None =
     path = Path(path)
     convert = _converter(path, fmt, columns)
     cols = dict(columns or {})
+    rows = iter_rows(path)  # checks the path and its type before the first row is asked for
     source_is_csv = file_type(path)[0] == ".csv"
     count = 0
-    for row_no, data in iter_rows(path):
+    for row_no, data in rows:
         if not isinstance(data, dict):
-            raise DataError(path, f"each row must be an object with named fields, got {type_name(data)}", row=row_no)
-        yield convert(_Row(data, path, row_no, cols, source_is_csv, fmt))
+            raise DataError(shown(path), f"each row must be an object with named fields, got {_value_type(data)}",
+                            row=row_no, hint="write one JSON object per row, e.g. {\"text\": \"...\"}")
+        try:
+            record = convert(_Row(data, path, row_no, cols, source_is_csv, fmt))
+        except RecursionError:
+            raise DataError(shown(path), "the row nests lists or objects too deeply", row=row_no,
+                            hint="a training row holds at most a few levels of nesting; fix the row") from None
+        yield record
         count += 1
     if count == 0:
-        raise DataError(path, "the dataset has no rows",
+        raise DataError(shown(path), "the dataset has no rows",
                         hint="check this is the file you meant; an empty dataset cannot be trained on")
 
 
@@ -168,9 +177,8 @@ def check_source(path: str | Path, fmt: str, columns: Mapping[str, str] | None =
     if kind is not None:
         check_format_kind(path, fmt, kind)
     _converter(Path(path), fmt, columns)
-    if not Path(path).exists():
-        raise DataError(path, "file not found",
-                        hint="check the path; a relative path is resolved against the spec file's directory")
+    check_file(path)  # exists, and is a regular file (not a folder, FIFO or device)
+    file_type(path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,14 +187,22 @@ def check_source(path: str | Path, fmt: str, columns: Mapping[str, str] | None =
 
 def detect_format(path: str | Path) -> str:
     """The format of a dataset told from its first row's columns (spec `format: auto`)."""
-    for _, data in iter_rows(path):
-        keys = list(data) if isinstance(data, dict) else []
-        found = _guess_format(keys)
-        if found is None:
-            raise DataError(path, f"format auto: the columns {', '.join(keys) or '(none)'} match no known format",
-                            row=1, hint=f"set the dataset's format ({', '.join(FORMATS)}) and columns")
-        return found
-    raise DataError(path, "the dataset has no rows", hint="check this is the file you meant")
+    rows = iter_rows(path)
+    try:
+        for row_no, data in rows:
+            if not isinstance(data, dict):
+                raise DataError(shown(path), f"each row must be an object with named fields, got "
+                                             f"{_value_type(data)}", row=row_no)
+            keys = [str(k) for k in data]
+            found = _guess_format(keys)
+            if found is None:
+                raise DataError(shown(path), f"format auto: the columns {', '.join(keys) or '(none)'} match no known "
+                                             "format", row=row_no,
+                                hint=f"set the dataset's format ({', '.join(FORMATS)}) and columns")
+            return found
+    finally:
+        rows.close()  # only the first row is needed: close the file now
+    raise DataError(shown(path), "the dataset has no rows", hint="check this is the file you meant")
 
 
 def _guess_format(keys: list[str]) -> str | None:
@@ -219,7 +235,7 @@ class _Row:
         return self.columns.get(name, name)
 
     def error(self, message: str, field: str | None = None, hint: str = "") -> DataError:
-        return DataError(self.path, message, row=self.row, field=field, hint=hint)
+        return DataError(shown(self.path), message, row=self.row, field=field, hint=hint)
 
     def missing(self, name: str, message: str = "") -> DataError:
         key = self.col(name)
@@ -288,6 +304,9 @@ def _value_type(value: object) -> str:
 
 def _as_text(value: Any, row: _Row, field: str) -> str:
     """Text exactly as the file has it; a number's literal text counts, other types are errors."""
+    if isinstance(value, ConstantText):
+        raise row.error(f"expected a string, got a bare {value} (not valid JSON)", field=field,
+                        hint=f'quote it in the file ("{value}") if you mean the text')
     if isinstance(value, str):
         return str(value)  # plain str, also for NumberText
     if isinstance(value, int) and not isinstance(value, bool):
@@ -327,7 +346,7 @@ def _tools(row: _Row) -> str | None:
     else:
         raise row.error(f"tools must be JSON text or a list of tool definitions, got {_value_type(value)}", field=key)
     try:
-        parsed = json.loads(text)
+        parsed = DECODER.decode(text)  # numbers stay text: no limit on their digits
     except ValueError as exc:
         raise row.error(f"tools is not valid JSON: {exc}", field=key) from None
     if not isinstance(parsed, (list, dict)):
@@ -563,7 +582,6 @@ def _check_format(path: str | Path, fmt: str) -> None:
 
 def _converter(path: Path, fmt: str, columns: Mapping[str, str] | None) -> Callable[[_Row], dict[str, Any]]:
     _check_format(path, fmt)
-    file_type(path)
     allowed = FORMAT_COLUMNS[fmt]
     for key, value in (columns or {}).items():
         if key not in allowed:

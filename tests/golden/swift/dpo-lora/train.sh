@@ -21,7 +21,7 @@ swift rlhf \
     --use_dora false \
     --init_weights true \
     --beta 0.1 \
-    --dataset data/train.jsonl \
+    --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
     --dataset_shuffle true \
     --dataset_num_proc 1 \

@@ -12,7 +12,7 @@ swift pt \
     --use_hf true \
     --check_model false \
     --tuner_type full \
-    --dataset data/train.jsonl \
+    --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
     --dataset_shuffle true \
     --dataset_num_proc 1 \

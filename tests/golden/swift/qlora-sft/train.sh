@@ -23,7 +23,7 @@ swift sft \
     --quant_bits 4 \
     --bnb_4bit_quant_type nf4 \
     --bnb_4bit_use_double_quant true \
-    --dataset data/train.jsonl \
+    --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
     --dataset_shuffle true \
     --dataset_num_proc 1 \

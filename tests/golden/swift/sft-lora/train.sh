@@ -20,7 +20,7 @@ swift sft \
     --use_dora false \
     --init_weights pissa_niter_16 \
     --lorap_lr_ratio 16.0 \
-    --dataset data/train.jsonl \
+    --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
     --dataset_shuffle true \
     --dataset_num_proc 1 \

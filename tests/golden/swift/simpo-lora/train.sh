@@ -23,7 +23,7 @@ swift rlhf \
     --beta 2.0 \
     --cpo_alpha 0.0 \
     --simpo_gamma 0.5 \
-    --dataset data/train.jsonl \
+    --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
     --dataset_shuffle true \
     --dataset_num_proc 1 \
