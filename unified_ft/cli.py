@@ -418,24 +418,20 @@ def export_command(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes print one message and return 2, a failed framework returns 1."""
-    import click
     from rich.markup import escape
 
     from .redact import env_secrets, redact_text
 
-    try:  # newer typer raises its own copy of click's exceptions; catch both
-        from typer._click.exceptions import ClickException as TyperClickException
-    except ImportError:
-        TyperClickException = click.ClickException
+    exits, usage_errors, aborts = _click_exceptions()
     try:
         code = app(args=argv, prog_name="uft", standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except (typer.Exit, click.exceptions.Exit) as exc:
+    except (typer.Exit, *exits) as exc:
         return exc.exit_code
-    except (click.ClickException, TyperClickException) as exc:
+    except usage_errors as exc:
         exc.show()
         return exc.exit_code
-    except (typer.Abort, click.exceptions.Abort):
+    except (typer.Abort, *aborts):
         err_console.print("aborted")
         return 130
     except (UftError, RunFailed) as exc:
@@ -455,6 +451,23 @@ def main(argv: list[str] | None = None) -> int:
 
         _tell(f"[yellow]interrupted[/yellow] by {signal_name(stop_signum(exc))}")
         return 128 + stop_signum(exc)
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Exit, usage-error and abort classes of click: typer >= 0.26 ships its own copy (typer._click) and
+    no longer needs click itself, older typer uses click; catch whichever are installed."""
+    import importlib
+
+    exits, errors, aborts = [], [], []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for found, name_in_module in ((exits, "Exit"), (errors, "ClickException"), (aborts, "Abort")):
+            if hasattr(module, name_in_module):  # typer's copy keeps Exit and Abort in typer itself
+                found.append(getattr(module, name_in_module))
+    return tuple(exits), tuple(errors), tuple(aborts)
 
 
 # OSErrors that are the machine's state, not a bug in uft: one message naming the path, exit code 2.
