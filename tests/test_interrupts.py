@@ -21,9 +21,9 @@ import pytest
 from unified_ft import runs
 from unified_ft.errors import RunDirError
 from unified_ft.interrupts import StopSignal, StopSignals, describe_death
-from unified_ft.launch import execute
 from unified_ft.plugin import NativeJob
 from unified_ft.runs import Manifest, run_dir_errors
+from unified_ft.supervise import execute
 
 CHILD = """
 import os, signal, subprocess, sys, time

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 
 import pytest
 
-from unified_ft.errors import RunDirError
+from unified_ft.errors import RunDirError, UftError
 from unified_ft.runs import (
     Manifest,
     create_run_dir,
     ensure_empty_dir,
+    load_finished_run,
     read_json,
     read_jsonl,
     sha256_text,
@@ -146,3 +148,26 @@ def test_write_jsonl_round_trip(tmp_path):
 
 def test_sha256_text():
     assert sha256_text("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_a_running_run_whose_uft_is_gone_is_called_abandoned(tmp_path):
+    """uft killed by SIGKILL leaves "running" in its manifest; a later reader says nobody is watching it."""
+    import socket
+    import subprocess
+    import sys
+
+    from unified_ft.runs import run_status
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    here = socket.gethostname()
+    assert run_status({"status": "running", "uft_pid": os.getpid(), "host": here}) == "running"
+    assert run_status({"status": "running", "uft_pid": dead_pid, "host": here}).startswith("abandoned")
+    assert run_status({"status": "running", "uft_pid": dead_pid, "host": "elsewhere"}) == "running"
+    assert run_status({"status": "failed", "uft_pid": dead_pid, "host": here}) == "failed"
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text(json.dumps({"status": "running", "uft_pid": dead_pid, "host": here}))
+    (run_dir / "spec.yaml").write_text("name: x\n")
+    with pytest.raises(UftError, match="abandoned"):
+        load_finished_run(run_dir)

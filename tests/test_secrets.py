@@ -218,7 +218,7 @@ def test_manifest_is_written_redacted(tmp_path, monkeypatch):
 
 
 def test_log_tail_is_redacted(tmp_path, monkeypatch):
-    from unified_ft.launch import log_tail
+    from unified_ft.supervise import log_tail
 
     monkeypatch.setenv("WANDB_API_KEY", "wandbvalue0123456789")
     (tmp_path / "stderr.log").write_text("line\nwandb: key wandbvalue0123456789 rejected\n")

@@ -3,25 +3,21 @@
 Everything that can fail because of the input (spec, data, capabilities) fails before the framework
 starts, and leaves no run directory behind. Once the framework starts, the run directory records
 what happened: succeeded, failed (with the log tail, or the signal that killed it) or interrupted
-(Ctrl-C, SIGTERM, SIGHUP or SIGQUIT to uft stop the framework's process group; see interrupts.py).
+(Ctrl-C, SIGTERM, SIGHUP or SIGQUIT to uft stop the framework's process group; see interrupts.py and
+supervise.py, which runs the framework process itself).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +28,11 @@ from .errors import BackendNotReady, RunFailed, RunInterrupted
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .plan import Plan, make_plan
 from .plugin import NativeJob
-from .redact import env_secrets, redact_text, scrub_tree
+from .redact import env_secrets, scrub_tree
 from .runs import Manifest, create_run_dir, discard_run_dir, ensure_empty_dir, run_dir_errors, sha256_text
 from .spec import DatasetSpec, JobSpec
 from .specfile import dump_spec
-
-ProgressFn = Callable[[dict[str, Any]], None]
+from .supervise import ProgressFn, execute, log_tail
 
 
 @dataclass
@@ -308,125 +303,6 @@ def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manife
         raise
     manifest.update(evaluation=f"succeeded in {report.duration_s}s (eval.json)")
     return report
-
-
-def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = None, poll_s: float = 0.5, *,
-            stops: StopSignals | None = None, on_stopping: Callable[[BaseException], None] | None = None,
-            grace_s: float = 30.0) -> int:
-    """Run the native command in its own session, logs to files, progress from its JSONL log.
-
-    Whatever ends uft's wait (Ctrl-C, a StopSignal, an error in uft itself) stops the framework's whole
-    process group first (see `stop`; `on_stopping(exc)` runs once it has been told), then goes on.
-    Returns the framework's return code (negative: killed by that signal). Nothing of its process group
-    is left running when this returns.
-    """
-    env = {**os.environ, **job.env}
-    with (logs_dir / "stdout.log").open("wb") as out, (logs_dir / "stderr.log").open("wb") as err:
-        with stops.held() if stops else nullcontext():  # a signal must not strike between start and `try`
-            child = subprocess.Popen(dies_with_uft(job.argv), cwd=job.cwd, env=env, stdout=out, stderr=err,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-            follower = _Follower(job.log_file)
-        try:
-            while child.poll() is None:
-                time.sleep(poll_s)
-                follower.feed(on_progress)
-            follower.feed(on_progress)
-        except BaseException as exc:
-            stop(child, _signal_to_pass_on(exc), grace_s, on_sent=partial(on_stopping, exc) if on_stopping else None)
-            raise
-        finally:
-            _kill_group(child.pid)  # stragglers: workers its leader left behind
-    return child.returncode
-
-
-#: Run in front of the framework on Linux: ask the kernel to send SIGTERM when uft dies (even by SIGKILL,
-#: which no handler sees), then become the framework (exec keeps that request). Arguments: uft's pid, argv.
-_PARENT_DEATH_SIGNAL = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
-    "if os.getppid() != int(sys.argv[1]):  # uft died before the request was made\n"
-    "    sys.exit(143)\n"
-    "os.execvp(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def dies_with_uft(argv: list[str]) -> list[str]:
-    """The command, wrapped (Linux) so the framework is stopped even if uft itself is SIGKILLed."""
-    if not sys.platform.startswith("linux"):
-        return list(argv)
-    return [sys.executable, "-c", _PARENT_DEATH_SIGNAL, str(os.getpid()), *argv]
-
-
-def stop(child: subprocess.Popen, signum: int = signal.SIGINT, grace_s: float = 30.0,
-         on_sent: Callable[[], None] | None = None) -> None:
-    """Stop the child's process group: `signum` first, SIGKILL after `grace_s` seconds (or at once
-    when a second interruption arrives while waiting). Returns when the child has been reaped."""
-    _signal_group(child.pid, signum)
-    try:
-        if on_sent:
-            on_sent()
-        child.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        _signal_group(child.pid, signal.SIGKILL)
-        child.wait()
-        _kill_group(child.pid)
-
-
-def _signal_to_pass_on(exc: BaseException) -> int:
-    """Ctrl-C goes on as SIGINT (frameworks save or clean up on KeyboardInterrupt); anything else as SIGTERM."""
-    return signal.SIGINT if isinstance(exc, KeyboardInterrupt) and stop_signum(exc) == signal.SIGINT \
-        else signal.SIGTERM
-
-
-def _kill_group(pgid: int, timeout_s: float = 5.0) -> None:
-    """SIGKILL what is left of a process group and wait (a little) until the kernel has removed it."""
-    _signal_group(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.02)
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    """Signal a process group that may already be gone."""
-    with suppress(ProcessLookupError, PermissionError):  # gone (PermissionError: only zombies left, on macOS)
-        os.killpg(pgid, signum)
-
-
-class _Follower:
-    """Reads rows appended to a JSONL file since the last call."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path, self.offset = path, 0
-
-    def feed(self, on_progress: ProgressFn | None) -> None:
-        if on_progress is None or self.path is None or not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            chunk = handle.read()
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        for line in complete.decode("utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line) if line.strip() else None
-            except json.JSONDecodeError:  # a stray non-JSON line is the framework's business, not a reason to stop
-                continue
-            if isinstance(row, dict):
-                on_progress(row)
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a log, secrets redacted (they are shown in errors and kept in the manifest)."""
-    if not path.exists():
-        return ""
-    tail = "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    return redact_text(tail, env_secrets())
 
 
 def _scrub_secrets(run_dir: Path, job: NativeJob) -> None:

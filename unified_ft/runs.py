@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -157,7 +158,9 @@ class Manifest:
 
     def __init__(self, run_dir: Path, **fields: Any) -> None:
         self.path = run_dir / "manifest.json"
-        self.data: dict[str, Any] = {"status": "running", "started_at": now(), **fields}
+        # uft's pid and host tell a later reader whether a "running" run still has a uft watching it
+        self.data: dict[str, Any] = {"status": "running", "started_at": now(), "uft_pid": os.getpid(),
+                                     "host": socket.gethostname(), **fields}
         self.save()
 
     def update(self, **fields: Any) -> None:
@@ -246,7 +249,7 @@ def load_finished_run(run_dir: Path) -> tuple[JobSpec, dict[str, Any], Path]:
     if not isinstance(manifest, dict):
         raise UftError(f"{manifest_path}: expected a JSON object, found {type(manifest).__name__}\n    fix: {damaged}")
     if manifest.get("status") != "succeeded":
-        raise UftError(f"{run_dir}: the run is {manifest.get('status')}, not succeeded; there is nothing to judge\n"
+        raise UftError(f"{run_dir}: the run is {run_status(manifest)}, not succeeded; there is nothing to judge\n"
                        "    fix: run it again with `uft run`")
     document = load_yaml(read_user_file(spec_path, "run's spec", damaged), str(spec_path), "run's spec")
     spec = validate_spec_dict(document.data, str(spec_path), document.lines, document.typed)
@@ -254,6 +257,22 @@ def load_finished_run(run_dir: Path) -> tuple[JobSpec, dict[str, Any], Path]:
         if (run_dir / name).is_dir():
             return spec, manifest, run_dir / name
     raise UftError(f"{run_dir}: the run succeeded but has neither adapter/ nor model/; it is incomplete")
+
+
+def run_status(manifest: dict[str, Any]) -> str:
+    """The manifest's status, and for a "running" run whose uft process is gone (killed by SIGKILL, or its
+    machine went down) what that means: nothing is watching it and it will never finish."""
+    status = str(manifest.get("status"))
+    pid, host = manifest.get("uft_pid"), manifest.get("host")
+    if status != "running" or not isinstance(pid, int) or host != socket.gethostname():
+        return status
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"abandoned (its manifest says running, but uft process {pid} is gone: killed, or the machine restarted)"
+    except PermissionError:
+        pass  # alive, someone else's
+    return status
 
 
 def _both_exist(*paths: Path) -> bool:

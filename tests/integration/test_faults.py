@@ -27,6 +27,7 @@ import yaml
 from fixtures import sft_rows, write_jsonl
 
 from unified_ft.cli import main
+from unified_ft.runs import run_status
 
 pytestmark = pytest.mark.integration
 
@@ -154,16 +155,25 @@ SIGNAL_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(SIGNAL_CASES))
-def test_a_signal_stops_the_run_records_it_and_leaves_no_process(case, tmp_path, tiny_model):
-    signum, target, exit_code, status = SIGNAL_CASES[case]
-    runs = tmp_path / "runs"
+@contextmanager
+def _training(folder: Path, model: Path) -> Iterator[tuple[subprocess.Popen, Path, int]]:
+    """A `uft run` that is training: (uft's process, its run directory, the framework's pid); whatever
+    happens in the block, uft and every process of the run are gone afterwards."""
+    runs = folder / "runs"
     run_dir = runs / "long" / "trl"
     proc = None
     try:
-        proc = _start_uft(_spec(tmp_path, tiny_model, "long"), runs)
+        proc = _start_uft(_spec(folder, model, "long"), runs)
         _wait_for_training(proc, run_dir)
-        framework = _framework_pid(run_dir)
+        yield proc, run_dir, _framework_pid(run_dir)
+    finally:
+        _kill_all(proc, run_dir)
+
+
+@pytest.mark.parametrize("case", list(SIGNAL_CASES))
+def test_a_signal_stops_the_run_records_it_and_leaves_no_process(case, tmp_path, tiny_model):
+    signum, target, exit_code, status = SIGNAL_CASES[case]
+    with _training(tmp_path, tiny_model) as (proc, run_dir, framework):
         os.kill(proc.pid if target == "uft" else framework, signum)
         out = proc.communicate(timeout=90)[0].decode()
         assert proc.returncode == exit_code, out[-3000:]
@@ -179,28 +189,19 @@ def test_a_signal_stops_the_run_records_it_and_leaves_no_process(case, tmp_path,
             assert "killed by SIGKILL (out of memory?" in manifest["error"]
             assert "trl was killed by SIGKILL (out of memory?" in out and "recorded as failed" in out, out[-3000:]
         assert not _wait_until_gone(run_dir), f"processes of the run outlived uft: {_processes_of(run_dir)}"
-    finally:
-        _kill_all(proc, run_dir)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
 def test_sigkill_to_uft_still_stops_the_framework(tmp_path, tiny_model):
     """SIGKILL reaches no handler; the kernel's parent-death signal stops the framework all the same."""
-    runs = tmp_path / "runs"
-    run_dir = runs / "long" / "trl"
-    proc = None
-    try:
-        proc = _start_uft(_spec(tmp_path, tiny_model, "long"), runs)
-        _wait_for_training(proc, run_dir)
-        framework = _framework_pid(run_dir)
+    with _training(tmp_path, tiny_model) as (proc, run_dir, framework):
         proc.kill()
         proc.wait(timeout=30)
         assert not _wait_until_gone(run_dir, timeout_s=15), f"the framework outlived uft: {_processes_of(run_dir)}"
         with suppress(OSError):  # gone, or a zombie that only waits to be reaped by init
             state = Path(f"/proc/{framework}/stat").read_text().rsplit(")", 1)[1].split()[0]
             assert state == "Z", f"framework {framework} is still alive (state {state})"
-    finally:
-        _kill_all(proc, run_dir)
+        assert run_status(_manifest(run_dir)).startswith("abandoned")  # nobody could record it; readers say so
 
 
 def test_sigterm_during_a_library_run_stops_the_framework_too(tmp_path, tiny_model):
