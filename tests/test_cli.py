@@ -315,3 +315,14 @@ def test_translate_check_runs_trls_own_config_parsing(tmp_path, capsys):
     assert main(["translate", str(bad), "-o", str(tmp_path / "bad"), "--check"]) == 2
     err = flat(outputs(capsys)[1])
     assert "trl rejects the translated config" in err and "no_such_trl_setting" in err
+
+
+def test_the_cli_needs_no_separate_click(monkeypatch, capsys):
+    """typer >= 0.26 vendors click and no longer installs it: a bare install must still run `uft`."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "click", None)  # `import click` now fails, as on a bare install
+    monkeypatch.setitem(sys.modules, "click.exceptions", None)
+    assert main(["no-such-command"]) == 2
+    assert main(["validate", "no-such-spec.yaml"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
