@@ -34,10 +34,13 @@ _FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[
 _SHOWN_PATH_CHARS = 160
 
 
-def shown(path: str | Path) -> str:
-    """A path as the user wrote it, shortened when absurdly long, NUL made visible."""
-    text = str(path).replace("\0", "\\0")
-    return text if len(text) <= _SHOWN_PATH_CHARS else text[:_SHOWN_PATH_CHARS] + f"... ({len(text)} characters)"
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as the user wrote it, NUL made visible, an absurdly long one shortened in the middle (so the
+    file's own name still shows)."""
+    text = os.fspath(path).replace("\0", "\\0")
+    if len(text) <= _SHOWN_PATH_CHARS:
+        return text
+    return f"{text[:_SHOWN_PATH_CHARS - 60]}...({len(text)} characters)...{text[-60:]}"
 
 
 def path_problem(path: str | Path) -> str | None:

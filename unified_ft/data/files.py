@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from unified_ft.errors import DataError
+from unified_ft.userfile import shown
 
 FILE_TYPES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 _CHUNK = 1 << 16  # bytes read per step when streaming a JSON array
@@ -59,12 +60,6 @@ DECODER = json.JSONDecoder(parse_int=NumberText, parse_float=NumberText, parse_c
 
 # ----------------------------------------------------------------------------------------------
 # Paths: what the user named must be one readable regular file
-
-
-def shown(path: str | os.PathLike[str]) -> str:
-    """A path as messages print it: a NUL visible as \\0, an over-long path shortened in the middle."""
-    text = os.fspath(path).replace("\0", "\\0")
-    return text if len(text) <= 1024 else f"{text[:150]}...({len(text)} characters)...{text[-100:]}"
 
 
 def _path_error(path: Path, exc: OSError | ValueError) -> DataError:
