@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,13 @@ def test_a_running_run_whose_uft_is_gone_is_called_abandoned(tmp_path):
     (run_dir / "spec.yaml").write_text("name: x\n")
     with pytest.raises(UftError, match="abandoned"):
         load_finished_run(run_dir)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+def test_a_runs_directory_that_cannot_be_made_for_any_reason_is_a_run_dir_error():
+    from unified_ft.runs import run_dir_errors
+
+    with pytest.raises(RunDirError) as caught, run_dir_errors("/proc/uft-x"):
+        create_run_dir("/proc/uft-x", "n", "trl")
+    assert "cannot write the run directory under /proc/uft-x" in str(caught.value)
+    assert "--runs-dir" in str(caught.value)

@@ -328,3 +328,12 @@ def test_redact_is_stdlib_only():
     source = (Path(__file__).resolve().parents[1] / "unified_ft" / "redact.py").read_text()
     imports = {line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))}
     assert imports <= {"__future__", "os", "re", "collections", "pathlib", "typing"}, imports
+
+
+def test_error_messages_are_not_mangled_by_secret_looking_words(tmp_path, capsys):
+    """A file called passwd is a path, not a `passwd: value` pair: the message must survive whole."""
+    spec = tmp_path / "passwd"
+    spec.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    assert main(["plan", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "expected a mapping of keys" in err and REDACTED not in err

@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes print one message and return 2, a failed framework returns 1."""
     from rich.markup import escape
 
-    from .redact import env_secrets, redact_text
+    from .redact import env_secrets, redact_value
 
     exits, usage_errors, aborts = _click_exceptions()
     try:
@@ -438,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             raise
         label = "[yellow]interrupted[/yellow]" if isinstance(exc, RunInterrupted) else "[red]error[/red]"
-        _tell(f"{label}: {escape(redact_text(str(exc), env_secrets()))}")
+        # known secret values and token shapes only: uft's own messages name keys and paths (/etc/passwd),
+        # never values, and log tails in them are already redacted
+        _tell(f"{label}: {escape(redact_value(str(exc), env_secrets()))}")
         return exc.exit_code
     except OSError as exc:
         if _state["debug"] or exc.errno not in _DISK_FIXES:

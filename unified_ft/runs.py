@@ -214,6 +214,8 @@ _WRITE_FIXES = {
                   "permissions",
 }
 _WRITE_FIXES[errno.EPERM] = _WRITE_FIXES[errno.EACCES]
+#: Any other reason a folder cannot be made there (/proc, a vanished mount, a name the file system refuses).
+_OTHER_WRITE_FIX = "choose a folder you can create and write: --runs-dir (or runs_dir: in the spec)"
 
 
 @contextmanager
@@ -223,10 +225,10 @@ def run_dir_errors(root: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        fix = _WRITE_FIXES.get(exc.errno)  # type: ignore[arg-type]
+        fix = _WRITE_FIXES.get(exc.errno, _OTHER_WRITE_FIX)  # type: ignore[arg-type]
         top = _real(root)
         where = _real(exc.filename) if exc.filename else top  # a failed write() names no file
-        if fix is None or not (where == top or top in where.parents or where in top.parents):
+        if not (where == top or top in where.parents or where in top.parents):
             raise  # not the run directory's (a dataset that cannot be read): its own error
         path = "" if where == top else f"{where}: "
         raise RunDirError(f"cannot write the run directory under {root}: {path}{exc.strerror}\n"
