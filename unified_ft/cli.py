@@ -352,7 +352,12 @@ def _run_and_report(job, backend: str, runs_dir: Path | None) -> None:
         def on_eval(message: str) -> None:
             progress.update(task, description=f"{job.name}: evaluating ({message})")
 
-        result = run_job(job, backend, runs_dir, on_progress, on_eval)
+        try:
+            result = run_job(job, backend, runs_dir, on_progress, on_eval)
+        except BaseException:
+            if progress.tasks[0].total is None:  # stopped before training: the message alone, no empty bar
+                progress.update(task, visible=False)
+            raise
     metrics = result.metrics
     console.print(f"[green]succeeded[/green]: {result.run_dir}")
     if metrics.get("first_loss") is not None:
