@@ -326,3 +326,15 @@ def test_the_cli_needs_no_separate_click(monkeypatch, capsys):
     assert main(["no-such-command"]) == 2
     assert main(["validate", "no-such-spec.yaml"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_plan_prints_native_files_whole_when_piped(tmp_path, capsys):
+    """Piped to a file or a pager, a native file's lines come out exactly as written: not cut at 80 columns."""
+    spec = write_spec(tmp_path, "template: chatml\n")
+    assert main(["plan", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert main(["translate", str(spec), "-o", str(tmp_path / "native")]) == 0
+    written = (tmp_path / "native" / "config.yaml").read_text(encoding="utf-8").splitlines()
+    printed = set(out.splitlines())
+    assert max(map(len, written)) > 80  # the chat template's line, at least
+    assert [line for line in written if line not in printed] == []

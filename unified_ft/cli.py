@@ -74,8 +74,6 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
     """Show the resolved spec (every default filled in) and what the backend will be told."""
     import tempfile
 
-    from rich.syntax import Syntax
-
     from .launch import translate_to
     from .redact import env_secrets, redact_text
     from .specfile import dump_spec, load_spec
@@ -89,7 +87,7 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
     with tempfile.TemporaryDirectory(prefix="uft-plan-") as tmp:
         the_plan, job = translate_to(load_spec(spec), backend, Path(tmp) / "native")
         console.rule("resolved spec")
-        console.print(Syntax(shown(dump_spec(the_plan.spec)), "yaml"))
+        _print_file(shown(dump_spec(the_plan.spec)))
         console.rule(f"backend {backend}")
         env = the_plan.environment
         console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {shown(env.detail)}")
@@ -100,9 +98,20 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
         for path in job.files:
             if path.suffix in (".yaml", ".yml", ".json", ".sh"):
                 console.rule(f"native/{path.name}")
-                console.print(Syntax(shown(path.read_text(encoding="utf-8")), "yaml"))
+                _print_file(shown(path.read_text(encoding="utf-8")), "bash" if path.suffix == ".sh" else "yaml")
         console.rule("command")
         console.print(shown(job.command), soft_wrap=True)
+
+
+def _print_file(text: str, lexer: str = "yaml") -> None:
+    """File contents are machine-readable: highlighted on a terminal but never cut or wrapped into new
+    lines (rich crops at 80 columns when output goes to a file or a pager), plain text otherwise."""
+    if console.is_terminal:
+        from rich.syntax import Syntax
+
+        console.print(Syntax(text, lexer, word_wrap=True), soft_wrap=True)
+    else:
+        console.file.write(text if text.endswith("\n") else text + "\n")
 
 
 @app.command()
