@@ -310,7 +310,10 @@ def run_env(spec: JobSpec) -> dict[str, str]:
 def shell_script(spec: JobSpec, command: str, args: dict[str, Any], env: dict[str, str]) -> str:
     """The same arguments as a readable shell script, one flag per line."""
     lines = [(f"#!/usr/bin/env bash\n# ms-swift {SWIFT_VERSION} job written by uft for spec {spec.name!r}.\n"
-              "# Run it with ms-swift alone: bash train.sh\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n")]
+              "# Run it with ms-swift alone: bash train.sh, where `swift` is ms-swift "
+              f"{SWIFT_VERSION}'s command: uft's\n# environment for it is `uft env path swift` "
+              "(source \"$(uft env path swift)/bin/activate\" first).\n"
+              "set -euo pipefail\ncd \"$(dirname \"$0\")\"\n")]
     lines += [f"export {k}={shlex.quote(v)}\n" for k, v in env.items()]
     flags = []
     for key, value in args.items():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ms-swift 4.6.0 job written by uft for spec 'pt-full'.
-# Run it with ms-swift alone: bash train.sh
+# Run it with ms-swift alone: bash train.sh, where `swift` is ms-swift 4.6.0's command: uft's
+# environment for it is `uft env path swift` (source "$(uft env path swift)/bin/activate" first).
 set -euo pipefail
 cd "$(dirname "$0")"
 export USE_HF=1
