@@ -156,10 +156,11 @@ SIGNAL_CASES = {
 
 
 @contextmanager
-def _training(folder: Path, model: Path) -> Iterator[tuple[subprocess.Popen, Path, int]]:
-    """A `uft run` that is training: (uft's process, its run directory, the framework's pid); whatever
-    happens in the block, uft and every process of the run are gone afterwards."""
-    runs = folder / "runs"
+def _training(folder: Path, model: Path, runs: Path | None = None) -> Iterator[tuple[subprocess.Popen, Path, int]]:
+    """A `uft run` that is training (its spec and data in `folder`, its runs directory `runs`, default
+    folder/runs): (uft's process, its run directory, the framework's pid); whatever happens in the
+    block, uft and every process of the run are gone afterwards."""
+    runs = runs or folder / "runs"
     run_dir = runs / "long" / "trl"
     proc = None
     try:
@@ -275,20 +276,13 @@ def test_a_full_runs_directory_before_the_run_is_one_clear_error_and_leaves_noth
 
 
 def test_a_disk_that_fills_during_training_fails_the_run_and_says_why(tmp_path, tiny_model):
-    with _tmpfs(tmp_path / "small", "16m") as disk:
-        runs = disk / "runs"
-        run_dir = runs / "long" / "trl"
-        proc = None
-        try:
-            proc = _start_uft(_spec(tmp_path, tiny_model, "long"), runs)
-            _wait_for_training(proc, run_dir)
-            _fill(disk)
-            out = proc.communicate(timeout=90)[0].decode()
-            assert proc.returncode == 1, out[-3000:]
-            assert "Traceback" not in out.split("--- last lines of")[0], out[-3000:]
-            assert "no space left on device" in out and "recorded as failed" in out, out[-3000:]
-            manifest = _manifest(run_dir)
-            assert manifest["status"] == "failed" and "no space left on device" in manifest["error"]
-            assert not _wait_until_gone(run_dir)
-        finally:
-            _kill_all(proc, run_dir)
+    with _tmpfs(tmp_path / "small", "16m") as disk, \
+            _training(tmp_path, tiny_model, disk / "runs") as (proc, run_dir, _):
+        _fill(disk)
+        out = proc.communicate(timeout=90)[0].decode()
+        assert proc.returncode == 1, out[-3000:]
+        assert "Traceback" not in out.split("--- last lines of")[0], out[-3000:]
+        assert "no space left on device" in out and "recorded as failed" in out, out[-3000:]
+        manifest = _manifest(run_dir)
+        assert manifest["status"] == "failed" and "no space left on device" in manifest["error"]
+        assert not _wait_until_gone(run_dir)
