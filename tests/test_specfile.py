@@ -256,6 +256,18 @@ def test_checked_in_eval_schema_is_current():
     assert json.loads(checked_in)["properties"]["schema_version"]["default"] == 1
 
 
+def test_checked_in_effective_schema_is_current():
+    from unified_ft.schema import effective_schema_text
+
+    checked_in = (ROOT / "specs" / "effective.schema.json").read_text(encoding="utf-8")
+    assert checked_in == effective_schema_text(), "specs/effective.schema.json is stale: run `uft schema " \
+        "--effective -o specs/effective.schema.json`"
+    schema = json.loads(checked_in)
+    assert schema["properties"]["schema_version"]["default"] == 1
+    assert {"samples", "batch", "learning_rate", "adapter", "precision", "optimizer", "order", "versions"} <= set(
+        schema["required"])
+
+
 def test_schema_is_valid_json_with_id():
     data = json.loads(schema_text())
     assert data["$schema"].startswith("https://json-schema.org/")

@@ -56,12 +56,15 @@ def validate(spec: SpecArg) -> None:
 def schema(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
     eval_report: Annotated[bool, typer.Option("--eval", help="The schema of eval.json instead.")] = False,
+    effective: Annotated[bool, typer.Option("--effective", help="The schema of effective.json instead.")] = False,
 ) -> None:
-    """Print the JSON Schema of the spec (or, with --eval, of eval.json)."""
-    from .schema import eval_schema_text, schema_text
+    """Print the JSON Schema of the spec (or, with --eval, of eval.json; with --effective, of effective.json)."""
+    from .schema import effective_schema_text, eval_schema_text, schema_text
     from .userfile import write_text_file
 
-    text = eval_schema_text() if eval_report else schema_text()
+    if eval_report and effective:
+        raise UftError("--eval and --effective each choose one schema; give one of them")
+    text = eval_schema_text() if eval_report else effective_schema_text() if effective else schema_text()
     if output:
         write_text_file(output, text, may_exist=True, what="schema file")
         console.print(f"wrote {output}")
@@ -138,13 +141,59 @@ def translate(
     console.print(f"\nrun it without uft:\n  cd {output} && {redact_text(job.command, env_secrets())}", soft_wrap=True)
 
 
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail (exit 1) if the framework did anything other than "
+                                          "what the spec says (see `uft inspect`).")]
+
+
 @app.command()
-def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None) -> None:
-    """Run one job on a backend: plan, prepare data, translate, train, collect."""
+def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None, strict: StrictOpt = False) -> None:
+    """Run one job on a backend: plan, prepare data, translate, train, collect, read back what it did."""
     from .specfile import load_spec
 
     _check_path_option("--runs-dir", runs_dir)
-    _run_and_report(load_spec(spec), backend, runs_dir)
+    _run_and_report(load_spec(spec), backend, runs_dir, strict)
+
+
+@app.command()
+def inspect(run_dir: Annotated[Path, typer.Argument(help="A run directory: runs/<name>/<backend>.",
+                                                    show_default=False)]) -> None:
+    """Show what the framework really did in a finished run (effective.json) against its spec."""
+    from .effective import inspect_run
+
+    spec, effective, checks = inspect_run(run_dir)
+    _print_checks(checks, effective.backend, everything=True)
+    for note in effective.notes:
+        _tell(f"  [yellow]note[/yellow]: {_escape(note)}")
+    console.print(f"  from {run_dir / 'effective.json'}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _print_checks(checks, backend: str, everything: bool = False) -> None:
+    """The table "spec vs what <backend> did": every difference flagged; with `everything`, unjudged rows too."""
+    from rich.table import Table
+
+    from .effective import shown_value
+
+    rows = [c for c in checks if everything or c.same is not None]
+    table = Table(title=f"spec vs what {backend} did", title_justify="left", show_edge=False, pad_edge=False)
+    for column in ("setting", "spec", backend, ""):
+        table.add_column(column, overflow="fold")
+    for check in rows:
+        mark = {True: "[green]same[/green]", False: "[red]DIFFERS[/red]", None: ""}[check.same]
+        table.add_row(check.setting, _escape(shown_value(check.spec)), _escape(shown_value(check.did)), mark)
+    console.print(table)
+    differing = [c.setting for c in checks if c.same is False]
+    judged = sum(1 for c in checks if c.same is not None)
+    if differing:
+        console.print(f"  [red]{len(differing)} of {judged} settings differ from the spec[/red]: "
+                      f"{', '.join(differing)}")
+    else:
+        console.print(f"  all {judged} settings the spec fixes are what {backend} did")
 
 
 def _check_path_option(option: str, path: Path | None) -> None:
@@ -332,7 +381,7 @@ def quickstart(
     _run_and_report(load_spec(spec_path), "trl", runs_dir or Path("runs"))
 
 
-def _run_and_report(job, backend: str, runs_dir: Path | None) -> None:
+def _run_and_report(job, backend: str, runs_dir: Path | None, strict: bool = False) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -387,6 +436,23 @@ def _run_and_report(job, backend: str, runs_dir: Path | None) -> None:
         _print_eval(result.evaluation)
     for folder in result.exports:
         console.print(f"  export: {folder}")
+    _report_checks(result, backend, strict)
+
+
+def _report_checks(result, backend: str, strict: bool) -> None:
+    """The read-back table; with --strict a difference fails the command (the run stays recorded)."""
+    from .errors import NotLikeTheSpec
+
+    if result.checks is None:
+        _tell(f"  [yellow]note[/yellow]: what {backend} did could not be read back (see manifest.json)")
+        if strict:
+            raise NotLikeTheSpec(f"--strict: what {backend} did could not be read back; run kept in {result.run_dir}")
+        return
+    _print_checks(result.checks, backend)
+    differing = [c.setting for c in result.checks if c.same is False]
+    if strict and differing:
+        raise NotLikeTheSpec(f"--strict: {backend} did not do what the spec says ({', '.join(differing)}); the run "
+                             f"is kept in {result.run_dir} (`uft inspect` it)")
 
 
 def _print_eval(report) -> None:

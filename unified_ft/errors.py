@@ -90,3 +90,9 @@ class RunInterrupted(RunFailed):
     def __init__(self, message: str, signum: int = 2, signal_name: str = "SIGINT") -> None:
         super().__init__(message)
         self.signum, self.signal_name, self.exit_code = signum, signal_name, 128 + signum
+
+
+class NotLikeTheSpec(RunFailed):
+    """With --strict: the run finished, but the framework did not do what the spec says (exit code 1)."""
+
+    exit_code = 1

@@ -24,10 +24,12 @@ from typing import Any
 from . import __version__
 from .data import DatasetSource, PreparedData, detect_format, prepare_records
 from .data.hub import fetch_hub_dataset
+from .effective import Check, attach_probe, compare, differences, read_back, standard_metrics, write_effective
+from .envs import torch_source
 from .errors import BackendNotReady, RunFailed, RunInterrupted
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .plan import Plan, make_plan
-from .plugin import NativeJob
+from .plugin import NativeJob, final_metrics
 from .redact import env_secrets, scrub_tree
 from .runs import Manifest, create_run_dir, discard_run_dir, ensure_empty_dir, run_dir_errors, sha256_text
 from .spec import DatasetSpec, JobSpec
@@ -47,6 +49,7 @@ class RunResult:
     evaluation: Any = None  # the EvalReport of the shared evaluation, when it ran
     exports: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # emulated settings and what the backend cannot honour
+    checks: list[Check] | None = None  # spec vs what the backend did (effective.json); None: not read back
 
 
 def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
@@ -63,7 +66,7 @@ def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
 
     train = [source(ds) for ds in d.train]
     eval_source = source(d.eval) if d.eval else None
-    return prepare_records(train, eval_source, d.eval_split, seed, out_dir, spec.record_kind)
+    return prepare_records(train, eval_source, d.eval_split, seed, out_dir, spec.record_kind, d.shuffle)
 
 
 def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple[Plan, NativeJob]:
@@ -126,6 +129,7 @@ def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_p
         try:
             data = prepare_data(plan.spec, run_dir / "data")
             job = plan.backend.translate(plan.spec, data, run_dir / "native")
+            attach_probe(job, run_dir / "probe")
             spec_text = dump_spec(plan.spec)
             (run_dir / "spec.yaml").write_text(spec_text, encoding="utf-8")
             manifest = Manifest(
@@ -151,7 +155,8 @@ def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_p
     try:
         with stops.held():  # a signal now waits until the outputs are collected and the run is recorded
             outputs = _collect(plan, job, run_dir, manifest)
-        result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir, notes=plan.notes)
+        result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir, notes=plan.notes,
+                           checks=outputs.checks)
         result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
         result.exports = _export_after_run(plan.spec, run_dir, manifest, on_eval_progress)
     except KeyboardInterrupt as exc:
@@ -210,8 +215,31 @@ def _collect(plan: Plan, job: NativeJob, run_dir: Path, manifest: Manifest) -> A
                              error_tail=f"collecting outputs failed: {exc!r}")
         raise RunFailed(f"{plan.backend.name} finished but its outputs could not be collected: {reason}; "
                         f"run recorded as failed in {run_dir}{unrecorded}") from exc
-    manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final)
+    checks = _read_back(plan, run_dir, manifest, outputs)
+    found = [c.setting for c in differences(checks)] if checks is not None else None
+    manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final,
+                    effective_differences=found)
+    outputs.checks = checks
     return outputs
+
+
+def _read_back(plan: Plan, run_dir: Path, manifest: Manifest, outputs: Any) -> list[Check] | None:
+    """effective.json from the probe, compared with the spec; metrics.jsonl and versions as the run itself
+    recorded them. A read-back that fails is recorded and shown, never a failed run."""
+    try:
+        effective = read_back(run_dir, plan.spec, plan.backend.name, manifest.data.get("train_rows"))
+        write_effective(run_dir, effective)
+        rows = standard_metrics(run_dir)
+    except Exception as exc:  # the training succeeded; what uft could not read back is said, not raised
+        manifest.update(effective=f"read-back failed: {exc!r}")
+        return None
+    if rows is not None:
+        outputs.final.update(final_metrics(rows))
+    if effective.versions:
+        outputs.versions = dict(effective.versions)
+        if effective.environment not in (None, sys.prefix) and "torch" in effective.versions:
+            outputs.versions["torch_source"] = torch_source(effective.versions["torch"])
+    return compare(plan.spec, effective, plan.backend.name)
 
 
 def _framework_failed(backend_name: str, exit_code: int, run_dir: Path, manifest: Manifest) -> RunFailed:

@@ -85,6 +85,7 @@ class RunOutputs:
     metrics_path: Path
     final: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    checks: Any = None  # filled by launch: spec vs what the backend did
 
 
 @runtime_checkable

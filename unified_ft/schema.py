@@ -30,3 +30,11 @@ def eval_schema_text() -> str:
 
     schema = EvalReport.model_json_schema(mode="serialization")
     return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, indent=2) + "\n"
+
+
+def effective_schema_text() -> str:
+    """The JSON Schema of effective.json (checked in as specs/effective.schema.json)."""
+    from .effective import Effective
+
+    schema = Effective.model_json_schema(mode="serialization")
+    return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, indent=2) + "\n"

@@ -308,6 +308,11 @@ class DataSpec(_Strict):
     )
     max_length: int = Field(1024, ge=8, description="Maximum tokens per sample; longer samples are truncated.")
     packing: bool = Field(False, description="Pack several samples into one sequence of max_length.")
+    shuffle: bool = Field(
+        True, description="Sample order, the same on every backend: true writes the training rows in a seeded "
+        "random order (training.seed), false keeps them in file order (datasets one after another). Either way "
+        "every trainer reads the rows in exactly that order, every epoch (no backend reshuffles them at load "
+        "or in its sampler), so the same spec feeds the same batches to every framework.")
     train_on_prompt: bool = Field(
         False, description="Also supervise prompt tokens. Default: only assistant tokens carry loss."
     )

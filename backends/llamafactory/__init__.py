@@ -170,7 +170,7 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
             shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs",
                                                                                     *NOT_SHARED))
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
-                          versions=envs.check_env(RECIPE))
+                          versions={})  # the run's own versions: launch reads them back
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
@@ -216,6 +216,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "train_on_prompt": spec.data.train_on_prompt,
         "mask_history": False,  # every assistant turn carries loss, as in uft's canonical masking
         "packing": spec.data.packing,
+        "disable_shuffling": True,  # the rows' order is uft's (data.shuffle), read as written
         "overwrite_cache": True,
         "preprocessing_num_workers": 1,
         "dataloader_num_workers": 0,

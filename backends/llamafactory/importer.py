@@ -25,7 +25,7 @@ DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lor
             "warmup_ratio": 0.0, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
             "disable_gradient_checkpointing": False, "bf16": False, "fp16": False, "optim": "adamw_torch",
             "weight_decay": 0.0, "max_grad_norm": 1.0, "seed": 42, "logging_steps": 500, "report_to": "none",
-            "trust_remote_code": False}
+            "trust_remote_code": False, "disable_shuffling": False}
 
 #: Keys that only steer LLaMA-Factory's own bookkeeping, equivalent under uft's run directories.
 IGNORED = {"do_train", "output_dir", "overwrite_output_dir", "overwrite_cache", "plot_loss", "dataset_dir",
@@ -136,7 +136,9 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     data = {"train": _datasets(take("dataset", "data.train"), info_path, method_name),
             "max_length": take("cutoff_len", "data.max_length"),
             "packing": bool(take("packing", "data.packing")),
-            "train_on_prompt": take("train_on_prompt", "data.train_on_prompt")}
+            "train_on_prompt": take("train_on_prompt", "data.train_on_prompt"),
+            # LLaMA-Factory reads rows in file order with disable_shuffling, else its sampler shuffles them
+            "shuffle": not take("disable_shuffling", "data.shuffle")}
     if native.get("eval_dataset"):
         data["eval"] = _datasets(take("eval_dataset", "data.eval"), info_path, method_name)[0]
     spec = {"name": _name(config_path), "model": {"path": take("model_name_or_path", "model.path"),

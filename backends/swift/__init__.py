@@ -188,7 +188,7 @@ class SwiftBackend(envs.OwnEnvironment):
         final = final_metrics(rows)
         final.update(dropped_rows(run_dir / "logs"))
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final,
-                          versions=envs.check_env(RECIPE))
+                          versions={})  # the run's own versions: launch reads them back
 
 
 def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
@@ -237,7 +237,8 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
     args.update({
         "dataset": [train_file],
         "split_dataset_ratio": 0.0,
-        "dataset_shuffle": True,
+        "dataset_shuffle": False,  # the rows' order is uft's (data.shuffle), read as written:
+        "train_dataloader_shuffle": False,  # no load-time shuffle, no shuffling batch sampler
         "dataset_num_proc": 1,
         "dataloader_num_workers": 0,
         "max_length": spec.data.max_length,

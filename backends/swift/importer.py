@@ -36,7 +36,7 @@ IGNORED = {"output_dir", "add_version", "check_model", "logging_dir", "save_tota
            "eval_strategy", "per_device_eval_batch_size", "dataloader_num_workers", "dataset_num_proc",
            "load_from_cache_file", "use_hf", "save_only_model", "save_strategy", "save_steps", "logging_first_step",
            "create_checkpoint_symlink", "ignore_args_error", "torch_dtype", "split_dataset_ratio",
-           "dataset_shuffle", "data_seed"}
+           "data_seed"}
 #: Keys args.json holds that are swift's own records, not choices.
 RECORDS = {"swift_version", "training_args", "model_info", "model_meta", "template_meta", "hub", "rank",
            "local_rank", "global_world_size", "local_world_size", "model_dir", "model_suffix", "is_multimodal",
@@ -368,7 +368,10 @@ def _data(path: Path, args, env, method, take, out: Imported) -> dict[str, Any]:
         out.notes.append("no --max_length: swift uses the model's maximum; the spec says 2048, change it if needed")
     data: dict[str, Any] = {"train": [_dataset(path, d, args, env, method) for d in datasets],
                             "max_length": max_length, "packing": bool(take("packing", "data.packing")),
-                            "train_on_prompt": loss_scale == "all" and method != "pt"}
+                            "train_on_prompt": loss_scale == "all" and method != "pt",
+                            # swift reads rows in file order only with both of its shuffles off
+                            "shuffle": bool(take("dataset_shuffle", "data.shuffle", True)) or
+                            bool(take("train_dataloader_shuffle", "data.shuffle", True))}
     val = take("val_dataset", "data.eval")
     if val:
         data["eval"] = _dataset(path, val[0], args, env, method)

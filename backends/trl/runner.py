@@ -8,8 +8,8 @@ with trl alone. It imports no part of uft. It writes:
   output/trainer_log.jsonl  one JSON object per logging step (plus start/end events)
   output/final/             the adapter (peft) or the full model
   output/versions.json      the package versions that ran
-  output/samples.jsonl      the first training samples exactly as the trainer got them: one JSON object per
-                            sample with its token-id columns (e.g. input_ids, and labels with -100 where no loss)
+(What the trainer really did -- its samples, batches, learning rates -- is read by uft's trainer probe, which
+uft puts beside a run it launches; see unified_ft/trainer_probe.py.)
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
         peft_config=peft_config,
         callbacks=[JsonlLog()],
     )
-    write_samples(out / "samples.jsonl", trainer.train_dataset)
+    _read_in_order(trainer)
     _use_loraplus(trainer, cfg.get("loraplus"))
     pissa_dir = _save_pissa_init(trainer.model, out, cfg.get("peft"))
     trainer.train()
@@ -116,6 +116,14 @@ class EventLog:
     def write(self, row: dict) -> None:
         self.handle.write(json.dumps(row, default=str) + "\n")
         self.handle.flush()
+
+
+def _read_in_order(trainer) -> None:
+    """Batches in the data file's order, every epoch: the order is chosen when the data is written (uft's
+    data.shuffle), so every framework given the same file trains on the same batches."""
+    from torch.utils.data import SequentialSampler
+
+    trainer._get_train_sampler = lambda *args, **kwargs: SequentialSampler(trainer.train_dataset)
 
 
 def _apply_freeze(model, freeze: dict | None) -> None:
@@ -275,20 +283,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-#: How many training samples output/samples.jsonl shows.
-SAMPLES = 3
-
-
-def write_samples(path: Path, dataset, count: int = SAMPLES) -> None:
-    """The first samples' token-id columns as the trainer will see them, to check what is really trained on."""
-    with path.open("w", encoding="utf-8") as handle:
-        for index in range(min(count, len(dataset))):
-            row = dataset[index]
-            ids = {name: value for name, value in row.items()
-                   if isinstance(value, list) and all(isinstance(x, int) for x in value)}
-            handle.write(json.dumps({"index": index, **ids}) + "\n")
 
 
 def _peak_memory_mb(torch) -> float:

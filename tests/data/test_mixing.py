@@ -41,6 +41,17 @@ def test_equal_weights_take_every_row_once_shuffled(tmp_path: Path) -> None:
     assert got != [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(10)]
 
 
+def test_without_shuffle_rows_stay_in_file_order(tmp_path: Path) -> None:
+    """data.shuffle: false -- the sources one after another, each in its own order (sampled rows too)."""
+    res = mix_datasets([(texts("a", 30), 1.0), (texts("b", 10), 1.0)], 0, tmp_path / "plain", shuffle=False)
+    assert lines(res.path) == [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(10)]
+    res = mix_datasets([(texts("a", 40), 1), (texts("b", 40), 3)], 1, tmp_path / "weighted", shuffle=False)
+    got = lines(res.path)
+    a_rows, b_rows = [x for x in got if x[0] == "a"], [x for x in got if x[0] == "b"]
+    assert got == a_rows + b_rows and len(a_rows) == 20 and len(b_rows) == 60
+    assert [int(x[1:]) for x in a_rows] == sorted(int(x[1:]) for x in a_rows)
+
+
 def test_weights_three_to_one(tmp_path: Path) -> None:
     res = mix_datasets([(texts("a", 40), 3), (texts("b", 40), 1)], 1, tmp_path / "w")
     got = lines(res.path)

@@ -3,17 +3,14 @@ is a date, a datetime or a number-like string, checked against the tokens the fr
 
 `datasets`' JSON loader (inside each framework) guesses column types: an all-date column became
 timestamps (trl trained on "<datetime>", ms-swift dropped every row and crashed, trl's pt crashed). Every
-row of a dataset here is the same, so whichever sample a framework shows first is the case under test:
-  trl          output/samples.jsonl (uft's runner: the trainer's own input_ids and labels)
-  LLaMA-Factory  "input_ids:" / "label_ids:" lines of its training example in logs/stdout.log
-  ms-swift     "[INPUT_IDS] ..." / "[LABELS_IDS] ..." lines in logs/stderr.log
+row of a dataset here is the same, so whichever sample a framework trains on first is the case under test:
+the tokens come from effective.json, where uft's trainer probe recorded the first step's batches as each
+framework's own collator built them.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -55,18 +52,12 @@ def _run(tmp_path: Path, model: Path, backend: str, name: str, method: str, row:
 
 
 def seen_tokens(run_dir: Path, backend: str) -> tuple[list[int], list[int] | None]:
-    """(input ids, label ids or None) of the first training sample, as the framework itself reported them."""
-    if backend == "trl":
-        first = json.loads((run_dir / "native" / "output" / "samples.jsonl").read_text().splitlines()[0])
-        return first["input_ids"], first.get("labels")
-    if backend == "llamafactory":
-        lines = (run_dir / "logs" / "stdout.log").read_text(encoding="utf-8").splitlines()
-        found = {lines[i].rstrip(":"): ast.literal_eval(lines[i + 1]) for i in range(len(lines) - 1)
-                 if lines[i] in ("input_ids:", "label_ids:")}
-        return found["input_ids"], found.get("label_ids")
-    text = (run_dir / "logs" / "stderr.log").read_text(encoding="utf-8")
-    found = {key: ast.literal_eval(value) for key, value in re.findall(r"\[(INPUT_IDS|LABELS_IDS)\] (\[.*\])", text)}
-    return found["INPUT_IDS"], found.get("LABELS_IDS")
+    """(input ids, label ids or None) of the first training sample, as the framework's own collator built it
+    (effective.json, read back by uft's trainer probe inside the framework's environment)."""
+    first = json.loads((run_dir / "effective.json").read_text())["samples"]["first_step"][0]
+    mask = first.get("label_mask")
+    labels = None if mask is None else [t if m else -100 for t, m in zip(first["input_ids"], mask, strict=True)]
+    return first["input_ids"], labels
 
 
 def _tokenizer(model: Path):

@@ -110,7 +110,7 @@ def _unpack(source: Source, what: str, weighted: bool) -> DatasetSource:
 
 
 def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ratio: float | None, seed: int,
-                    out_dir: PathLike, kind: str) -> PreparedData:
+                    out_dir: PathLike, kind: str, shuffle: bool = True) -> PreparedData:
     """Write ``out_dir/train.jsonl`` (and ``eval.jsonl``) from the spec's datasets; return what was written.
 
     ``train`` holds ``DatasetSource``s or ``(path, fmt, columns, weight)`` tuples (paths already
@@ -119,7 +119,8 @@ def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ra
     split of the mixed training rows, or none. Every record must be of ``kind`` ("chat",
     "preference" or "text"), e.g. a DPO run given an alpaca file fails before reading it. Files
     are written to a temporary name and moved into place, so a failure leaves no half-written
-    train.jsonl; a stale eval.jsonl is removed when there is no eval set.
+    train.jsonl; a stale eval.jsonl is removed when there is no eval set. ``shuffle`` false keeps the
+    training rows in file order (see ``mix_datasets``).
     """
     if kind not in RECORD_KINDS:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
@@ -139,7 +140,7 @@ def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ra
     with tempfile.TemporaryDirectory(dir=out, prefix=".uft-data-") as tmp_name:
         tmp = Path(tmp_name)
         streams = [(lambda s=src: _records(s, kind, seed), src.weight, str(src.path)) for src in sources]
-        mixed = mix_datasets(streams, seed, tmp)
+        mixed = mix_datasets(streams, seed, tmp, shuffle=shuffle)
         train_tmp, eval_tmp = tmp / "train.jsonl", tmp / "eval.jsonl"
         has_eval = True
         if eval_src is not None:

@@ -74,7 +74,7 @@ def shares(weights: Sequence[float], total: int) -> list[int]:
 
 
 def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | Path,
-                 out_path: str | Path | None = None) -> MixResult:
+                 out_path: str | Path | None = None, shuffle: bool = True) -> MixResult:
     """Mix record sources by weight into one shuffled JSONL file (default ``work_dir/mixed.jsonl``).
 
     ``sources`` holds ``(records, weight)`` or ``(records, weight, name)`` tuples; ``records`` is
@@ -89,7 +89,8 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
       (upsampling) every row ``k`` whole times plus a seeded sample of the remainder. The result
       is shuffled. A source whose share rounds to 0 contributes nothing.
 
-    The same seed and inputs give byte-identical output.
+    With ``shuffle`` false nothing is shuffled: the sources follow one another, each in file order (the
+    spec's ``data.shuffle: false``). The same seed and inputs give byte-identical output.
     """
     if not sources:
         raise DataError("datasets", "no dataset to mix", hint="list at least one training dataset")
@@ -109,7 +110,7 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
             for (src, *_), name in zip(sources, names, strict=True):
                 records = src() if callable(src) else src
                 offsets.append(_append_records(records, spooled, name))
-        codes, counts, taken = _mix_codes(offsets, weights, names, seed)
+        codes, counts, taken = _mix_codes(offsets, weights, names, seed, shuffle)
         with open(spool, "rb") as f, open(out, "wb") as dst:
             n_src = len(sources)
             for code in codes:
@@ -122,7 +123,7 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
 
 
 def _mix_codes(offsets: Sequence[array], weights: Sequence[float], names: Sequence[str],
-               seed: int) -> tuple[array, list[int], list[int]]:
+               seed: int, shuffle: bool = True) -> tuple[array, list[int], list[int]]:
     """The shuffled (row * n_sources + source) codes of the mix, rows per source, and rows taken from each."""
     counts = [len(o) for o in offsets]
     total = sum(counts)
@@ -147,7 +148,10 @@ def _mix_codes(offsets: Sequence[array], weights: Sequence[float], names: Sequen
                 for _ in range(whole):
                     codes.extend(j * n_src + s for j in range(n))
                 codes.extend(j * n_src + s for j in rng.sample(range(n), rest))
-    rng.shuffle(codes)
+    if shuffle:
+        rng.shuffle(codes)
+    else:  # file order: source by source, each source's rows in their order
+        codes = array("q", sorted(codes, key=lambda code: (code % n_src, code // n_src)))
     return codes, counts, taken
 
 

@@ -15,7 +15,8 @@ swift pt \
     --tuner_type full \
     --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
-    --dataset_shuffle true \
+    --dataset_shuffle false \
+    --train_dataloader_shuffle false \
     --dataset_num_proc 1 \
     --dataloader_num_workers 0 \
     --max_length 512 \

@@ -23,7 +23,8 @@ swift sft \
     --lorap_lr_ratio 16.0 \
     --dataset data/train.parquet \
     --split_dataset_ratio 0.0 \
-    --dataset_shuffle true \
+    --dataset_shuffle false \
+    --train_dataloader_shuffle false \
     --dataset_num_proc 1 \
     --dataloader_num_workers 0 \
     --max_length 1024 \
