@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from .errors import BackendNotFound, CapabilityError, Problem, SpecError, UftError
 from .redact import env_secrets, redact_text
-from .spec import JobSpec
+from .spec import JobSpec, LoraFamilyAdapter
 
 ENTRY_POINT_GROUP = "unified_ft.backends"
 
@@ -157,14 +157,7 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
     }
     if spec.method.name != "pt":  # plain-text pretraining renders no chat
         feats[f"template.{spec.template.name}"] = f"template: {spec.template.name}"
-    if spec.adapter.rslora:
-        feats["adapter.rslora"] = "adapter.rslora: true"
-    if spec.adapter.loraplus_lr_ratio is not None:
-        feats["adapter.loraplus"] = "adapter.loraplus_lr_ratio"
-    if spec.adapter.init == "pissa":
-        feats["adapter.pissa"] = "adapter.init: pissa"
-    if spec.adapter.use_dora and spec.adapter.type != "dora":
-        feats["adapter.dora"] = "adapter.use_dora: true"
+    feats.update(_lora_features(spec.adapter))
     if spec.data.packing:
         feats["data.packing"] = "data.packing: true"
     if spec.data.train_on_prompt:
@@ -180,8 +173,25 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
         feats["model.trust_remote_code"] = "model.trust_remote_code: true"
     if spec.model.gguf_file:
         feats["model.gguf"] = "model.gguf_file"
-    if spec.method.loss_type is not None:
-        feats[f"loss_type.{spec.method.name}.{spec.method.loss_type}"] = f"method.loss_type: {spec.method.loss_type}"
+    loss_type = getattr(spec.method, "loss_type", None)  # dpo and kto have one
+    if loss_type is not None:
+        feats[f"loss_type.{spec.method.name}.{loss_type}"] = f"method.loss_type: {loss_type}"
+    return feats
+
+
+def _lora_features(adapter: Any) -> dict[str, str]:
+    """The LoRA variants a lora/qlora/dora adapter asks for (other adapter types have none)."""
+    if not isinstance(adapter, LoraFamilyAdapter):
+        return {}
+    feats = {}
+    if adapter.rslora:
+        feats["adapter.rslora"] = "adapter.rslora: true"
+    if adapter.loraplus_lr_ratio is not None:
+        feats["adapter.loraplus"] = "adapter.loraplus_lr_ratio"
+    if adapter.init == "pissa":
+        feats["adapter.pissa"] = "adapter.init: pissa"
+    if adapter.use_dora and adapter.type != "dora":
+        feats["adapter.dora"] = "adapter.use_dora: true"
     return feats
 
 

@@ -224,14 +224,15 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
                      "bnb_4bit_use_double_quant": True})
     if a.type == "freeze":
         args.update({"freeze_parameters_ratio": 1.0, "trainable_parameters": trainable_layers(spec)})
-    if spec.method.beta is not None:
-        args["beta"] = spec.method.beta
+    beta, loss_type = getattr(spec.method, "beta", None), getattr(spec.method, "loss_type", None)
+    if beta is not None:
+        args["beta"] = beta
     if method in ("simpo", "cpo"):
         args["cpo_alpha"] = spec.method.nll_weight  # swift's own default is 1.0 for both
     if method == "simpo":
         args["simpo_gamma"] = spec.method.gamma  # swift's own default is 1
-    if spec.method.loss_type is not None:
-        args["loss_type"] = spec.method.loss_type
+    if loss_type is not None:
+        args["loss_type"] = loss_type
     if method == "kto":
         args.update({"desirable_weight": 1.0, "undesirable_weight": 1.0})
     args.update({
