@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -133,17 +134,31 @@ def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 
                        "    fix: correct the spec or backend_options (the framework's own parser said this)")
 
 
-def merge_passthrough(spec: JobSpec, backend: str, native: dict[str, Any]) -> list[str]:
+def merge_passthrough(spec: JobSpec, backend: str, native: dict[str, Any],
+                      overridable: Mapping[str, str] | None = None) -> list[str]:
     """Add `backend_options.<backend>` to a native config; a key uft already writes from the spec is an error
-    (the spec's own setting must win visibly, not be overridden). Returns the passed-through keys."""
+    (the spec's own setting must win visibly, not be overridden), except the backend's declared `overridable`
+    keys (key -> why; see `override_notes`, which shows each override in the plan). Returns the passed-through
+    keys."""
     passthrough = spec.backend_options.get(backend, {})
-    clashes = sorted(set(passthrough) & set(native))
+    clashes = sorted(set(passthrough) & set(native) - set(overridable or {}))
     if clashes:
         raise SpecError(f"backend_options.{backend} repeats settings the spec already models", [
             Problem(f"backend_options.{backend}.{key}", "is written by uft from the portable spec",
                     "set it through the spec's own key (see `uft plan` for the mapping)") for key in clashes])
     native.update(passthrough)
     return sorted(passthrough)
+
+
+def override_notes(spec: JobSpec, backend: str, uft_values: Mapping[str, Any],
+                   overridable: Mapping[str, str]) -> list[str]:
+    """One plan note per declared-overridable key that `backend_options.<backend>` sets: never silently.
+    `uft_values` holds what uft writes for this spec (None: derived at translation, e.g. from config.json)."""
+    notes = []
+    for key in sorted(set(spec.backend_options.get(backend, {})) & set(overridable) & set(uft_values)):
+        value = f"uft's value {uft_values[key]}" if uft_values.get(key) is not None else "uft's own value"
+        notes.append(f"backend_options.{backend}.{key} overrides {value} ({overridable[key]})")
+    return notes
 
 
 def spec_features(spec: JobSpec) -> dict[str, str]:
