@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Problem, SpecError
-from .plugin import Backend, EnvStatus, check_capabilities, load_backend
+from .plugin import (
+    Backend,
+    EnvStatus,
+    backend_name_problem,
+    check_capabilities,
+    load_backend,
+    unused_options_notes,
+)
 from .spec import JobSpec
 from .userfile import os_error_text, shown
 
@@ -40,6 +47,9 @@ class Plan:
 def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     """Resolve the spec for one backend; raise before anything starts if it can't be honoured."""
     backend = load_backend(backend_name)
+    unknown = [p for p in map(backend_name_problem, spec.backend_options) if p]  # a spec built in Python
+    if unknown:
+        raise SpecError("The spec has options for backends that do not exist", unknown)
     has_gpu = detect_gpu()
     if "adapter" in spec.export.formats and spec.adapter.type in ("full", "freeze"):
         raise SpecError("The spec asks for an export that cannot exist", [Problem(
@@ -64,6 +74,7 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     derived["effective_batch"] = t.per_device_batch_size * t.gradient_accumulation_steps
     notes = check_capabilities(resolved, backend, has_gpu)
     notes += backend.notes(resolved) if hasattr(backend, "notes") else []  # what the spec cannot stop
+    notes += unused_options_notes(resolved, backend.name)
     return Plan(backend, resolved, backend.environment(), has_gpu, derived, notes)
 
 

@@ -6,6 +6,7 @@ with a lazy name -> "module:Class" table for the built-ins so that listing backe
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 from collections.abc import Mapping
@@ -159,6 +160,29 @@ def override_notes(spec: JobSpec, backend: str, uft_values: Mapping[str, Any],
         value = f"uft's value {uft_values[key]}" if uft_values.get(key) is not None else "uft's own value"
         notes.append(f"backend_options.{backend}.{key} overrides {value} ({overridable[key]})")
     return notes
+
+
+def known_backends() -> list[str]:
+    """Names `backend_options` may use: the installed backends and the planned ones."""
+    return [*available_backends(), *PLANNED_BACKENDS]
+
+
+def backend_name_problem(name: object) -> Problem | None:
+    """`backend_options.<name>` for a backend that does not exist (a typo such as `swfit`) would never be used."""
+    known = known_backends()
+    if name in known:
+        return None
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = (f"did you mean {close[0]!r}? " if close else "") + f"backends: {', '.join(available_backends())}" + (
+        f" (planned: {', '.join(PLANNED_BACKENDS)})" if PLANNED_BACKENDS else "")
+    return Problem(f"backend_options.{name}", f"{name!r} names no backend, so these options would never be used",
+                   hint)
+
+
+def unused_options_notes(spec: JobSpec, backend: str) -> list[str]:
+    """Options kept for other backends are fine (one spec, many backends), but the plan says they are not used."""
+    return [f"backend_options.{name} is not used by backend {backend}" for name in sorted(spec.backend_options)
+            if name != backend]
 
 
 def spec_features(spec: JobSpec) -> dict[str, str]:

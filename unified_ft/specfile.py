@@ -46,12 +46,26 @@ def validate_spec_dict(data: dict[str, Any], source: str = "<spec>", lines: dict
     if not isinstance(data, dict):
         raise SpecError(f"{source} is not a spec", [Problem(source, "expected a mapping of keys (name, model, "
                                                             "data, ...)", "see `uft schema` or specs/*.yaml")])
+    problems = _backend_name_problems(data, source, lines or {})
     try:
-        return JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         errors = _without_mismatched_branches(exc.errors())
-        problems = _one_per_place([_problem(err, source, lines or {}, typed or {}) for err in errors])
+        problems = _one_per_place([_problem(err, source, lines or {}, typed or {}) for err in errors]) + problems
+    if problems:
         raise SpecError(f"{source} has {len(problems)} problem(s)", problems) from None
+    return spec
+
+
+def _backend_name_problems(data: dict[str, Any], source: str, lines: dict[tuple, int]) -> list[Problem]:
+    """`backend_options` for a backend that does not exist (`swfit`) would never be used: say so, with its line."""
+    options = data.get("backend_options")
+    if not isinstance(options, dict) or not options:
+        return []
+    from .plugin import backend_name_problem
+
+    found = [(name, backend_name_problem(name)) for name in options]
+    return [Problem(_where(("backend_options", name), source, lines), p.message, p.hint) for name, p in found if p]
 
 
 def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
