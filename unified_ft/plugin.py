@@ -249,7 +249,8 @@ def loss_type_capabilities(supported: dict[str, tuple[str, ...]], framework: str
 
 
 def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[str]:
-    """Fail before anything starts if the backend can't honour a setting; return notes on emulated ones."""
+    """Fail before anything starts if the backend can't honour a setting (or, without a GPU, run one that
+    needs it); return notes on emulated ones."""
     problems, notes = [], []
     for feature, setting in spec_features(spec).items():
         cap = backend.capabilities.get(feature, Capability("unsupported", "not declared by this backend"))
@@ -258,14 +259,25 @@ def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[s
             alt = f"backends that support it: {', '.join(others)}" if others else "no installed backend supports it"
             problems.append(Problem(setting, f"backend {backend.name} does not support {feature}"
                                     + (f" ({cap.note})" if cap.note else ""), alt))
-        elif cap.needs_gpu and not has_gpu:
-            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
-                                    "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
         elif cap.level == "emulated":
             notes.append(f"{setting}: emulated by {backend.name} ({cap.note})")
+    if not has_gpu:
+        problems += gpu_problems(spec, backend)
     if problems:
         raise CapabilityError(f"The spec asks for what backend {backend.name} cannot do", problems)
     return notes
+
+
+def gpu_problems(spec: JobSpec, backend: Backend) -> list[Problem]:
+    """The settings that need a CUDA GPU on this backend: `uft run` refuses them on a machine without one,
+    while translate and plan still write the files (a GPU job can be prepared on a laptop)."""
+    problems = []
+    for feature, setting in spec_features(spec).items():
+        cap = backend.capabilities.get(feature)
+        if cap is not None and cap.level != "unsupported" and cap.needs_gpu:
+            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
+                                    "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
+    return problems
 
 
 def supporting_backends(feature: str) -> list[str]:

@@ -1079,6 +1079,9 @@ def control_cases() -> list[Case]:
                       ("import", "llamafactory", "conf.yaml", "-o", "new.yaml"),
                       {**base_files(), "conf.yaml": lf, "data": LF_DATASET_DIR}, (), exit_codes=(0,),
                       allowed_new=("new.yaml",)))
+    qlora = with_value(("adapter",), {"type": "qlora", "bits": 4})  # needs a GPU to run, not to translate
+    cases += [Case(f"control-qlora-{c}-without-a-gpu", "controls", COMMANDS[c], base_files(qlora), (),
+                   exit_codes=(0,), allowed_new=("out",)) for c in ("plan-trl", "translate-trl")]
     cases.append(Case("control-quoted-yaml-surprises", "controls", COMMANDS["validate"],
                       {**base_files(), SPEC: spec_text(replace={1: 'name: "007"'}, insert={4: ['  revision: "1.10"']})},
                       (), exit_codes=(0,)))
