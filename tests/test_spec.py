@@ -38,10 +38,11 @@ def test_minimal_spec_gets_every_default():
     assert spec.model.path == "org/model"
     assert spec.model.trust_remote_code is False and spec.model.revision is None
     assert spec.template.name == "model" and spec.template.jinja is None
-    assert spec.method.name == "sft" and spec.method.beta is None
+    assert spec.method.name == "sft" and not hasattr(spec.method, "beta")  # sft has no settings of its own
     a = spec.adapter
     assert (a.type, a.r, a.alpha, a.dropout) == ("lora", 8, 16, 0.0)
-    assert a.target_modules == "all-linear" and a.rslora is False and a.use_dora is False and a.bits is None
+    assert a.target_modules == "all-linear" and a.rslora is False and a.use_dora is False
+    assert not hasattr(a, "bits") and not hasattr(a, "trainable_layers")  # keys of qlora and freeze
     t = spec.training
     assert t.epochs == 1.0 and t.max_steps is None
     assert t.learning_rate == 2e-4 and t.lr_scheduler == "cosine" and t.precision == "auto"
@@ -116,7 +117,8 @@ RULES = [
     pytest.param(minimal(adapter={"type": "dora", "use_dora": False}), ["use_dora", "dora"], id="dora-use-dora-false"),
     pytest.param(minimal(adapter={"type": "full", "use_dora": True}), ["adapter.use_dora", "full"],
                  id="use-dora-on-full"),
-    pytest.param(minimal(adapter={"type": "full", "r": 16}), ["adapter r", "LoRA", "full"], id="lora-keys-on-full"),
+    pytest.param(minimal(adapter={"type": "full", "r": 16}), ["adapter.r", "lora, qlora and dora", "full"],
+                 id="lora-keys-on-full"),
     pytest.param(minimal(adapter={"type": "prefix", "alpha": 32, "dropout": 0.1}),
                  ["alpha", "dropout", "prefix"], id="lora-keys-on-prefix"),
     pytest.param(minimal(adapter={"target_modules": []}), ["adapter.target_modules"], id="empty-target-modules"),
@@ -248,4 +250,4 @@ def test_simpo_and_cpo_get_their_own_defaults():
     simpo = validate_spec_dict(minimal(method="simpo", data={"train": [PREFERENCE]})).method
     assert (simpo.beta, simpo.gamma, simpo.nll_weight) == (2.0, 0.5, 0.0)
     cpo = validate_spec_dict(minimal(method="cpo", data={"train": [PREFERENCE]})).method
-    assert (cpo.beta, cpo.gamma, cpo.nll_weight) == (0.1, None, 1.0)
+    assert (cpo.beta, cpo.nll_weight) == (0.1, 1.0) and not hasattr(cpo, "gamma")

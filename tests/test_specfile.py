@@ -108,9 +108,9 @@ def test_several_problems_each_with_its_own_line(tmp_path):
 
 
 def test_nested_value_error_points_at_its_section(tmp_path):
-    text = GOOD + "adapter:\n  type: qlora\n"  # adapter on line 10
+    text = GOOD + "adapter:\n  type: qlora\n"  # adapter on line 10; the key it lacks has no line of its own
     (problem,) = load_error(write(tmp_path, text)).problems
-    assert "job.yaml:10 (adapter)" in problem.where
+    assert "job.yaml:10 (adapter.bits)" in problem.where
     assert "adapter.bits" in problem.message
 
 
@@ -277,7 +277,8 @@ def test_schema_is_valid_json_with_id():
 
 def test_every_property_in_defs_has_a_description():
     defs = schema_dict()["$defs"]
-    assert {"ModelSpec", "AdapterSpec", "DataSpec", "DatasetSpec", "TrainingSpec", "MethodSpec"} <= set(defs)
+    assert {"ModelSpec", "LoraAdapter", "FreezeAdapter", "DataSpec", "DatasetSpec", "TrainingSpec", "PlainMethod",
+            "DpoMethod"} <= set(defs)
     missing = [f"{name}.{key}" for name, obj in defs.items()
                for key, prop in obj.get("properties", {}).items() if not prop.get("description")]
     assert not missing, f"properties without a description: {missing}"

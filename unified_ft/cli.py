@@ -77,6 +77,8 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
     """Show the resolved spec (every default filled in) and what the backend will be told."""
     import tempfile
 
+    from rich.markup import escape
+
     from .launch import translate_to
     from .redact import env_secrets, redact_text
     from .specfile import dump_spec, load_spec
@@ -93,17 +95,24 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
         _print_file(shown(dump_spec(the_plan.spec)))
         console.rule(f"backend {backend}")
         env = the_plan.environment
-        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {shown(env.detail)}")
+        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {escape(shown(env.detail))}")
         for key, value in the_plan.derived.items():
-            console.print(f"derived: {key} = {shown(value)}")
+            console.print(f"derived: {escape(key)} = {escape(shown(value))}")
         for note in the_plan.notes:
-            console.print(f"[yellow]note[/yellow]: {shown(note)}")
+            _note(shown(note))
         for path in job.files:
             if path.suffix in (".yaml", ".yml", ".json", ".sh"):
                 console.rule(f"native/{path.name}")
                 _print_file(shown(path.read_text(encoding="utf-8")), "bash" if path.suffix == ".sh" else "yaml")
         console.rule("command")
         console.print(shown(job.command), soft_wrap=True)
+
+
+def _note(text: str, indent: str = "") -> None:
+    """A note is plain text: [brackets] in it (a path, a list) are printed, not read as markup."""
+    from rich.markup import escape
+
+    console.print(f"{indent}[yellow]note[/yellow]: {escape(text)}")
 
 
 def _print_file(text: str, lexer: str = "yaml") -> None:
@@ -133,7 +142,9 @@ def translate(
 
     the_plan, job = translate_to(load_spec(spec), backend, output)
     for path in job.files:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
+    for note in the_plan.notes:
+        _note(redact_text(note, env_secrets()))
     if check:
         with err_console.status(f"checking with {backend}'s own parser"):
             the_plan.backend.check(job)
@@ -258,7 +269,7 @@ def import_command(
     for native_key in kept:
         console.print(f"  {native_key:<34} backend_options.{backend}.{native_key} (kept verbatim)")
     for note in notes:
-        console.print(f"  [yellow]note[/yellow]: {note}")
+        _note(note, "  ")
     write_text_file(output, f"# Imported by uft from {config}\n" + dump_yaml(spec), may_exist=False, what="spec")
     console.print(f"[green]wrote[/green] {output}")
 
@@ -427,7 +438,7 @@ def _run_and_report(job, backend: str, runs_dir: Path | None, strict: bool = Fal
         console.print(f"  [yellow]warning[/yellow]: {backend} dropped {metrics['dropped_rows']} train rows in its "
                       "own preprocessing (see logs/stdout.log)")
     for note in result.notes:
-        console.print(f"  [yellow]note[/yellow]: {note}")
+        _note(note, "  ")
     if result.adapter_dir:
         console.print(f"  adapter: {result.adapter_dir}")
     console.print(f"  metrics: {result.run_dir / 'metrics.jsonl'}")

@@ -127,7 +127,7 @@ def _tokenizer(spec: JobSpec):
 
 def model_card(spec: JobSpec, manifest: dict[str, Any], run_dir: Path, kind: str) -> str:
     """README.md of an export: what was trained, on what, how, how it scored, with which versions."""
-    a, t = spec.adapter, spec.training
+    a, t, beta = spec.adapter, spec.training, getattr(spec.method, "beta", None)
     eval_path = run_dir / "eval.json"
     report = read_json(eval_path) if eval_path.exists() else None
     lines = [
@@ -144,7 +144,7 @@ def model_card(spec: JobSpec, manifest: dict[str, Any], run_dir: Path, kind: str
         "| setting | value |",
         "|---|---|",
         f"| base model | `{spec.model.path}`" + (f" (`{spec.model.gguf_file}`)" if spec.model.gguf_file else "") + " |",
-        f"| method | {spec.method.name}" + (f" (beta {spec.method.beta})" if spec.method.beta else "") + " |",
+        f"| method | {spec.method.name}" + (f" (beta {beta})" if beta else "") + " |",
         f"| adapter | {a.type}" + (f", r {a.r}, alpha {a.alpha}, dropout {a.dropout}, targets {a.target_modules}"
                                     f"{', rsLoRA' if a.rslora else ''}{', DoRA' if a.use_dora else ''}"
                                     if a.type in ("lora", "qlora", "dora") else "") + " |",

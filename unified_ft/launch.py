@@ -26,7 +26,7 @@ from .data import DatasetSource, PreparedData, detect_format, prepare_records
 from .data.hub import fetch_hub_dataset
 from .effective import Check, attach_probe, compare, differences, read_back, standard_metrics, write_effective
 from .envs import torch_source
-from .errors import BackendNotReady, RunFailed, RunInterrupted
+from .errors import BackendNotReady, CapabilityError, RunFailed, RunInterrupted
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .plan import Plan, make_plan
 from .plugin import NativeJob, final_metrics
@@ -114,6 +114,8 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
 def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_progress: ProgressFn | None,
              on_eval_progress: Callable[[str], None] | None, stops: StopSignals) -> RunResult:
     plan = make_plan(spec, backend_name)
+    if plan.needs_gpu and not plan.has_gpu:  # refused before an environment is built; plan/translate only note it
+        raise CapabilityError(f"The spec asks for what backend {backend_name} cannot do", plan.needs_gpu)
     if not plan.environment.ready and plan.environment.creatable:
         from .envs import create_env
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Problem, SpecError
-from .plugin import Backend, EnvStatus, check_capabilities, load_backend
+from .plugin import (
+    Backend,
+    EnvStatus,
+    backend_name_problem,
+    check_capabilities,
+    gpu_problems,
+    load_backend,
+    unused_options_notes,
+)
 from .spec import JobSpec
 from .userfile import os_error_text, shown
 
@@ -35,11 +43,16 @@ class Plan:
     has_gpu: bool
     derived: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Settings that need a CUDA GPU: `uft run` refuses them on a machine without one (plan and translate note it).
+    needs_gpu: list[Problem] = field(default_factory=list)
 
 
 def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     """Resolve the spec for one backend; raise before anything starts if it can't be honoured."""
     backend = load_backend(backend_name)
+    unknown = [p for p in map(backend_name_problem, spec.backend_options) if p]  # a spec built in Python
+    if unknown:
+        raise SpecError("The spec has options for backends that do not exist", unknown)
     has_gpu = detect_gpu()
     if "adapter" in spec.export.formats and spec.adapter.type in ("full", "freeze"):
         raise SpecError("The spec asks for an export that cannot exist", [Problem(
@@ -62,9 +75,20 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
         resolved.model.path = location
     t = resolved.training
     derived["effective_batch"] = t.per_device_batch_size * t.gradient_accumulation_steps
-    notes = check_capabilities(resolved, backend, has_gpu)
+    notes = check_capabilities(resolved, backend, has_gpu=True)  # a GPU is needed to run, not to translate
+    needs_gpu = gpu_problems(resolved, backend)
+    notes += [] if has_gpu else _gpu_note(needs_gpu)
     notes += backend.notes(resolved) if hasattr(backend, "notes") else []  # what the spec cannot stop
-    return Plan(backend, resolved, backend.environment(), has_gpu, derived, notes)
+    notes += unused_options_notes(resolved, backend.name)
+    return Plan(backend, resolved, backend.environment(), has_gpu, derived, notes, needs_gpu)
+
+
+def _gpu_note(needs_gpu: list[Problem]) -> list[str]:
+    """A GPU job prepared on a machine without one: fine for plan and translate, said so for `uft run`."""
+    if not needs_gpu:
+        return []
+    return [f"this job needs a CUDA GPU to run ({', '.join(p.where for p in needs_gpu)}); this machine has none, "
+            "so `uft run` refuses it here, while plan and translate write its files anywhere"]
 
 
 def resolve_model_path(spec: JobSpec) -> str:

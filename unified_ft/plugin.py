@@ -6,8 +6,10 @@ with a lazy name -> "module:Class" table for the built-ins so that listing backe
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from .errors import BackendNotFound, CapabilityError, Problem, SpecError, UftError
 from .redact import env_secrets, redact_text
-from .spec import JobSpec
+from .spec import JobSpec, LoraFamilyAdapter
 
 ENTRY_POINT_GROUP = "unified_ft.backends"
 
@@ -134,17 +136,54 @@ def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 
                        "    fix: correct the spec or backend_options (the framework's own parser said this)")
 
 
-def merge_passthrough(spec: JobSpec, backend: str, native: dict[str, Any]) -> list[str]:
+def merge_passthrough(spec: JobSpec, backend: str, native: dict[str, Any],
+                      overridable: Mapping[str, str] | None = None) -> list[str]:
     """Add `backend_options.<backend>` to a native config; a key uft already writes from the spec is an error
-    (the spec's own setting must win visibly, not be overridden). Returns the passed-through keys."""
+    (the spec's own setting must win visibly, not be overridden), except the backend's declared `overridable`
+    keys (key -> why; see `override_notes`, which shows each override in the plan). Returns the passed-through
+    keys."""
     passthrough = spec.backend_options.get(backend, {})
-    clashes = sorted(set(passthrough) & set(native))
+    clashes = sorted(set(passthrough) & set(native) - set(overridable or {}))
     if clashes:
         raise SpecError(f"backend_options.{backend} repeats settings the spec already models", [
             Problem(f"backend_options.{backend}.{key}", "is written by uft from the portable spec",
                     "set it through the spec's own key (see `uft plan` for the mapping)") for key in clashes])
     native.update(passthrough)
     return sorted(passthrough)
+
+
+def override_notes(spec: JobSpec, backend: str, uft_values: Mapping[str, Any],
+                   overridable: Mapping[str, str]) -> list[str]:
+    """One plan note per declared-overridable key that `backend_options.<backend>` sets: never silently.
+    `uft_values` holds what uft writes for this spec (None: derived at translation, e.g. from config.json)."""
+    notes = []
+    for key in sorted(set(spec.backend_options.get(backend, {})) & set(overridable) & set(uft_values)):
+        value = f"uft's value {uft_values[key]}" if uft_values.get(key) is not None else "uft's own value"
+        notes.append(f"backend_options.{backend}.{key} overrides {value} ({overridable[key]})")
+    return notes
+
+
+def known_backends() -> list[str]:
+    """Names `backend_options` may use: the installed backends and the planned ones."""
+    return [*available_backends(), *PLANNED_BACKENDS]
+
+
+def backend_name_problem(name: object) -> Problem | None:
+    """`backend_options.<name>` for a backend that does not exist (a typo such as `swfit`) would never be used."""
+    known = known_backends()
+    if name in known:
+        return None
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = (f"did you mean {close[0]!r}? " if close else "") + f"backends: {', '.join(available_backends())}" + (
+        f" (planned: {', '.join(PLANNED_BACKENDS)})" if PLANNED_BACKENDS else "")
+    return Problem(f"backend_options.{name}", f"{name!r} names no backend, so these options would never be used",
+                   hint)
+
+
+def unused_options_notes(spec: JobSpec, backend: str) -> list[str]:
+    """Options kept for other backends are fine (one spec, many backends), but the plan says they are not used."""
+    return [f"backend_options.{name} is not used by backend {backend}" for name in sorted(spec.backend_options)
+            if name != backend]
 
 
 def spec_features(spec: JobSpec) -> dict[str, str]:
@@ -158,14 +197,7 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
     }
     if spec.method.name != "pt":  # plain-text pretraining renders no chat
         feats[f"template.{spec.template.name}"] = f"template: {spec.template.name}"
-    if spec.adapter.rslora:
-        feats["adapter.rslora"] = "adapter.rslora: true"
-    if spec.adapter.loraplus_lr_ratio is not None:
-        feats["adapter.loraplus"] = "adapter.loraplus_lr_ratio"
-    if spec.adapter.init == "pissa":
-        feats["adapter.pissa"] = "adapter.init: pissa"
-    if spec.adapter.use_dora and spec.adapter.type != "dora":
-        feats["adapter.dora"] = "adapter.use_dora: true"
+    feats.update(_lora_features(spec.adapter))
     if spec.data.packing:
         feats["data.packing"] = "data.packing: true"
     if spec.data.train_on_prompt:
@@ -181,8 +213,25 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
         feats["model.trust_remote_code"] = "model.trust_remote_code: true"
     if spec.model.gguf_file:
         feats["model.gguf"] = "model.gguf_file"
-    if spec.method.loss_type is not None:
-        feats[f"loss_type.{spec.method.name}.{spec.method.loss_type}"] = f"method.loss_type: {spec.method.loss_type}"
+    loss_type = getattr(spec.method, "loss_type", None)  # dpo and kto have one
+    if loss_type is not None:
+        feats[f"loss_type.{spec.method.name}.{loss_type}"] = f"method.loss_type: {loss_type}"
+    return feats
+
+
+def _lora_features(adapter: Any) -> dict[str, str]:
+    """The LoRA variants a lora/qlora/dora adapter asks for (other adapter types have none)."""
+    if not isinstance(adapter, LoraFamilyAdapter):
+        return {}
+    feats = {}
+    if adapter.rslora:
+        feats["adapter.rslora"] = "adapter.rslora: true"
+    if adapter.loraplus_lr_ratio is not None:
+        feats["adapter.loraplus"] = "adapter.loraplus_lr_ratio"
+    if adapter.init == "pissa":
+        feats["adapter.pissa"] = "adapter.init: pissa"
+    if adapter.use_dora and adapter.type != "dora":
+        feats["adapter.dora"] = "adapter.use_dora: true"
     return feats
 
 
@@ -201,7 +250,8 @@ def loss_type_capabilities(supported: dict[str, tuple[str, ...]], framework: str
 
 
 def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[str]:
-    """Fail before anything starts if the backend can't honour a setting; return notes on emulated ones."""
+    """Fail before anything starts if the backend can't honour a setting (or, without a GPU, run one that
+    needs it); return notes on emulated ones."""
     problems, notes = [], []
     for feature, setting in spec_features(spec).items():
         cap = backend.capabilities.get(feature, Capability("unsupported", "not declared by this backend"))
@@ -210,14 +260,25 @@ def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[s
             alt = f"backends that support it: {', '.join(others)}" if others else "no installed backend supports it"
             problems.append(Problem(setting, f"backend {backend.name} does not support {feature}"
                                     + (f" ({cap.note})" if cap.note else ""), alt))
-        elif cap.needs_gpu and not has_gpu:
-            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
-                                    "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
         elif cap.level == "emulated":
             notes.append(f"{setting}: emulated by {backend.name} ({cap.note})")
+    if not has_gpu:
+        problems += gpu_problems(spec, backend)
     if problems:
         raise CapabilityError(f"The spec asks for what backend {backend.name} cannot do", problems)
     return notes
+
+
+def gpu_problems(spec: JobSpec, backend: Backend) -> list[Problem]:
+    """The settings that need a CUDA GPU on this backend: `uft run` refuses them on a machine without one,
+    while translate and plan still write the files (a GPU job can be prepared on a laptop)."""
+    problems = []
+    for feature, setting in spec_features(spec).items():
+        cap = backend.capabilities.get(feature)
+        if cap is not None and cap.level != "unsupported" and cap.needs_gpu:
+            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
+                                    "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
+    return problems
 
 
 def supporting_backends(feature: str) -> list[str]:

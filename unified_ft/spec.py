@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .redact import find_secrets
 
@@ -25,7 +26,6 @@ DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "unpaired",
 PREFERENCE_METHODS = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
 LORA_FAMILY = ("lora", "qlora", "dora")
-LORA_ONLY_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora", "loraplus_lr_ratio", "init")
 #: LoRA+ learning rate for LoRA embedding layers (peft's and LLaMA-Factory's default), written out per backend.
 LORAPLUS_LR_EMBEDDING = 1e-6
 #: Methods that score against the frozen base as a reference model; PiSSA rewrites that base.
@@ -147,63 +147,158 @@ class TemplateSpec(_Strict):
         return self
 
 
-class MethodSpec(_Strict):
-    """The training objective and its own settings."""
+class _Variant(_Strict):
+    """One member of a tagged union (an adapter type, a method). A key that only other members have is an
+    error naming the members that use it, where pydantic alone would say "extra inputs are not permitted"."""
 
-    name: MethodName = Field("sft", description="sft, pt (continued pretraining), dpo, orpo, simpo, cpo, kto, rm, "
-                             "ppo or grpo.")
-    beta: float | None = Field(
-        None, gt=0, description="Preference strength for dpo/orpo/cpo/kto (default 0.1) and simpo (default 2.0); "
-        "only for those methods."
-    )
-    gamma: float | None = Field(None, ge=0, description="SimPO's target reward margin (default 0.5); simpo only.")
-    nll_weight: float | None = Field(
-        None, ge=0, description="Weight of the NLL term on chosen answers for cpo (default 1.0) and simpo "
-        "(default 0.0); only for those methods.")
+    section: ClassVar[str] = ""  # the spec key of the union: adapter or method
+    tag_key: ClassVar[str] = ""  # the key whose value picks the member: type or name
+    tag_label: ClassVar[str] = ""  # how messages name the member: "adapter.type lora", "method dpo"
+    #: Keys this member cannot do without, each with what it is (said when one is missing).
+    needs: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_keys_only(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        tag, owners = data.get(cls.tag_key), KEY_OWNERS.get(cls.section, {})
+        foreign = [key for key in data if key not in cls.model_fields and key in owners]
+        if foreign:
+            said = "; ".join(f"{cls.section}.{key} applies to {_owner_text(cls, owners[key])}, not {tag}"
+                             for key in foreign)
+            raise PydanticCustomError("misplaced_key", "{message}", {
+                "key": foreign[0], "message": f"{said}; remove {'it' if len(foreign) == 1 else 'them'}"})
+        unknown = [key for key in data if key not in cls.model_fields and key not in owners]
+        missing = [key for key in cls.needs if key not in data]
+        if missing and not unknown:  # a misspelt needed key: pydantic's "missing" and "did you mean" say more
+            raise PydanticCustomError("needed_key", "{message}", {
+                "key": missing[0], "message": f"{cls.tag_label} {tag} needs {cls.section}.{missing[0]} "
+                f"({cls.needs[missing[0]]})"})
+        return data
+
+
+def _owner_text(member: type[_Variant], tags: tuple[str, ...]) -> str:
+    """"type freeze" for adapters, "dpo, orpo and kto" for methods."""
+    listed = tags[0] if len(tags) == 1 else f"{', '.join(tags[:-1])} and {tags[-1]}"
+    return f"type {listed}" if member.section == "adapter" else listed
+
+
+def _check_loss_type(method: str, loss_type: str | None) -> None:
+    if loss_type is not None and loss_type not in LOSS_TYPES[method]:
+        known = LOSS_TYPES[method]
+        raise ValueError(f"method.loss_type {loss_type!r} is not a {method} loss; use one of "
+                         f"{', '.join(known)}" + _did_you_mean(loss_type, known))
+
+
+class _MethodBase(_Variant):
+    """The training objective; `name` picks one of the method models below, each with only its own settings."""
+
+    section: ClassVar[str] = "method"
+    tag_key: ClassVar[str] = "name"
+    tag_label: ClassVar[str] = "method"
+
+    name: MethodName = Field(description="sft, pt (continued pretraining), dpo, orpo, simpo, cpo, kto, rm, ppo or "
+                             "grpo.")
+
+
+class PlainMethod(_MethodBase):
+    """sft, pt and rm: the objective alone, with no settings of its own."""
+
+    name: Literal["sft", "pt", "rm"] = Field(
+        "sft", description="sft (supervised fine-tuning, the default), pt (continued pretraining on plain text) "
+        "or rm (a reward model trained on preference pairs).")
+
+
+class DpoMethod(_MethodBase):
+    """Direct preference optimisation against the frozen base as the reference model."""
+
+    name: Literal["dpo"] = Field(description="dpo.")
+    beta: float = Field(DEFAULT_BETA["dpo"], gt=0, description="Preference strength (DPO's beta).")
     loss_type: str | None = Field(
-        None, description="Method-specific loss variant (e.g. dpo: sigmoid, ipo, hinge). Default: the method's own."
-    )
-    reward_model: PathText | None = Field(None, description="Reward model path for ppo.")
-    num_generations: int | None = Field(None, ge=2, description="Completions sampled per prompt for grpo.")
+        None, description="DPO loss variant: " + ", ".join(LOSS_TYPES["dpo"]) + ". Default: sigmoid, DPO's own.")
 
     @model_validator(mode="after")
-    def _check(self) -> MethodSpec:
-        if self.name in DEFAULT_BETA and self.beta is None:
-            self.beta = DEFAULT_BETA[self.name]
-        elif self.beta is not None and self.name not in DEFAULT_BETA:
-            raise ValueError(f"method.beta applies to {', '.join(DEFAULT_BETA)} only, not {self.name}; remove it")
-        if self.name == "simpo" and self.gamma is None:
-            self.gamma = 0.5
-        elif self.gamma is not None and self.name != "simpo":
-            raise ValueError(f"method.gamma applies to simpo only, not {self.name}; remove it")
-        if self.name in DEFAULT_NLL_WEIGHT and self.nll_weight is None:
-            self.nll_weight = DEFAULT_NLL_WEIGHT[self.name]
-        elif self.nll_weight is not None and self.name not in DEFAULT_NLL_WEIGHT:
-            raise ValueError(f"method.nll_weight applies to simpo and cpo only, not {self.name}; remove it")
-        if self.loss_type is not None and self.name not in LOSS_TYPES:
-            raise ValueError(f"method.loss_type applies to dpo and kto only, not {self.name}; remove it")
-        if self.loss_type is not None and self.loss_type not in LOSS_TYPES[self.name]:
-            known = LOSS_TYPES[self.name]
-            raise ValueError(f"method.loss_type {self.loss_type!r} is not a {self.name} loss; use one of "
-                             f"{', '.join(known)}" + _did_you_mean(self.loss_type, known))
-        if self.reward_model is not None and self.name != "ppo":
-            raise ValueError("method.reward_model applies to ppo only; remove it")
-        if self.name == "ppo" and not self.reward_model:
-            raise ValueError("method ppo needs method.reward_model (a path to a reward model)")
-        if self.num_generations is not None and self.name != "grpo":
-            raise ValueError("method.num_generations applies to grpo only; remove it")
-        if self.name == "grpo" and self.num_generations is None:
-            self.num_generations = 8
+    def _check(self) -> DpoMethod:
+        _check_loss_type("dpo", self.loss_type)
         return self
 
 
-class AdapterSpec(_Strict):
-    """What is trained: a LoRA-family adapter, a prompt-learning adapter, some layers, or everything."""
+class OrpoMethod(_MethodBase):
+    """Odds-ratio preference optimisation: no reference model."""
 
-    type: AdapterType = Field(
-        "lora", description="lora, qlora (LoRA on a 4/8-bit base, GPU only), dora, full, freeze (train the "
-        "last layers only), prefix, prompt or p_tuning."
-    )
+    name: Literal["orpo"] = Field(description="orpo.")
+    beta: float = Field(DEFAULT_BETA["orpo"], gt=0, description="Weight of the odds-ratio term (ORPO's beta).")
+
+
+class SimpoMethod(_MethodBase):
+    """Simple preference optimisation: a length-normalised reward with a target margin, no reference model."""
+
+    name: Literal["simpo"] = Field(description="simpo.")
+    beta: float = Field(DEFAULT_BETA["simpo"], gt=0, description="Reward scale (SimPO's beta).")
+    gamma: float = Field(0.5, ge=0, description="Target reward margin.")
+    nll_weight: float = Field(DEFAULT_NLL_WEIGHT["simpo"], ge=0, description="Weight of the NLL term on chosen "
+                              "answers (none in SimPO's paper).")
+
+
+class CpoMethod(_MethodBase):
+    """Contrastive preference optimisation: a preference loss plus NLL on the chosen answers."""
+
+    name: Literal["cpo"] = Field(description="cpo.")
+    beta: float = Field(DEFAULT_BETA["cpo"], gt=0, description="Preference strength (CPO's beta).")
+    nll_weight: float = Field(DEFAULT_NLL_WEIGHT["cpo"], ge=0, description="Weight of the NLL term on chosen "
+                              "answers (CPO's own 1.0).")
+
+
+class KtoMethod(_MethodBase):
+    """Kahneman-Tversky optimisation: answers labelled good or bad, paired or not."""
+
+    name: Literal["kto"] = Field(description="kto.")
+    beta: float = Field(DEFAULT_BETA["kto"], gt=0, description="Preference strength (KTO's beta).")
+    loss_type: str | None = Field(
+        None, description="KTO loss variant: " + ", ".join(LOSS_TYPES["kto"]) + ". Default: kto, KTO's own.")
+
+    @model_validator(mode="after")
+    def _check(self) -> KtoMethod:
+        _check_loss_type("kto", self.loss_type)
+        return self
+
+
+class PpoMethod(_MethodBase):
+    """Proximal policy optimisation against a separate reward model."""
+
+    needs: ClassVar[dict[str, str]] = {"reward_model": "a path to a reward model"}
+
+    name: Literal["ppo"] = Field(description="ppo.")
+    reward_model: PathText = Field(description="Reward model path (a hub id or a local folder).")
+
+
+class GrpoMethod(_MethodBase):
+    """Group relative policy optimisation: several sampled completions per prompt, scored against each other."""
+
+    name: Literal["grpo"] = Field(description="grpo.")
+    num_generations: int = Field(8, ge=2, description="Completions sampled per prompt.")
+
+
+MethodSpec = Annotated[PlainMethod | DpoMethod | OrpoMethod | SimpoMethod | CpoMethod | KtoMethod | PpoMethod
+                       | GrpoMethod, Field(discriminator="name")]
+METHOD_MODELS = get_args(get_args(MethodSpec)[0])
+
+
+class _AdapterBase(_Variant):
+    """What is trained; `type` picks one of the adapter models below, each with only its own settings."""
+
+    section: ClassVar[str] = "adapter"
+    tag_key: ClassVar[str] = "type"
+    tag_label: ClassVar[str] = "adapter.type"
+
+    type: AdapterType = Field(description="lora, qlora (LoRA on a 4/8-bit base, GPU only), dora, full, freeze "
+                              "(train the last layers only), prefix, prompt or p_tuning.")
+
+
+class LoraFamilyAdapter(_AdapterBase):
+    """lora, qlora and dora: low-rank matrices trained beside the frozen base weights."""
+
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: float = Field(16, gt=0, description="LoRA alpha (scaling = alpha / r, or alpha / sqrt(r) with rslora).")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
@@ -220,39 +315,92 @@ class AdapterSpec(_Strict):
         "of the base weights; the exported adapter is converted back to plain LoRA on the original base).")
     pissa_iters: int | None = Field(
         None, ge=0, description="For `init: pissa`: fast-SVD iterations (default 16; 0 = exact SVD).")
-    bits: Literal[4, 8] | None = Field(None, description="Quantization of the frozen base for qlora: 4 or 8.")
-    num_virtual_tokens: int = Field(20, ge=1, description="Virtual tokens for prefix/prompt/p_tuning.")
-    trainable_layers: int = Field(2, ge=1, description="For `freeze`: how many of the last layers are trained.")
 
     @model_validator(mode="after")
-    def _check(self) -> AdapterSpec:
-        if self.type == "qlora" and self.bits is None:
-            raise ValueError("adapter.type qlora needs adapter.bits (4 or 8)")
-        if self.bits is not None and self.type != "qlora":
-            raise ValueError(f"adapter.bits quantizes the base for qlora only, not {self.type}; "
-                             "use `type: qlora` or remove bits")
-        if self.type == "dora":
-            if "use_dora" in self.model_fields_set and not self.use_dora:
-                raise ValueError("adapter.type dora with use_dora: false contradicts itself; pick one")
-            self.use_dora = True
-        elif self.use_dora and self.type not in LORA_FAMILY:
-            raise ValueError(f"adapter.use_dora applies to lora/qlora, not {self.type}")
-        if self.type not in LORA_FAMILY:
-            lora_keys = set(LORA_ONLY_KEYS) & self.model_fields_set
-            if lora_keys:
-                raise ValueError(f"adapter {', '.join(sorted(lora_keys))} apply to LoRA-family adapters, "
-                                 f"not {self.type}; remove them")
-        if self.init == "pissa":
-            if self.type == "qlora":
-                raise ValueError("adapter.init pissa needs the base weights unquantized; use type lora/dora, "
-                                 "or decompose the base offline first")
-            if self.pissa_iters is None:
-                self.pissa_iters = 16
-        elif self.pissa_iters is not None:
+    def _check_lora(self) -> LoraFamilyAdapter:
+        if self.init == "pissa" and self.pissa_iters is None:
+            self.pissa_iters = 16
+        elif self.init != "pissa" and self.pissa_iters is not None:
             raise ValueError("adapter.pissa_iters applies to `init: pissa` only; remove it")
         if isinstance(self.target_modules, list) and not self.target_modules:
             raise ValueError("adapter.target_modules is an empty list; name modules or use all-linear")
         return self
+
+
+class LoraAdapter(LoraFamilyAdapter):
+    """LoRA on the base weights as they are (the default adapter)."""
+
+    type: Literal["lora"] = Field("lora", description="lora (the default).")
+
+
+class QLoraAdapter(LoraFamilyAdapter):
+    """LoRA on a 4- or 8-bit quantized base (bitsandbytes; needs a CUDA GPU to run)."""
+
+    needs: ClassVar[dict[str, str]] = {"bits": "4 or 8"}
+
+    type: Literal["qlora"] = Field(description="qlora.")
+    bits: Literal[4, 8] = Field(description="Quantization of the frozen base: 4 or 8 bits.")
+
+    @model_validator(mode="after")
+    def _check_qlora(self) -> QLoraAdapter:
+        if self.init == "pissa":
+            raise ValueError("adapter.init pissa needs the base weights unquantized; use type lora/dora, "
+                             "or decompose the base offline first")
+        return self
+
+
+class DoraAdapter(LoraFamilyAdapter):
+    """Weight-decomposed LoRA: a magnitude vector and a LoRA direction per weight."""
+
+    type: Literal["dora"] = Field(description="dora.")
+    use_dora: bool = Field(True, description="Always true for `type: dora`.")
+
+    @model_validator(mode="after")
+    def _check_dora(self) -> DoraAdapter:
+        if not self.use_dora:
+            raise ValueError("adapter.type dora with use_dora: false contradicts itself; pick one")
+        return self
+
+
+class FullAdapter(_AdapterBase):
+    """Every weight of the model is trained (no adapter)."""
+
+    type: Literal["full"] = Field(description="full.")
+
+
+class FreezeAdapter(_AdapterBase):
+    """Only the last decoder layers are trained, at full rank; the rest stays frozen."""
+
+    type: Literal["freeze"] = Field(description="freeze.")
+    trainable_layers: int = Field(2, ge=1, description="How many of the last layers are trained.")
+
+
+class PromptLearningAdapter(_AdapterBase):
+    """prefix, prompt and p_tuning: trained virtual tokens in front of every input; the model stays frozen."""
+
+    type: Literal["prefix", "prompt", "p_tuning"] = Field(description="prefix (prefix tuning), prompt (prompt "
+                                                           "tuning) or p_tuning.")
+    num_virtual_tokens: int = Field(20, ge=1, description="Virtual tokens trained.")
+
+
+AdapterSpec = Annotated[LoraAdapter | QLoraAdapter | DoraAdapter | FullAdapter | FreezeAdapter
+                        | PromptLearningAdapter, Field(discriminator="type")]
+ADAPTER_MODELS = get_args(get_args(AdapterSpec)[0])
+
+
+def _key_owners(members: tuple[type[_Variant], ...]) -> dict[str, tuple[str, ...]]:
+    """Each key of a union's members -> the tags whose member has it, in the members' order."""
+    owners: dict[str, list[str]] = {}
+    for member in members:
+        tags = get_args(member.model_fields[member.tag_key].annotation)
+        for key in member.model_fields:
+            if key != member.tag_key:
+                owners.setdefault(key, []).extend(tags)
+    return {key: tuple(tags) for key, tags in owners.items()}
+
+
+#: For the message on a key that belongs to another adapter type or method: key -> the tags that have it.
+KEY_OWNERS = {"adapter": _key_owners(ADAPTER_MODELS), "method": _key_owners(METHOD_MODELS)}
 
 
 class DatasetSpec(_Strict):
@@ -438,8 +586,10 @@ class JobSpec(_Strict):
     name: str = Field(description="Run name: letters, digits, '.', '_' and '-'; becomes runs/<name>/<backend>/.")
     model: ModelSpec = Field(description="The base model to fine-tune.")
     template: TemplateSpec = Field(default_factory=TemplateSpec, description="Chat template (a name or an object).")
-    method: MethodSpec = Field(default_factory=MethodSpec, description="Training method (a name or an object).")
-    adapter: AdapterSpec = Field(default_factory=AdapterSpec, description="What is trained.")
+    method: MethodSpec = Field(default_factory=PlainMethod, description="Training method: a name, or an object "
+                               "whose `name` picks the method (default sft) and holds only that method's settings.")
+    adapter: AdapterSpec = Field(default_factory=LoraAdapter, description="What is trained: `type` picks the adapter "
+                                 "(default lora), and the object holds only that type's settings.")
     data: DataSpec = Field(description="Training (and eval) data and how it becomes tokens.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation schedule.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Shared evaluation.")
@@ -478,10 +628,16 @@ class JobSpec(_Strict):
                 "environment variable or ~/.netrc")
         return data
 
-    @field_validator("template", "method", mode="before")
+    @field_validator("template", "method", "adapter", mode="before")
     @classmethod
-    def _name_shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+    def _shorthand_and_default(cls, value: Any, info: ValidationInfo) -> Any:
+        """`method: dpo` means {name: dpo}; an adapter without `type` is lora, a method without `name` is sft."""
+        if isinstance(value, str) and info.field_name != "adapter":
+            return {"name": value}
+        tag, default = {"adapter": ("type", "lora"), "method": ("name", "sft")}.get(info.field_name, (None, None))
+        if tag and isinstance(value, dict) and tag not in value:
+            return {tag: default, **value}
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
@@ -509,7 +665,8 @@ class JobSpec(_Strict):
             raise ValueError(f"format text is for method pt, not {method}")
         if self.data.packing and method not in ("sft", "pt"):
             raise ValueError(f"data.packing applies to sft and pt, not {method}; remove it")
-        if self.adapter.init == "pissa" and method in REFERENCE_MODEL_METHODS:
+        pissa = isinstance(self.adapter, LoraFamilyAdapter) and self.adapter.init == "pissa"
+        if pissa and method in REFERENCE_MODEL_METHODS:
             raise ValueError(f"adapter.init pissa rewrites the base weights that method {method} uses as its "
                              "reference model; use the default init, or orpo (no reference model)")
         if self.template.name == "jinja" and method == "pt":

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, SpecError
 from .redact import redact_data
-from .spec import LORA_FAMILY, LORA_ONLY_KEYS, JobSpec
+from .spec import JobSpec
 from .userfile import dump_yaml, load_yaml, read_user_file
 
 
@@ -46,12 +46,26 @@ def validate_spec_dict(data: dict[str, Any], source: str = "<spec>", lines: dict
     if not isinstance(data, dict):
         raise SpecError(f"{source} is not a spec", [Problem(source, "expected a mapping of keys (name, model, "
                                                             "data, ...)", "see `uft schema` or specs/*.yaml")])
+    problems = _backend_name_problems(data, source, lines or {})
     try:
-        return JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         errors = _without_mismatched_branches(exc.errors())
-        problems = _one_per_place([_problem(err, source, lines or {}, typed or {}) for err in errors])
+        problems = _one_per_place([_problem(err, source, lines or {}, typed or {}) for err in errors]) + problems
+    if problems:
         raise SpecError(f"{source} has {len(problems)} problem(s)", problems) from None
+    return spec
+
+
+def _backend_name_problems(data: dict[str, Any], source: str, lines: dict[tuple, int]) -> list[Problem]:
+    """`backend_options` for a backend that does not exist (`swfit`) would never be used: say so, with its line."""
+    options = data.get("backend_options")
+    if not isinstance(options, dict) or not options:
+        return []
+    from .plugin import backend_name_problem
+
+    found = [(name, backend_name_problem(name)) for name in options]
+    return [Problem(_where(("backend_options", name), source, lines), p.message, p.hint) for name, p in found if p]
 
 
 def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
@@ -90,11 +104,7 @@ def _exists(path: Path) -> bool:
 def dump_spec(spec: JobSpec) -> str:
     """The resolved spec as YAML, every default filled in; secrets redacted (a spec holds none, but this text
     lands in spec.yaml and `uft plan`, so nothing that slipped past validation is written as is)."""
-    data = redact_data(json.loads(spec.model_dump_json()))
-    if spec.adapter.type not in LORA_FAMILY:  # LoRA settings mean nothing here and would not validate back
-        for key in LORA_ONLY_KEYS:
-            data["adapter"].pop(key, None)
-    return dump_yaml(data)
+    return dump_yaml(redact_data(json.loads(spec.model_dump_json())))
 
 
 #: pydantic error types that mean "wanted text (or a name, or a section)": where YAML typed an unquoted
@@ -104,39 +114,75 @@ _YAML_KINDS = {"bool": "a boolean", "int": "a number", "float": "a number", "tim
                "null": "null (no value)"}
 #: Parts of a pydantic error location that name a union member rather than a key of the spec.
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|\[key\]|[a-z-]+\[.*\])$")
+#: Sections that also take a plain name (`method: dpo`, `template: chatml`): only there is text a fix for a
+#: value that is not a mapping.
+_NAME_SHORTHANDS = (("template",), ("method",))
+#: Errors the spec models raise about one key inside them (ctx `key`): a key of another adapter type or
+#: method, or one that this type or method needs.
+_AT_KEY = ("misplaced_key", "needed_key")
 
 
 def _problem(err: dict[str, Any], source: str, lines: dict[tuple, int],
              typed: dict[tuple, tuple[str, str]]) -> Problem:
-    loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and _UNION_TAG.match(part)))
+    loc, _ = _walk(tuple(err["loc"]))
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind in _AT_KEY:  # a spec model's own message about one key inside it: point at that key's line
+        return Problem(_where((*loc, ctx["key"]), source, lines), err["msg"])
+    if kind == "union_tag_invalid":
+        return _unknown_member(loc, ctx, source, lines, typed)
+    where = _where(loc, source, lines)
     key = _dotted(loc)
-    line = _nearest_line(loc, lines)
-    where = f"{source}:{line}" if line else source
-    where = f"{where} ({key})" if key else where
-    kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        known = _known_keys(loc[:-1])
+        parent = _walk(tuple(err["loc"])[:-1])[1]
+        known = list(parent.model_fields) if parent else []
         guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean {guess[0]!r}?" if guess else f"known keys here: {', '.join(known)}"
         return Problem(where, f"unknown key {loc[-1]!r}", hint)
     if kind == "missing":
         return Problem(where, "required key is missing", f"add `{key}:` (see `uft schema`)")
     leaf = str(loc[-1]) if loc else "key"
-    wants_text = kind in _WANTED_TEXT and (kind != "literal_error" or "'" in str(err.get("ctx", {}).get("expected")))
+    wants_text = kind in _WANTED_TEXT and (kind != "literal_error" or "'" in str(ctx.get("expected")))
     if loc in typed and wants_text:
         written, yaml_type = typed[loc]
         if yaml_type == "null":
             return Problem(where, f"has no value (YAML reads {written or 'an empty value'!r} as null)",
                            "give a value, or remove the key to use the default")
-        return Problem(where, f"YAML reads the unquoted {written} as {_YAML_KINDS.get(yaml_type, yaml_type)} "
-                       f"({value!r}), not as text", f'quote it: {leaf}: "{written}"')
+        if not kind.startswith("model_") or loc in _NAME_SHORTHANDS:
+            return Problem(where, f"YAML reads the unquoted {written} as {_YAML_KINDS.get(yaml_type, yaml_type)} "
+                           f"({value!r}), not as text", f'quote it: {leaf}: "{written}"')
     strict = _strict_type_problem(kind, typed[loc][0] if kind == "finite_number" and loc in typed else value, leaf)
     if strict:
         return Problem(where, *strict)
+    if kind == "model_attributes_type":
+        return Problem(where, f"expected a mapping of keys, got {value!r}", "see `uft schema` or specs/*.yaml")
     message = err["msg"].removeprefix("Value error, ")
     if kind not in ("value_error", "assertion_error"):
         message = f"{message} (got {value!r})"
     return Problem(where, message)
+
+
+def _where(loc: tuple, source: str, lines: dict[tuple, int]) -> str:
+    """`file:line (key.path)`, the line being that of the key or of its nearest parent."""
+    line, key = _nearest_line(loc, lines), _dotted(loc)
+    where = f"{source}:{line}" if line else source
+    return f"{where} ({key})" if key else where
+
+
+def _unknown_member(loc: tuple, ctx: dict[str, Any], source: str, lines: dict[tuple, int],
+                    typed: dict[tuple, tuple[str, str]]) -> Problem:
+    """`adapter.type: lorra`: one line naming the known types, where pydantic lists its union's tags."""
+    field = _field_at(loc)
+    tag_key = str(field.discriminator) if field is not None else "type"
+    tags = list(_members(field)) if field is not None else []
+    at = (*loc, tag_key)
+    written, yaml_type = typed.get(at, (str(ctx.get("tag")), "str"))
+    if yaml_type == "null":
+        return Problem(_where(at, source, lines), f"has no value (YAML reads {written or 'an empty value'!r} as null)",
+                       f"give one of {', '.join(tags)}, or remove the key to use the default")
+    close = difflib.get_close_matches(written, tags, n=1)
+    hint = f"use one of {', '.join(tags)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    what = f"{loc[-1]} {tag_key}" if loc else tag_key
+    return Problem(_where(at, source, lines), f"unknown {what} {written!r}", hint)
 
 
 def _strict_type_problem(kind: str, value: Any, leaf: str) -> tuple[str, str] | None:
@@ -197,15 +243,43 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def _known_keys(loc: tuple) -> list[str]:
-    """Field names of the model found at `loc` inside JobSpec (for did-you-mean)."""
+def _walk(loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+    """A pydantic error location as a spec key path (union members' tags left out), and the model it reaches.
+
+    `adapter.lora.r` is `adapter.r` inside LoraAdapter: the tag after a discriminated union names the member.
+    """
     model: Any = JobSpec
-    for part in loc:
+    path: list = []
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if isinstance(part, str) and _UNION_TAG.match(part):
+            continue
+        path.append(part)
         if isinstance(part, int) or model is None:
             continue
         field = model.model_fields.get(part)
-        model = _model_in(field.annotation) if field else None
-    return list(model.model_fields) if model else []
+        members = _members(field) if field is not None else {}
+        if members and parts and parts[0] in members:
+            model = members[parts.pop(0)]
+        else:
+            model = _model_in(field.annotation) if field is not None else None
+    return tuple(path), model
+
+
+def _field_at(loc: tuple) -> Any:
+    """The pydantic FieldInfo at a spec key path, or None."""
+    parent = _walk(loc[:-1])[1] if loc else None
+    return parent.model_fields.get(loc[-1]) if parent is not None else None
+
+
+def _members(field: Any) -> dict[str, type[BaseModel]]:
+    """A discriminated union field's members by tag (lora -> LoraAdapter); {} for any other field."""
+    if not field.discriminator:
+        return {}
+    tag_key = str(field.discriminator)
+    return {tag: member for member in get_args(field.annotation)
+            for tag in get_args(member.model_fields[tag_key].annotation)}
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -37,6 +37,7 @@ from unified_ft.plugin import (
     final_metrics,
     loss_type_capabilities,
     merge_passthrough,
+    override_notes,
     run_native_check,
     single_answers,
 )
@@ -60,9 +61,15 @@ MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama", "mistral": 
 RLHF_TYPES = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 #: save_steps meaning "only the final checkpoint": swift always saves at the last step unless saving is off.
 SAVE_AT_END = 1_000_000
-#: transformers' Adam settings, which trl and LLaMA-Factory use; swift's own adam_beta2 is 0.95. A swift
-#: command imported with its own values keeps them in backend_options.swift, which then win here.
+#: transformers' Adam settings, which trl and LLaMA-Factory use; swift's own adam_beta2 is 0.95.
 ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
+#: Keys uft writes that backend_options.swift may override (merge_passthrough refuses any other), each with
+#: why it may; `uft plan` notes every override a spec makes. A swift command imported with its own Adam
+#: values keeps them this way; the other two are what uft derives from the model folder.
+OVERRIDABLE = {"adam_beta1": "swift's own default is 0.9", "adam_beta2": "swift's own default is 0.95",
+               "adam_epsilon": "swift's own default is 1e-08",
+               "model_type": "uft reads it from the model's config.json",
+               "trainable_parameters": "uft names the last adapter.trainable_layers decoder layers"}
 #: swift reads JSON through `datasets`, whose pyarrow reader turns a column of ISO-date strings into
 #: timestamps (swift then drops every such row); Parquet carries its schema, so text stays text.
 DATA_FILE = "train.parquet"
@@ -123,8 +130,12 @@ class SwiftBackend(envs.OwnEnvironment):
     recipe = RECIPE
 
     def notes(self, spec: JobSpec) -> list[str]:
-        """Warnings the user must see before the run: what swift does that the spec cannot stop."""
-        return [] if spec.model.trust_remote_code else [TRUST_REMOTE_CODE_NOTE]
+        """Warnings the user must see before the run: what swift does that the spec cannot stop, and which of
+        uft's values backend_options.swift overrides."""
+        notes = [] if spec.model.trust_remote_code else [TRUST_REMOTE_CODE_NOTE]
+        derived = {"model_type": None} if (Path(spec.model.path) / "config.json").is_file() else {}
+        derived.update({"trainable_parameters": None} if spec.adapter.type == "freeze" else {})
+        return notes + override_notes(spec, self.name, {**ADAM, **derived}, OVERRIDABLE)
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write config.yaml, train.sh and data/train.parquet into `out_dir`."""
@@ -198,7 +209,7 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         raise ValueError("precision 'auto' must be resolved by the plan before translation")
     command = {"sft": "sft", "pt": "pt"}.get(method, "rlhf")
     args: dict[str, Any] = {"rlhf_type": method} if command == "rlhf" else {}
-    passthrough = dict(spec.backend_options.get("swift", {}))
+    passthrough = spec.backend_options.get("swift", {})
     args["model"] = spec.model.path
     if spec.model.revision:
         args["model_revision"] = spec.model.revision
@@ -223,15 +234,18 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         args.update({"quant_method": "bnb", "quant_bits": a.bits, "bnb_4bit_quant_type": "nf4",
                      "bnb_4bit_use_double_quant": True})
     if a.type == "freeze":
-        args.update({"freeze_parameters_ratio": 1.0, "trainable_parameters": trainable_layers(spec)})
-    if spec.method.beta is not None:
-        args["beta"] = spec.method.beta
+        args["freeze_parameters_ratio"] = 1.0
+        if "trainable_parameters" not in passthrough:  # else derived from a config.json there may not be
+            args["trainable_parameters"] = trainable_layers(spec)
+    beta, loss_type = getattr(spec.method, "beta", None), getattr(spec.method, "loss_type", None)
+    if beta is not None:
+        args["beta"] = beta
     if method in ("simpo", "cpo"):
         args["cpo_alpha"] = spec.method.nll_weight  # swift's own default is 1.0 for both
     if method == "simpo":
         args["simpo_gamma"] = spec.method.gamma  # swift's own default is 1
-    if spec.method.loss_type is not None:
-        args["loss_type"] = spec.method.loss_type
+    if loss_type is not None:
+        args["loss_type"] = loss_type
     if method == "kto":
         args.update({"desirable_weight": 1.0, "undesirable_weight": 1.0})
     args.update({
@@ -262,7 +276,7 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         "lr_scheduler_type": t.lr_scheduler,
         "warmup_ratio": t.warmup_ratio,
         "optim": t.optimizer,
-        **{k: v for k, v in ADAM.items() if k not in passthrough},
+        **ADAM,
         "weight_decay": t.weight_decay,
         "max_grad_norm": t.max_grad_norm,
         "gradient_checkpointing": t.gradient_checkpointing,
@@ -272,7 +286,7 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         "seed": t.seed,
         "data_seed": t.seed,
     })
-    merge_passthrough(spec, "swift", args)
+    merge_passthrough(spec, "swift", args, OVERRIDABLE)
     return command, args
 
 

@@ -192,10 +192,11 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     if method == "pt":
         trainer["dataset_text_field"] = "text"
         trainer["completion_only_loss"] = False
-    if spec.method.beta is not None:
-        trainer["beta"] = spec.method.beta
-    if spec.method.loss_type is not None:
-        trainer["loss_type"] = spec.method.loss_type
+    beta, loss_type = getattr(spec.method, "beta", None), getattr(spec.method, "loss_type", None)
+    if beta is not None:
+        trainer["beta"] = beta
+    if loss_type is not None:
+        trainer["loss_type"] = loss_type
     if method in ("simpo", "cpo"):
         trainer.update({"loss_type": "simpo" if method == "simpo" else "sigmoid", "cpo_alpha": spec.method.nll_weight})
         if method == "simpo":
@@ -209,7 +210,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
                  "train_on_prompt": spec.data.train_on_prompt},
         "peft": _peft(spec),
         "loraplus": ({"lr_ratio": a.loraplus_lr_ratio, "lr_embedding": LORAPLUS_LR_EMBEDDING}
-                     if a.loraplus_lr_ratio is not None else None),
+                     if getattr(a, "loraplus_lr_ratio", None) is not None else None),
         "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
         "quantization": {"bits": a.bits} if a.type == "qlora" else None,
         "passthrough": passthrough,

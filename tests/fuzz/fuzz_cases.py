@@ -133,15 +133,29 @@ class Leaf:
     upper: float | None = None  # lt/le bound
     min_len: int | None = None
     fs: bool = False  # a filesystem path: only plan/translate can judge it
+    seed: dict[str, Any] | None = None  # the minimal content of the model holding it (e.g. {type: freeze})
 
 
-# Where each sub-model sits in the spec, and the minimal content that makes it exist there.
+def _member_seeds(members: tuple[type[BaseModel], ...], tag_key: str,
+                  needs: dict[str, dict[str, Any]]) -> list[tuple[dict[str, Any], type[BaseModel]]]:
+    """One (minimal content, model) per member of a tagged union (an adapter type, a method)."""
+    found = []
+    for member in members:
+        tag = get_args(member.model_fields[tag_key].annotation)[0]
+        found.append(({tag_key: tag, **needs.get(tag, {})}, member))
+    return found
+
+
+# Where each sub-model sits in the spec, and the minimal content that makes it exist there. The first
+# location of a prefix is its default content; every adapter type and method has its own.
 LOCATIONS: list[tuple[tuple[Any, ...], type[BaseModel], dict[str, Any] | None]] = [
     ((), JobSpec, None),
     (("model",), spec_module.ModelSpec, None),
     (("template",), spec_module.TemplateSpec, {"name": "chatml"}),
-    (("method",), spec_module.MethodSpec, {"name": "sft"}),
-    (("adapter",), spec_module.AdapterSpec, {"type": "lora"}),
+    *((("method",), member, seed) for seed, member in _member_seeds(
+        spec_module.METHOD_MODELS, "name", {"ppo": {"reward_model": "org/reward"}})),
+    *((("adapter",), member, seed) for seed, member in _member_seeds(
+        spec_module.ADAPTER_MODELS, "type", {"qlora": {"bits": 4}})),
     (("data",), spec_module.DataSpec, None),
     (("data", "train", 0), spec_module.DatasetSpec, None),
     (("training",), spec_module.TrainingSpec, None),
@@ -198,9 +212,13 @@ def _kind(annotation: Any) -> str:
 
 
 def leaves() -> list[Leaf]:
-    found = []
-    for prefix, model, _ in LOCATIONS:
+    """Every field once, from the first location (adapter type, method) that has it."""
+    found, seen = [], set()
+    for prefix, model, seed in LOCATIONS:
         for name, info in model.model_fields.items():
+            if (*prefix, name) in seen:
+                continue
+            seen.add((*prefix, name))
             annotation, optional = _strip_optional(info.annotation)
             kind = _kind(annotation)
             lower = upper = min_len = None
@@ -214,7 +232,7 @@ def leaves() -> list[Leaf]:
             path = (*prefix, name)
             found.append(Leaf(path, kind, optional, info.is_required(),
                               get_args(annotation) if kind == "literal" else (), lower, upper, min_len,
-                              fs=path in FS_FIELDS))
+                              fs=path in FS_FIELDS, seed=seed))
     return found
 
 
@@ -226,8 +244,9 @@ def dotted(path: tuple[Any, ...]) -> str:
 
 
 def with_value(path: tuple[Any, ...], value: Any, base: dict[str, Any] | None = None,
-               delete: bool = False) -> dict[str, Any]:
-    """The base spec with `value` set at `path` (parents created from LOCATIONS' minimal content)."""
+               delete: bool = False, seed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The base spec with `value` set at `path` (parents created from LOCATIONS' minimal content, or from
+    `seed` for the direct parent: the adapter type or method that has the field)."""
     spec = json.loads(json.dumps(base or base_spec()))
     node: Any = spec
     for depth, part in enumerate(path[:-1]):
@@ -240,8 +259,9 @@ def with_value(path: tuple[Any, ...], value: Any, base: dict[str, Any] | None = 
             if isinstance(path[depth + 1], int):
                 child = []
             else:
-                seed = next((s for p, _, s in LOCATIONS if p == prefix), None)
-                child = json.loads(json.dumps(seed)) if seed else {}
+                made = seed if seed and prefix == path[:-1] else next((s for p, _, s in LOCATIONS if p == prefix),
+                                                                      None)
+                child = json.loads(json.dumps(made)) if made else {}
         if isinstance(node, list):
             while len(node) <= part:
                 node.append({})
@@ -358,7 +378,7 @@ def spec_field_cases() -> list[Case]:
             base = None
             if leaf.path in HUB_FIELDS:  # on a hub dataset, where these apply
                 base = with_value(("data", "train"), [{"hub": "org/dataset", "format": "alpaca"}])
-            spec = with_value(leaf.path, value, base)
+            spec = with_value(leaf.path, value, base, seed=leaf.seed)
             if leaf.path == ("template", "name"):
                 key = "template"  # checked by TemplateSpec's own validator, which names the section
             # a path found wrong by plan/translate names the key; the spec file is named by validation
@@ -371,20 +391,23 @@ def spec_field_cases() -> list[Case]:
 
 def unknown_key_cases() -> list[Case]:
     rotor = _Rotor(ROTATION)
-    cases = []
-    for prefix, model, _ in LOCATIONS:
+    cases, sections, seen = [], set(), set()
+    for prefix, model, seed in LOCATIONS:
         key = dotted((*prefix, "bogus_key"))
-        spec = with_value((*prefix, "bogus_key"), 1)
-        cases.append(Case(f"unknown-key-{key}-{(c := rotor.next())}", "unknown-keys", COMMANDS[c],
-                          base_files(spec), (SPEC, key, "bogus_key")))
+        if prefix not in sections:  # one unknown key per section is enough
+            sections.add(prefix)
+            spec = with_value((*prefix, "bogus_key"), 1)
+            cases.append(Case(f"unknown-key-{key}-{(c := rotor.next())}", "unknown-keys", COMMANDS[c],
+                              base_files(spec), (SPEC, key, "bogus_key")))
         for index, name in enumerate(model.model_fields):
-            if len(name) < 4 or name == "schema_version" or index % 2:  # every other field: enough for the class
-                continue
+            if len(name) < 4 or name == "schema_version" or index % 2 or (*prefix, name) in seen:
+                continue  # every other field of each model: enough for the class
+            seen.add((*prefix, name))
             typo = name[:1] + name[2] + name[1] + name[3:]  # swap two letters
             if typo in model.model_fields or typo == name:
                 continue
             required = model.model_fields[name].is_required()
-            spec = with_value((*prefix, typo), _sample_value(prefix, name))
+            spec = with_value((*prefix, typo), _sample_value(prefix, name), seed=seed)
             if required:
                 spec = with_value((*prefix, name), None, spec, delete=True)
             cases.append(Case(f"typo-{dotted((*prefix, typo))}-{(c := rotor.next())}", "unknown-keys",
@@ -466,6 +489,12 @@ def semantic_cases() -> list[Case]:
          ("backend_options.trl.hub_token",), None),
         ("backend-options-not-mapping", with_value(("backend_options",), {"trl": 5}), ("backend_options.trl",),
          None),
+        ("backend-options-misspelt-backend", with_value(("backend_options",), {"swfit": {"max_pixels": 5}}),
+         ("backend_options.swfit", "did you mean 'swift'?"), None),
+        ("key-of-another-adapter-type", with_value(("adapter", "trainable_layers"), 3),
+         ("adapter.trainable_layers", "type freeze, not lora"), None),
+        ("key-of-another-method", with_value(("method",), {"name": "sft", "gamma": 0.5}),
+         ("method.gamma", "applies to simpo, not sft"), None),
         ("dpo-on-alpaca", with_value(("method",), "dpo"), ("format",), None),
         ("report-to-none-and-wandb", with_value(("training", "report_to"), ["none", "wandb"]),
          ("training.report_to",), None),
@@ -1050,6 +1079,9 @@ def control_cases() -> list[Case]:
                       ("import", "llamafactory", "conf.yaml", "-o", "new.yaml"),
                       {**base_files(), "conf.yaml": lf, "data": LF_DATASET_DIR}, (), exit_codes=(0,),
                       allowed_new=("new.yaml",)))
+    qlora = with_value(("adapter",), {"type": "qlora", "bits": 4})  # needs a GPU to run, not to translate
+    cases += [Case(f"control-qlora-{c}-without-a-gpu", "controls", COMMANDS[c], base_files(qlora), (),
+                   exit_codes=(0,), allowed_new=("out",)) for c in ("plan-trl", "translate-trl")]
     cases.append(Case("control-quoted-yaml-surprises", "controls", COMMANDS["validate"],
                       {**base_files(), SPEC: spec_text(replace={1: 'name: "007"'}, insert={4: ['  revision: "1.10"']})},
                       (), exit_codes=(0,)))
