@@ -63,7 +63,7 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     t = resolved.training
     derived["effective_batch"] = t.per_device_batch_size * t.gradient_accumulation_steps
     notes = check_capabilities(resolved, backend, has_gpu)
-    notes += backend.notes(resolved) if hasattr(backend, "notes") else []  # what the spec cannot stop
+    notes += backend.notes(resolved)  # what the spec cannot stop
     return Plan(backend, resolved, backend.environment(), has_gpu, derived, notes)
 
 
