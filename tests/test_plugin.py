@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from unified_ft.errors import BackendNotFound, CapabilityError
+from unified_ft import plugin
+from unified_ft.cli import main
+from unified_ft.errors import BackendInvalid, BackendNotFound, CapabilityError
 from unified_ft.plugin import (
+    CHOICE_FEATURES,
+    FLAG_FEATURES,
     NATIVE,
     Backend,
+    BackendBase,
     Capability,
     NativeJob,
+    all_features,
     available_backends,
+    builtin_backends,
     check_capabilities,
+    check_contract,
     load_backend,
     spec_features,
 )
 from unified_ft.specfile import validate_spec_dict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ALPACA = {"path": "/d/train.jsonl", "format": "alpaca"}
 PREF = {"path": "/d/pref.jsonl", "format": "preference"}
@@ -143,7 +154,7 @@ def test_each_backend_declares_the_dpo_losses_its_release_has(backend, loss, ref
 def test_every_loss_type_is_declared_by_every_backend():
     from unified_ft.spec import LOSS_TYPES
 
-    for backend in ("trl", "llamafactory", "swift"):
+    for backend in builtin_backends():
         table = load_backend(backend).capabilities
         wanted = [f"loss_type.{method}.{loss}" for method, losses in LOSS_TYPES.items() for loss in losses]
         missing = [feature for feature in wanted if feature not in table]
@@ -191,3 +202,124 @@ def test_planned_backend_says_not_available_yet(name):
 def test_native_job_command_quotes_env_and_args(tmp_path):
     job = NativeJob(tmp_path, [], ["python", "train.py", "a b.yaml"], env={"B": "2", "A": "x y"})
     assert job.command == "A='x y' B=2 python train.py 'a b.yaml'"
+
+
+# --- the contract ---------------------------------------------------------------------------------
+
+
+def test_the_protocol_declares_everything_the_core_uses():
+    attributes, methods = plugin.protocol_members()
+    assert attributes == ["name", "capabilities", "import_native"]
+    assert methods == ["environment", "env_recipe", "translate", "check", "progress", "collect", "effective", "notes"]
+
+
+def test_a_backend_object_lacking_members_is_named_with_them():
+    with pytest.raises(BackendInvalid) as info:
+        check_contract(FakeBackend(BASIC), "fake", "entry point fake = tests:FakeBackend")
+    text = str(info.value)
+    assert "backend 'fake' (entry point fake = tests:FakeBackend)" in text
+    assert "lacks import_native, environment, env_recipe, translate, check, progress, collect, effective, notes" in text
+
+
+def test_the_base_class_gives_the_optional_members():
+    base = BackendBase()
+    assert base.import_native is None and base.env_recipe() is None and base.notes(make_spec()) == []
+    base.name = "toy"
+    effective = base.effective(Path("."), make_spec(), 3)  # a run with no probe output: notes, never a crash
+    assert effective.backend == "toy" and any("probe wrote nothing" in note for note in effective.notes)
+
+
+def test_every_builtin_backend_is_one_folder_with_one_entry_point():
+    folders = sorted(p.name for p in (ROOT / "backends").iterdir() if (p / "__init__.py").is_file())
+    assert builtin_backends() == folders
+    for name in folders:
+        assert type(load_backend(name)).__module__ == f"unified_ft.backends.{name}"
+
+
+def test_a_backend_folder_without_an_entry_point_says_how_to_register_it(monkeypatch):
+    registered = plugin._registrations()
+    monkeypatch.setattr(plugin, "_registrations", lambda: {k: v for k, v in registered.items() if k != "swift"})
+    with pytest.raises(BackendNotFound, match="backends/swift is not registered") as info:
+        load_backend("swift")
+    assert "pyproject.toml" in str(info.value) and "unified_ft.backends.swift:<Class>" in str(info.value)
+
+
+def test_import_needs_a_backend_with_an_importer(tmp_path, capsys):
+    assert main(["import", "trl", str(tmp_path / "x.yaml"), "-o", str(tmp_path / "spec.yaml")]) == 2
+    assert "backend trl has no importer; uft imports the configs of llamafactory, swift" in capsys.readouterr().err
+
+
+def test_an_importer_option_the_backend_does_not_take_is_refused(tmp_path, capsys):
+    script = ROOT / "tests" / "backends" / "swift_examples" / "lora_sft.sh"
+    out = tmp_path / "spec.yaml"
+    assert main(["import", "swift", str(script), "--dataset-info", "x.json", "-o", str(out)]) == 2
+    assert "`uft import swift` takes no --dataset-info" in capsys.readouterr().err and not out.exists()
+
+
+# --- capability completeness ----------------------------------------------------------------------
+
+
+def _one_spec_per_value() -> list:
+    """Specs that between them use every value of every Literal-typed feature setting."""
+    specs = []
+    for _prefix, (section, name, _) in CHOICE_FEATURES.items():
+        for value in plugin._choices(section, name):
+            if section == "method":
+                data = {"sft": ALPACA, "ppo": ALPACA, "grpo": ALPACA, "pt": {"path": "/d/t.jsonl", "format": "text"}}
+                extra = {"method": {"name": value, **({"reward_model": "org/rm"} if value == "ppo" else {})},
+                         "data": {"train": [data.get(value, PREF)]}}
+            elif section == "adapter":
+                extra = {"adapter": {"type": value, **({"bits": 4} if value == "qlora" else {})}}
+            else:
+                extra = {section: {name: value}}
+            specs.append(make_spec(**extra))
+    return specs
+
+
+def test_all_features_covers_what_spec_features_produces():
+    """all_features() reads the spec's types; every feature a real spec produces is among them."""
+    known = set(all_features())
+    everything_on = make_spec(
+        model={"path": "org/m", "trust_remote_code": True, "gguf_file": "m.gguf"}, template="chatml",
+        adapter={"type": "lora", "rslora": True, "use_dora": True, "loraplus_lr_ratio": 16, "init": "pissa"},
+        data={"train": [ALPACA, ALPACA], "packing": True, "train_on_prompt": True},
+        training={"gradient_checkpointing": True, "report_to": ["wandb", "tensorboard"]})
+    assert set(FLAG_FEATURES) <= set(spec_features(everything_on))
+    for spec in [everything_on, *_one_spec_per_value()]:
+        assert set(spec_features(spec)) <= known, set(spec_features(spec)) - known
+    assert {"precision.auto", "template.jinja", "report_to.wandb", "loss_type.kto.kto"} <= known
+    assert "report_to.none" not in known
+
+
+@pytest.mark.parametrize("backend", builtin_backends())
+def test_every_builtin_backend_declares_every_feature(backend):
+    """No feature falls through to "not declared by this backend": each says native, emulated or why not."""
+    table = load_backend(backend).capabilities
+    assert [f for f in all_features() if f not in table] == []
+    assert all(cap.note for cap in table.values() if cap.level != "native"), "emulated/unsupported say why"
+
+
+# --- GGUF ------------------------------------------------------------------------------------------
+
+
+class _Reads:
+    def __init__(self, level: str) -> None:
+        self.capabilities = {"model.gguf": Capability(level, "x")}
+
+
+def test_a_backend_that_reads_gguf_gets_the_spec_as_given(monkeypatch):
+    from unified_ft import models
+
+    monkeypatch.setattr(models, "gguf_as_safetensors", lambda spec, say: pytest.fail("converted"))
+    spec = make_spec(model={"path": "/m", "gguf_file": "m.gguf"})
+    assert models.for_backend(spec, _Reads("native")) == (spec, None)
+
+
+def test_a_backend_that_emulates_gguf_gets_the_converted_folder(monkeypatch, tmp_path):
+    from unified_ft import models
+
+    monkeypatch.setattr(models, "gguf_as_safetensors", lambda spec, say: tmp_path / "converted")
+    converted, derived = models.for_backend(make_spec(model={"path": "/m", "gguf_file": "m.gguf"}),
+                                            _Reads("emulated"))
+    assert converted.model.path == str(tmp_path / "converted") and converted.model.gguf_file is None
+    assert derived.startswith("/m/m.gguf -> ")

@@ -11,12 +11,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from .errors import RunFailed, RunInterrupted, UftError
+
+if TYPE_CHECKING:
+    from .plugin import Backend
 
 app = typer.Typer(
     name="uft",
@@ -231,8 +234,8 @@ def _check_path_option(option: str, path: Path | None) -> None:
 
 @app.command(name="import")
 def import_command(
-    backend: Annotated[str, typer.Argument(help="The framework the config is for (llamafactory, swift).",
-                                           show_default=False)],
+    backend: Annotated[str, typer.Argument(help="The framework the config is for: a backend with an importer "
+                                           "(`uft backends` says which).", show_default=False)],
     config: Annotated[Path, typer.Argument(help="The native config: LLaMA-Factory's YAML; for swift a shell "
                                            "script with the swift command, swift's args.json or its config file.",
                                            show_default=False)],
@@ -243,55 +246,70 @@ def import_command(
 ) -> None:
     """Migrate a native config into a uft spec: mapped keys, and native keys kept verbatim."""
     from .errors import RunDirError
+    from .plugin import importing_backends, load_backend
     from .specfile import validate_spec_dict
     from .userfile import dump_yaml, output_file_problem, shown, write_text_file
 
-    if backend not in ("llamafactory", "swift"):
-        raise UftError(f"uft can import llamafactory and swift configs, not {backend!r}")
+    plugin = load_backend(backend)
+    if plugin.import_native is None:
+        raise UftError(f"backend {backend} has no importer; uft imports the configs of "
+                       f"{', '.join(importing_backends()) or 'no installed backend'}")
     problem = output_file_problem(output, may_exist=False)
     if problem:
         raise RunDirError(f"cannot write the spec {shown(output)}: {problem}\n"
                           "    fix: choose a new file in an existing folder (nothing was written)")
-    notes: list[str] = []
-    if backend == "swift":
-        from .backends.swift.importer import import_swift
-
-        imported = import_swift(config)
-        spec, mapped, kept, notes = imported.spec, imported.mapped, imported.kept, imported.notes
-    else:
-        from .backends.llamafactory.importer import import_config
-
-        spec, mapped, kept = import_config(config, dataset_info)
-    validate_spec_dict(spec, str(config))
+    options = {key: value for key, value in {"dataset_info": dataset_info}.items() if value is not None}
+    imported = plugin.import_native(config, **options)
+    validate_spec_dict(imported.spec, str(config))
     console.print(f"{config} -> {output}")
-    for native_key, spec_key in mapped:
+    for native_key, spec_key in imported.mapped:
         console.print(f"  {native_key:<34} {spec_key}")
-    for native_key in kept:
+    for native_key in imported.kept:
         console.print(f"  {native_key:<34} backend_options.{backend}.{native_key} (kept verbatim)")
-    for note in notes:
+    for note in imported.notes:
         _note(note, "  ")
-    write_text_file(output, f"# Imported by uft from {config}\n" + dump_yaml(spec), may_exist=False, what="spec")
+    write_text_file(output, f"# Imported by uft from {config}\n" + dump_yaml(imported.spec), may_exist=False,
+                    what="spec")
     console.print(f"[green]wrote[/green] {output}")
 
 
 @app.command()
 def backends() -> None:
     """List backends, whether each is ready here, and their capabilities."""
+    from rich.markup import escape
+
+    from .plugin import available_backends, load_backend, registration_warnings
+
+    for warning in registration_warnings():
+        console.print(f"[yellow]warning[/yellow]: {escape(warning)}")
+    broken = []
+    for name in available_backends():
+        try:
+            backend = load_backend(name)
+        except UftError as exc:  # one broken plugin does not hide the others
+            broken.append(name)
+            console.print(f"[bold]{name}[/bold]: [red]broken[/red] - {escape(str(exc))}")
+            continue
+        _print_backend(backend)
+    if broken:
+        raise UftError(f"backend plugin(s) {', '.join(broken)} cannot be used (see above)")
+
+
+def _print_backend(backend: Backend) -> None:
+    """One backend: its environment, whether it imports native configs, and its capability table."""
     from rich.table import Table
 
-    from .plugin import available_backends, load_backend
-
-    for name in available_backends():
-        backend = load_backend(name)
-        env = backend.environment()
-        state = "[green]ready[/green]" if env.ready else f"[red]not ready[/red] ({env.install_hint})"
-        console.print(f"[bold]{name}[/bold]: {state} - {env.detail}")
-        table = Table("feature", "support", "note", box=None, pad_edge=False)
-        for feature, cap in sorted(backend.capabilities.items()):
-            colour = {"native": "green", "emulated": "yellow", "unsupported": "red"}[cap.level]
-            level = f"[{colour}]{cap.level}[/{colour}]" + (" (GPU)" if cap.needs_gpu else "")
-            table.add_row(feature, level, cap.note)
-        console.print(table)
+    env = backend.environment()
+    state = "[green]ready[/green]" if env.ready else f"[red]not ready[/red] ({env.install_hint})"
+    console.print(f"[bold]{backend.name}[/bold]: {state} - {env.detail}")
+    if backend.import_native is not None:
+        console.print(f"  imports native configs: uft import {backend.name} CONFIG")
+    table = Table("feature", "support", "note", box=None, pad_edge=False)
+    for feature, cap in sorted(backend.capabilities.items()):
+        colour = {"native": "green", "emulated": "yellow", "unsupported": "red"}[cap.level]
+        level = f"[{colour}]{cap.level}[/{colour}]" + (" (GPU)" if cap.needs_gpu else "")
+        table.add_row(feature, level, cap.note)
+    console.print(table)
 
 
 env_app = typer.Typer(help="Isolated backend environments: uv venvs made from the locks kept in the repo, cached "
@@ -305,7 +323,7 @@ def _recipe(backend: str):
     from .plugin import load_backend
 
     plugin = load_backend(backend)
-    recipe = getattr(plugin, "env_recipe", lambda: None)()
+    recipe = plugin.env_recipe()
     if recipe is None:
         env = plugin.environment()
         console.print(f"{backend} runs in the current environment ({env.detail}); nothing to build")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UftError
+from .plugin import BackendBase
 
 if TYPE_CHECKING:
     from .plugin import EnvStatus
@@ -187,7 +188,7 @@ def env_status(recipe: EnvRecipe) -> EnvStatus:
                      install_hint=f"uft env create {recipe.backend}", creatable=True)
 
 
-class OwnEnvironment:
+class OwnEnvironment(BackendBase):
     """For backends that run in a uv environment made from their lock: set `recipe`."""
 
     recipe: EnvRecipe

@@ -65,6 +65,10 @@ class BackendNotFound(UftError):
     """No backend of that name is installed."""
 
 
+class BackendInvalid(UftError):
+    """An installed backend plugin does not implement the Backend protocol (names what it lacks)."""
+
+
 class BackendNotReady(UftError):
     """The backend is known but its environment is missing (e.g. the [trl] extra)."""
 

@@ -24,7 +24,7 @@ from typing import Any
 from . import __version__
 from .data import DatasetSource, PreparedData, detect_format, prepare_records
 from .data.hub import fetch_hub_dataset
-from .effective import Check, attach_probe, compare, differences, read_back, standard_metrics, write_effective
+from .effective import Check, attach_probe, compare, differences, standard_metrics, write_effective
 from .envs import torch_source
 from .errors import BackendNotReady, CapabilityError, RunFailed, RunInterrupted
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
@@ -229,7 +229,7 @@ def _read_back(plan: Plan, run_dir: Path, manifest: Manifest, outputs: Any) -> l
     """effective.json from the probe, compared with the spec; metrics.jsonl and versions as the run itself
     recorded them. A read-back that fails is recorded and shown, never a failed run."""
     try:
-        effective = read_back(run_dir, plan.spec, plan.backend.name, manifest.data.get("train_rows"))
+        effective = plan.backend.effective(run_dir, plan.spec, manifest.data.get("train_rows"))
         write_effective(run_dir, effective)
         rows = standard_metrics(run_dir)
     except Exception as exc:  # the training succeeded; what uft could not read back is said, not raised

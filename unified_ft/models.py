@@ -13,9 +13,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .envs import user_cache
 from .spec import JobSpec
+
+if TYPE_CHECKING:
+    from .plugin import Backend
 
 
 def models_cache() -> Path:
@@ -48,9 +52,12 @@ def gguf_as_safetensors(spec: JobSpec, say: Callable[[str], None] = lambda m: No
     return target
 
 
-def for_backend(spec: JobSpec, backend, say: Callable[[str], None] = lambda m: None) -> tuple[JobSpec, str | None]:
-    """The spec as the backend can load it, and what was derived (None when nothing changed)."""
-    if not spec.model.gguf_file or getattr(backend, "reads_gguf", False):
+def for_backend(spec: JobSpec, backend: Backend, say: Callable[[str], None] = lambda m: None
+                ) -> tuple[JobSpec, str | None]:
+    """The spec as the backend can load it, and what was derived (None when nothing changed). The backend's
+    capability table says whether it reads GGUF itself (model.gguf native) or uft converts it (emulated)."""
+    gguf = backend.capabilities.get("model.gguf")
+    if not spec.model.gguf_file or (gguf is not None and gguf.level == "native"):
         return spec, None
     folder = gguf_as_safetensors(spec, say)
     converted = spec.model_copy(deep=True)

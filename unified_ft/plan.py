@@ -78,7 +78,7 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     notes = check_capabilities(resolved, backend, has_gpu=True)  # a GPU is needed to run, not to translate
     needs_gpu = gpu_problems(resolved, backend)
     notes += [] if has_gpu else _gpu_note(needs_gpu)
-    notes += backend.notes(resolved) if hasattr(backend, "notes") else []  # what the spec cannot stop
+    notes += backend.notes(resolved)  # what the spec cannot stop
     notes += unused_options_notes(resolved, backend.name)
     return Plan(backend, resolved, backend.environment(), has_gpu, derived, notes, needs_gpu)
 

@@ -1,7 +1,11 @@
-"""The Backend interface, the features a spec uses, and how backends are found.
+"""The Backend contract, the features a spec uses, and how backends are found.
 
-Built-in and third-party backends are found the same way: the entry-point group `unified_ft.backends`,
-with a lazy name -> "module:Class" table for the built-ins so that listing backends imports nothing heavy.
+Every backend, built-in or third-party, is an entry point of the group `unified_ft.backends`
+("name = module:Class"); listing them reads package metadata and imports nothing heavy. `load_backend`
+checks a plugin against the `Backend` protocol at once, so a plugin that lacks a member is an error that
+names it, not an AttributeError in the middle of a command. A built-in backend is one that unified_ft's
+own distribution registers; a third-party entry point of the same name is ignored (and `uft backends`
+says so), so installing a package never changes what `--backend trl` runs.
 """
 
 from __future__ import annotations
@@ -9,22 +13,24 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, get_origin, runtime_checkable
 
-from .errors import BackendNotFound, CapabilityError, Problem, SpecError, UftError
+from .errors import BackendInvalid, BackendNotFound, CapabilityError, Problem, SpecError, UftError
 from .redact import env_secrets, redact_text
-from .spec import JobSpec, LoraFamilyAdapter
+from .spec import LOSS_TYPES, TEMPLATE_NAMES, AdapterType, JobSpec, LoraFamilyAdapter, MethodName
+
+if TYPE_CHECKING:
+    from .effective import Effective
+    from .envs import EnvRecipe
 
 ENTRY_POINT_GROUP = "unified_ft.backends"
-
-#: Built-in backends: name -> "module:Class", imported only when asked for.
-BUILTIN_BACKENDS = {"trl": "unified_ft.backends.trl:TrlBackend",
-                    "llamafactory": "unified_ft.backends.llamafactory:LlamaFactoryBackend",
-                    "swift": "unified_ft.backends.swift:SwiftBackend"}
+#: The distribution whose entry points are the built-in backends (its own `backends/` folders).
+BUILTIN_DISTRIBUTION = "unified-ft"
 
 #: Backends the project plans; asking for one says so instead of "unknown".
 PLANNED_BACKENDS = ("unsloth", "colossalai")
@@ -47,6 +53,8 @@ class Capability:
 
 
 NATIVE = Capability("native")
+#: `precision: auto` never reaches a framework: uft's plan resolves it first, the same way for every backend.
+AUTO_PRECISION = Capability("native", "resolved by uft's plan before translation: bf16 with a CUDA GPU, else fp32")
 
 
 @dataclass
@@ -90,20 +98,98 @@ class RunOutputs:
     checks: Any = None  # filled by launch: spec vs what the backend did
 
 
+@dataclass
+class ImportResult:
+    """What every importer returns: the spec (a dict, validated by the caller) and its key ledger."""
+
+    spec: dict[str, Any] = field(default_factory=dict)
+    mapped: list[tuple[str, str]] = field(default_factory=list)  # (native key, spec key)
+    kept: dict[str, Any] = field(default_factory=dict)  # native keys kept verbatim in backend_options.<name>
+    notes: list[str] = field(default_factory=list)  # what the user should know about the import
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """A framework plugin. `translate` is pure (no framework import) so it runs and is tested anywhere."""
+    """Everything the core uses of a framework plugin; `load_backend` checks a plugin has all of it.
+
+    `translate` is pure (no framework import) so it runs and is tested anywhere. Inherit `BackendBase`
+    for the optional members (env_recipe, notes, effective, import_native)."""
 
     name: str
     capabilities: dict[str, Capability]
+    #: `import_native(path, **options) -> ImportResult`: a native config as a spec; None without an importer.
+    import_native: Callable[..., ImportResult] | None
 
     def environment(self) -> EnvStatus: ...
 
+    def env_recipe(self) -> EnvRecipe | None: ...
+
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob: ...
+
+    def check(self, job: NativeJob) -> None: ...
 
     def progress(self, row: dict[str, Any]) -> dict[str, Any] | None: ...
 
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs: ...
+
+    def effective(self, run_dir: Path, spec: JobSpec, uft_rows: int | None) -> Effective: ...
+
+    def notes(self, spec: JobSpec) -> list[str]: ...
+
+
+class BackendBase:
+    """Defaults for the members of `Backend` that a backend may leave out."""
+
+    import_native: Callable[..., ImportResult] | None = None
+
+    def env_recipe(self) -> EnvRecipe | None:
+        """None: the backend runs in uft's own environment, so there is nothing to build."""
+        return None
+
+    def notes(self, spec: JobSpec) -> list[str]:
+        """Nothing to warn about beyond what the capability table says."""
+        return []
+
+    def effective(self, run_dir: Path, spec: JobSpec, uft_rows: int | None) -> Effective:
+        """What the framework did, as uft's trainer probe saw it inside any transformers.Trainer (trl, LLaMA-Factory,
+        ms-swift, unsloth); a backend that trains otherwise reads back its own outputs here."""
+        from .effective import read_back
+
+        return read_back(run_dir, spec, self.name, uft_rows)
+
+
+def protocol_members() -> tuple[list[str], list[str]]:
+    """(attributes, methods) that `Backend` declares, read from the protocol itself."""
+    methods = [k for k, v in vars(Backend).items() if callable(v) and not k.startswith("_")]
+    return list(Backend.__annotations__), methods
+
+
+def check_contract(plugin: object, name: str, where: str) -> None:
+    """A loaded plugin has every member of `Backend`, of the right kind, and the name it is registered by."""
+    attributes, methods = protocol_members()
+    missing = [m for m in attributes + methods if not hasattr(plugin, m)]
+    wrong = [f"{m} is not callable" for m in methods if m not in missing and not callable(getattr(plugin, m))]
+    if "import_native" not in missing and plugin.import_native is not None and not callable(plugin.import_native):
+        wrong.append("import_native is neither None nor callable")
+    if "name" not in missing and plugin.name != name:
+        wrong.append(f"its name is {plugin.name!r}, but it is registered as {name!r}")
+    if "capabilities" not in missing and not (isinstance(plugin.capabilities, dict) and all(
+            isinstance(c, Capability) for c in plugin.capabilities.values())):
+        wrong.append("capabilities is not a dict of unified_ft.plugin.Capability")
+    if missing or wrong:
+        lacking = [f"it lacks {', '.join(missing)}"] if missing else []
+        raise BackendInvalid(f"backend {name!r} ({where}) does not implement the Backend protocol: "
+                             f"{'; '.join(lacking + wrong)}\n    fix: give the plugin those members (inherit "
+                             "unified_ft.plugin.BackendBase for the defaults of env_recipe, notes, effective and "
+                             "import_native), or uninstall the package that registers it")
+
+
+def importer_options(backend: str, options: dict[str, Any], takes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The options an importer takes; one that it does not take is an error, never silently dropped."""
+    extra = [f"--{key.replace('_', '-')}" for key in sorted(set(options) - set(takes))]
+    if extra:
+        raise UftError(f"`uft import {backend}` takes no {', '.join(extra)}\n    fix: remove it (nothing was written)")
+    return options
 
 
 def final_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -186,60 +272,82 @@ def unused_options_notes(spec: JobSpec, backend: str) -> list[str]:
             if name != backend]
 
 
+def _lora(spec: JobSpec) -> bool:
+    """LoRA variants exist only on lora/qlora/dora adapters (other adapter types have no such fields)."""
+    return isinstance(spec.adapter, LoraFamilyAdapter)
+
+
+#: Spec settings whose value names the feature: prefix -> (spec section, field, the setting in messages).
+CHOICE_FEATURES = {
+    "method": ("method", "name", "method"),
+    "adapter": ("adapter", "type", "adapter.type"),
+    "optimizer": ("training", "optimizer", "training.optimizer"),
+    "precision": ("training", "precision", "training.precision"),
+    "scheduler": ("training", "lr_scheduler", "training.lr_scheduler"),
+}
+
+#: Discriminated sections: their tag's values.
+UNION_TAGS = {("method", "name"): MethodName, ("adapter", "type"): AdapterType}
+
+#: Spec settings that are a feature when on: feature -> (is it on?, the setting in messages).
+FLAG_FEATURES: dict[str, tuple[Callable[[JobSpec], bool], str]] = {
+    "adapter.rslora": (lambda s: _lora(s) and s.adapter.rslora, "adapter.rslora: true"),
+    "adapter.loraplus": (lambda s: _lora(s) and s.adapter.loraplus_lr_ratio is not None, "adapter.loraplus_lr_ratio"),
+    "adapter.pissa": (lambda s: _lora(s) and s.adapter.init == "pissa", "adapter.init: pissa"),
+    "adapter.dora": (lambda s: _lora(s) and s.adapter.use_dora and s.adapter.type != "dora",
+                     "adapter.use_dora: true"),
+    "data.packing": (lambda s: s.data.packing, "data.packing: true"),
+    "data.train_on_prompt": (lambda s: s.data.train_on_prompt, "data.train_on_prompt: true"),
+    "data.mixing": (lambda s: len(s.data.train) > 1, "several data.train datasets"),
+    "training.gradient_checkpointing": (lambda s: s.training.gradient_checkpointing,
+                                        "training.gradient_checkpointing: true"),
+    "model.trust_remote_code": (lambda s: s.model.trust_remote_code, "model.trust_remote_code: true"),
+    "model.gguf": (lambda s: bool(s.model.gguf_file), "model.gguf_file"),
+}
+
+
 def spec_features(spec: JobSpec) -> dict[str, str]:
     """The features a spec uses, each mapped to the setting that asks for it (for error messages)."""
-    feats = {
-        f"method.{spec.method.name}": f"method: {spec.method.name}",
-        f"adapter.{spec.adapter.type}": f"adapter.type: {spec.adapter.type}",
-        f"optimizer.{spec.training.optimizer}": f"training.optimizer: {spec.training.optimizer}",
-        f"precision.{spec.training.precision}": f"training.precision: {spec.training.precision}",
-        f"scheduler.{spec.training.lr_scheduler}": f"training.lr_scheduler: {spec.training.lr_scheduler}",
-    }
+    feats = {}
+    for prefix, (section, name, setting) in CHOICE_FEATURES.items():
+        value = getattr(getattr(spec, section), name)
+        feats[f"{prefix}.{value}"] = f"{setting}: {value}"
     if spec.method.name != "pt":  # plain-text pretraining renders no chat
         feats[f"template.{spec.template.name}"] = f"template: {spec.template.name}"
-    feats.update(_lora_features(spec.adapter))
-    if spec.data.packing:
-        feats["data.packing"] = "data.packing: true"
-    if spec.data.train_on_prompt:
-        feats["data.train_on_prompt"] = "data.train_on_prompt: true"
-    if len(spec.data.train) > 1:
-        feats["data.mixing"] = "several data.train datasets"
-    if spec.training.gradient_checkpointing:
-        feats["training.gradient_checkpointing"] = "training.gradient_checkpointing: true"
+    feats.update({feature: setting for feature, (used, setting) in FLAG_FEATURES.items() if used(spec)})
     for tracker in spec.training.report_to:
         if tracker != "none":
             feats[f"report_to.{tracker}"] = f"training.report_to: {tracker}"
-    if spec.model.trust_remote_code:
-        feats["model.trust_remote_code"] = "model.trust_remote_code: true"
-    if spec.model.gguf_file:
-        feats["model.gguf"] = "model.gguf_file"
     loss_type = getattr(spec.method, "loss_type", None)  # dpo and kto have one
     if loss_type is not None:
         feats[f"loss_type.{spec.method.name}.{loss_type}"] = f"method.loss_type: {loss_type}"
     return feats
 
 
-def _lora_features(adapter: Any) -> dict[str, str]:
-    """The LoRA variants a lora/qlora/dora adapter asks for (other adapter types have none)."""
-    if not isinstance(adapter, LoraFamilyAdapter):
-        return {}
-    feats = {}
-    if adapter.rslora:
-        feats["adapter.rslora"] = "adapter.rslora: true"
-    if adapter.loraplus_lr_ratio is not None:
-        feats["adapter.loraplus"] = "adapter.loraplus_lr_ratio"
-    if adapter.init == "pissa":
-        feats["adapter.pissa"] = "adapter.init: pissa"
-    if adapter.use_dora and adapter.type != "dora":
-        feats["adapter.dora"] = "adapter.use_dora: true"
+def all_features() -> list[str]:
+    """Every feature `spec_features` can produce, read from the spec's own types (a backend declares each)."""
+    feats = [f"{prefix}.{value}" for prefix, (section, name, _) in CHOICE_FEATURES.items()
+             for value in _choices(section, name)]
+    feats += [f"template.{name}" for name in (*TEMPLATE_NAMES, "jinja")]
+    feats += list(FLAG_FEATURES)
+    feats += [f"report_to.{tracker}" for tracker in _choices("training", "report_to") if tracker != "none"]
+    feats += [f"loss_type.{method}.{loss}" for method, losses in LOSS_TYPES.items() for loss in losses]
     return feats
+
+
+def _choices(section: str, name: str) -> tuple[Any, ...]:
+    """The values a Literal-typed spec field (or a list of them) accepts."""
+    if (section, name) in UNION_TAGS:  # one model per method / adapter type: the tag's Literal lists them all
+        return get_args(UNION_TAGS[section, name])
+    annotation = JobSpec.model_fields[section].annotation.model_fields[name].annotation
+    while get_origin(annotation) is not Literal:
+        annotation = get_args(annotation)[0]
+    return get_args(annotation)
 
 
 def loss_type_capabilities(supported: dict[str, tuple[str, ...]], framework: str) -> dict[str, Capability]:
     """One capability per loss type the spec knows (`loss_type.<method>.<loss>`): native where the
     framework's release has that loss, unsupported (saying so) where it has not."""
-    from .spec import LOSS_TYPES
-
     table = {}
     for method, losses in LOSS_TYPES.items():
         for loss in losses:
@@ -294,31 +402,85 @@ def supporting_backends(feature: str) -> list[str]:
     return names
 
 
-def _entry_points() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def _distribution(ep: EntryPoint) -> str:
+    """The normalized name of the distribution that registers an entry point ("?" when unknown)."""
+    return re.sub(r"[-_.]+", "-", ep.dist.metadata["Name"]).lower() if ep.dist is not None else "?"
+
+
+def _registrations() -> dict[str, list[EntryPoint]]:
+    """Every entry point of the group, by backend name; the one that counts first (built-in, then by
+    distribution name), each registration once even where several copies of a distribution are visible."""
+    found: dict[str, dict[tuple[str, str], EntryPoint]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, {}).setdefault((_distribution(ep), ep.value), ep)
+    order = lambda ep: (_distribution(ep) != BUILTIN_DISTRIBUTION, _distribution(ep), ep.value)  # noqa: E731
+    return {name: sorted(eps.values(), key=order) for name, eps in found.items()}
 
 
 def available_backends() -> list[str]:
     """Names of every backend that can be loaded: built-ins plus installed plugins."""
-    return sorted({**BUILTIN_BACKENDS, **_entry_points()})
+    return sorted(_registrations())
+
+
+def builtin_backends() -> list[str]:
+    """The backends unified_ft itself ships (one folder each under `backends/`)."""
+    return sorted(name for name, eps in _registrations().items() if _distribution(eps[0]) == BUILTIN_DISTRIBUTION)
+
+
+def registration_warnings() -> list[str]:
+    """Entry points that lose to another of the same name (a built-in always wins), said plainly."""
+    warnings = []
+    for name, (chosen, *others) in sorted(_registrations().items()):
+        if _distribution(chosen) == BUILTIN_DISTRIBUTION:
+            winner, fix = f"the built-in {name} backend wins", "register the plugin under another name"
+        else:
+            winner = f"{chosen.value} from {_distribution(chosen)} wins (the first by distribution name)"
+            fix = "register one of them under another name"
+        warnings += [f"entry point {name} = {ep.value} (from {_distribution(ep)}) is ignored: {winner}; {fix}"
+                     for ep in others]
+    return warnings
 
 
 def load_backend(name: str) -> Backend:
-    """Instantiate a backend by name; an unknown name lists what exists and how to get it."""
-    target = _entry_points().get(name) or BUILTIN_BACKENDS.get(name)
-    if target is None:
-        known = ", ".join(available_backends())
-        if name in PLANNED_BACKENDS:
-            raise BackendNotFound(f"backend {name!r} is not available in this version of uft yet; "
-                                  f"available: {known}")
-        raise BackendNotFound(f"unknown backend {name!r}; available: {known} "
-                              f"(third-party backends register the entry point group {ENTRY_POINT_GROUP!r})")
-    module_name, _, attr = target.partition(":")
+    """Instantiate a backend by name, checked against the protocol; an unknown name lists what exists."""
+    eps = _registrations().get(name)
+    if not eps:
+        raise BackendNotFound(_not_found(name))
+    ep = eps[0]
+    where = f"entry point {name} = {ep.value} from {_distribution(ep)}"
     try:
-        module = importlib.import_module(module_name)
+        plugin = ep.load()()
     except ImportError as exc:
-        raise BackendNotFound(f"backend {name!r} ({target}) could not be imported: {exc}") from None
-    return getattr(module, attr)()
+        raise BackendNotFound(f"backend {name!r} ({where}) could not be imported: {exc}") from None
+    except Exception as exc:  # a plugin's own bug must not break every command: named, cause kept for --debug
+        raise BackendInvalid(f"backend {name!r} ({where}) could not be made: {exc!r}\n    fix: the entry point "
+                             "must name a class that takes no arguments (module:Class)") from exc
+    check_contract(plugin, name, where)
+    return plugin
+
+
+def _not_found(name: str) -> str:
+    """Why a backend is unknown: planned, a built-in folder whose entry point is missing, or no such thing."""
+    known = ", ".join(available_backends())
+    if name in PLANNED_BACKENDS:
+        return f"backend {name!r} is not available in this version of uft yet; available: {known}"
+    if name.isidentifier() and module_available(f"unified_ft.backends.{name}"):
+        return (f"backends/{name} is not registered: add `{name} = \"unified_ft.backends.{name}:<Class>\"` to "
+                f"[project.entry-points.\"{ENTRY_POINT_GROUP}\"] in pyproject.toml and reinstall (pip install -e .)")
+    return (f"unknown backend {name!r}; available: {known} "
+            f"(third-party backends register the entry point group {ENTRY_POINT_GROUP!r})")
+
+
+def importing_backends() -> list[str]:
+    """Backends with an importer (`uft import <name> CONFIG`); a broken plugin is left out."""
+    names = []
+    for name in available_backends():
+        try:
+            if load_backend(name).import_native is not None:
+                names.append(name)
+        except UftError:
+            continue
+    return names
 
 
 def module_available(name: str) -> bool:

@@ -26,12 +26,15 @@ from unified_ft import envs
 from unified_ft.data.records import as_unpaired
 from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
+    AUTO_PRECISION,
     NATIVE,
     NOT_SHARED,
     Capability,
+    ImportResult,
     NativeJob,
     RunOutputs,
     final_metrics,
+    importer_options,
     loss_type_capabilities,
     merge_passthrough,
     run_native_check,
@@ -77,7 +80,7 @@ CAPABILITIES: dict[str, Capability] = {
        for a in ("prefix", "prompt", "p_tuning")},
     **{f"optimizer.{o}": NATIVE for o in ("adamw_torch", "sgd", "adafactor")},
     "optimizer.adamw_8bit": _GPU, "optimizer.paged_adamw_8bit": _GPU,
-    "precision.fp32": NATIVE, "precision.bf16": NATIVE,
+    "precision.fp32": NATIVE, "precision.bf16": NATIVE, "precision.auto": AUTO_PRECISION,
     "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
     **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
     **{f"template.{t}": NATIVE for t in TEMPLATES},
@@ -110,6 +113,12 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
     name = "llamafactory"
     capabilities = CAPABILITIES
     recipe = RECIPE
+
+    def import_native(self, path: Path, **options: Any) -> ImportResult:
+        """A LLaMA-Factory training YAML as a spec; `dataset_info` names its dataset_info.json."""
+        from .importer import import_config
+
+        return import_config(path, **importer_options(self.name, options, ("dataset_info",)))
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write train.yaml, data/dataset_info.json and the data files into `out_dir`."""

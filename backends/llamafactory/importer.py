@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_ft.errors import Problem, SpecError
+from unified_ft.plugin import ImportResult
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
@@ -33,9 +34,8 @@ IGNORED = {"do_train", "output_dir", "overwrite_output_dir", "overwrite_cache", 
            "save_only_model", "resume_from_checkpoint", "ddp_timeout"}
 
 
-def import_config(config_path: str | Path, dataset_info: str | Path | None = None
-                  ) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
-    """(spec as a dict, [(native key, spec key)] mapped, {native key: value} kept verbatim)."""
+def import_config(config_path: str | Path, dataset_info: str | Path | None = None) -> ImportResult:
+    """The spec as a dict, [(native key, spec key)] mapped, {native key: value} kept verbatim."""
     config_path = Path(config_path)
     text = read_user_file(config_path, "LLaMA-Factory config", "give its training YAML (examples/train_lora/...)")
     native = load_yaml(text, str(config_path), "LLaMA-Factory config").data
@@ -150,7 +150,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     kept = {k: v for k, v in native.items() if k not in used}
     if kept:
         spec["backend_options"] = {"llamafactory": kept}
-    return spec, mapped, kept
+    return ImportResult(spec, mapped, kept)
 
 
 def _only_default(native: dict[str, Any], key: str, default: Any, used: set[str]) -> None:

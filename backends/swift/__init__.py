@@ -30,11 +30,14 @@ from unified_ft.data.records import as_unpaired
 from unified_ft.errors import Problem, SpecError
 from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
+    AUTO_PRECISION,
     NATIVE,
     Capability,
+    ImportResult,
     NativeJob,
     RunOutputs,
     final_metrics,
+    importer_options,
     loss_type_capabilities,
     merge_passthrough,
     override_notes,
@@ -101,7 +104,7 @@ CAPABILITIES: dict[str, Capability] = {
        for a in ("prefix", "prompt", "p_tuning")},
     **{f"optimizer.{o}": NATIVE for o in ("adamw_torch", "sgd", "adafactor")},
     "optimizer.adamw_8bit": _GPU, "optimizer.paged_adamw_8bit": _GPU,
-    "precision.fp32": NATIVE, "precision.bf16": NATIVE,
+    "precision.fp32": NATIVE, "precision.bf16": NATIVE, "precision.auto": AUTO_PRECISION,
     "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
     **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
     **{f"template.{t}": NATIVE for t in TEMPLATES},
@@ -128,6 +131,13 @@ class SwiftBackend(envs.OwnEnvironment):
     name = "swift"
     capabilities = CAPABILITIES
     recipe = RECIPE
+
+    def import_native(self, path: Path, **options: Any) -> ImportResult:
+        """A swift command (shell script, args.json or swift config file) as a spec."""
+        from .importer import import_swift
+
+        importer_options(self.name, options)
+        return import_swift(path)
 
     def notes(self, spec: JobSpec) -> list[str]:
         """Warnings the user must see before the run: what swift does that the spec cannot stop, and which of

@@ -19,6 +19,7 @@ from typing import Any
 
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
+from unified_ft.plugin import ImportResult
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import ADAM, SAVE_AT_END, TEMPLATES
@@ -53,17 +54,7 @@ OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_torch_fused": "adamw_torch", 
               "paged_adamw_8bit": "paged_adamw_8bit"}
 
 
-class Imported:
-    """An imported command: the spec, what mapped where, what was kept verbatim, and notes to show."""
-
-    def __init__(self) -> None:
-        self.mapped: list[tuple[str, str]] = []
-        self.kept: dict[str, Any] = {}
-        self.notes: list[str] = []
-        self.spec: dict[str, Any] = {}
-
-
-def import_swift(path: str | Path) -> Imported:
+def import_swift(path: str | Path) -> ImportResult:
     """Read a shell script, args.json or swift config file and build the spec."""
     path = Path(path)
     command, args, env, explicit = read_native(path)
@@ -192,8 +183,8 @@ def _substitute(path: Path, line: str, script: str) -> str:
 
 
 def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, str], explicit: set[str]
-               ) -> Imported:
-    out = Imported()
+               ) -> ImportResult:
+    out = ImportResult()
     args = {RENAMED.get(k, k): v for k, v in args.items()}
     used = set(IGNORED) | RECORDS
 
@@ -290,7 +281,7 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
     return method
 
 
-def _training(args, env, tuner, take, get, out: Imported) -> dict[str, Any]:
+def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
     batch = take("per_device_train_batch_size", "training.per_device_batch_size")
     world = int(env.get("NPROC_PER_NODE", "1") or 1)
     accumulation = take("gradient_accumulation_steps", "training.gradient_accumulation_steps",
@@ -335,7 +326,7 @@ def _training(args, env, tuner, take, get, out: Imported) -> dict[str, Any]:
     return training
 
 
-def _template(args, method, take, out: Imported) -> str:
+def _template(args, method, take, out: ImportResult) -> str:
     template = take("template", "template")
     if template is None:
         out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
@@ -351,7 +342,7 @@ def _template(args, method, take, out: Imported) -> str:
     return reverse[template]
 
 
-def _data(path: Path, args, env, method, take, out: Imported) -> dict[str, Any]:
+def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, Any]:
     datasets = take("dataset", "data.train") or []
     if not datasets:
         raise SpecError("This swift command names no dataset", [Problem("dataset", "missing", "add --dataset")])

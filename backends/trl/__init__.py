@@ -19,8 +19,10 @@ from unified_ft import chat_tokens, modeling
 from unified_ft.data.records import as_unpaired
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
+    AUTO_PRECISION,
     NATIVE,
     NOT_SHARED,
+    BackendBase,
     Capability,
     EnvStatus,
     NativeJob,
@@ -62,6 +64,7 @@ CAPABILITIES: dict[str, Capability] = {
     "optimizer.adamw_8bit": _GPU,
     "optimizer.paged_adamw_8bit": _GPU,
     **{f"precision.{p}": NATIVE for p in ("fp32", "bf16")},
+    "precision.auto": AUTO_PRECISION,
     "precision.fp16": Capability("native", "mixed precision fp16 needs CUDA", needs_gpu=True),
     **{f"scheduler.{s}": NATIVE for s in ("linear", "cosine", "constant", "constant_with_warmup")},
     **{f"template.{t}": NATIVE for t in ("model", "chatml", "qwen", "qwen2_5", "llama3", "mistral", "gemma",
@@ -79,12 +82,11 @@ CAPABILITIES: dict[str, Capability] = {
 }
 
 
-class TrlBackend:
+class TrlBackend(BackendBase):
     """Plain Hugging Face trl, in the current Python environment."""
 
     name = "trl"
     capabilities = CAPABILITIES
-    reads_gguf = True  # transformers dequantizes GGUF on load
 
     def environment(self) -> EnvStatus:
         missing = [m for m in STACK if not module_available(m)]

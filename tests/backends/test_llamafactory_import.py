@@ -25,15 +25,15 @@ def test_round_trip_keeps_every_effective_setting(name, tmp_path):
     spec = load_spec(ROOT / "specs" / f"{name}.yaml")
     spec.training.precision = spec.training.precision if spec.training.precision != "auto" else "fp32"
     job = LlamaFactoryBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
-    imported, _, kept = import_config(job.native_dir / "train.yaml")
-    back = validate_spec_dict(imported)
+    imported = import_config(job.native_dir / "train.yaml")
+    back = validate_spec_dict(imported.spec)
     for section in EFFECTIVE:
         assert getattr(back, section) == getattr(spec, section), section
     assert back.data.max_length == spec.data.max_length and back.data.packing == spec.data.packing
     assert back.data.train_on_prompt == spec.data.train_on_prompt
     assert [d.format for d in back.data.train] == [{"alpaca": "messages"}.get(spec.data.train[0].format,
                                                                               spec.data.train[0].format)]
-    assert kept == {}
+    assert imported.kept == {}
 
 
 def _write(tmp_path: Path, config: dict, info: dict) -> Path:
@@ -55,7 +55,8 @@ EXAMPLE = {"model_name_or_path": "Qwen/Qwen3-4B-Instruct-2507", "stage": "sft", 
 
 def test_llamafactory_defaults_become_explicit_and_unknown_keys_stay_visible(tmp_path):
     path = _write(tmp_path, EXAMPLE, {"demo": {"file_name": "demo.json"}})
-    spec, mapped, kept = import_config(path)
+    imported = import_config(path)
+    spec, mapped, kept = imported.spec, imported.mapped, imported.kept
     assert spec["adapter"]["alpha"] == 16  # LLaMA-Factory's implicit 2 x rank
     assert spec["training"]["gradient_checkpointing"] is True  # on by default in LLaMA-Factory
     assert spec["training"]["precision"] == "bf16" and spec["data"]["train"][0]["format"] == "alpaca"
@@ -93,12 +94,12 @@ REGISTRY = {"demo": {"file_name": "demo.json"},
 
 
 def test_hub_datasets_in_the_registry_stay_hub_references(tmp_path):
-    spec, _, _ = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "demo,alpaca_gpt4_en"}, REGISTRY))
+    spec = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "demo,alpaca_gpt4_en"}, REGISTRY)).spec
     assert spec["data"]["train"][1] == {"hub": "llamafactory/alpaca_gpt4_en", "split": "train", "format": "alpaca",
                                         "columns": {}}
     assert validate_spec_dict(spec).data.train[1].source == "hub:llamafactory/alpaca_gpt4_en"
     dpo = {**EXAMPLE, "stage": "dpo", "dataset": "ultrafeedback"}
-    spec, _, _ = import_config(_write(tmp_path, dpo, REGISTRY))
+    spec = import_config(_write(tmp_path, dpo, REGISTRY)).spec
     assert spec["data"]["train"][0]["hub"] == "llamafactory/ultrafeedback_binarized"
     assert spec["data"]["train"][0]["split"] == "train_prefs" and spec["data"]["train"][0]["format"] == "preference"
     with pytest.raises(SpecError, match="ModelScope"):
@@ -110,7 +111,7 @@ def test_a_hub_dataset_that_cannot_be_fetched_is_a_clear_input_error(tmp_path):
     import subprocess
     import sys
 
-    spec, _, _ = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "alpaca_gpt4_en"}, REGISTRY))
+    spec = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "alpaca_gpt4_en"}, REGISTRY)).spec
     spec["training"]["precision"] = "fp32"
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "UFT_CACHE_DIR": str(tmp_path / "c")}
@@ -132,7 +133,7 @@ def test_llamafactorys_own_kto_example_imports_with_unpaired_data(tmp_path):
              "label": i % 2 == 0} for i in range(4)]
     path = _write(tmp_path, example, {"kto_en_demo": entry})
     (tmp_path / "data" / "kto_en_demo.json").write_text(json.dumps(rows))
-    spec = validate_spec_dict(import_config(path)[0])
+    spec = validate_spec_dict(import_config(path).spec)
     assert spec.template.name == "chatml"
     assert spec.method.name == "kto" and spec.data.train[0].format == "unpaired" and spec.record_kind == "unpaired"
     assert spec.backend_options["llamafactory"]["max_samples"] == 1000 and spec.model.trust_remote_code is True

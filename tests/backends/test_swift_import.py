@@ -110,7 +110,7 @@ def test_a_llamafactory_import_then_a_swift_import_of_its_translation_agree(tmp_
               "lora_rank": 16, "lora_target": "q_proj,v_proj", "dataset": "demo", "template": "qwen",
               "cutoff_len": 512, "learning_rate": 1.0e-4, "num_train_epochs": 2.0}
     (tmp_path / "lf.yaml").write_text(yaml.safe_dump(native))
-    spec = validate_spec_dict(import_config(tmp_path / "lf.yaml")[0])
+    spec = validate_spec_dict(import_config(tmp_path / "lf.yaml").spec)
     spec.training.precision = "fp32"
     job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "prepared"), tmp_path / "native")
     back = validate_spec_dict(import_swift(job.native_dir / "train.sh").spec)

@@ -133,7 +133,7 @@ def test_a_llamafactory_config_imported_then_translated_to_swift_keeps_its_effec
               "gradient_accumulation_steps": 8, "learning_rate": 1.0e-4, "num_train_epochs": 2.0,
               "lr_scheduler_type": "cosine", "warmup_ratio": 0.1}
     (tmp_path / "lf.yaml").write_text(yaml.safe_dump(native))
-    spec = validate_spec_dict(import_config(tmp_path / "lf.yaml")[0])
+    spec = validate_spec_dict(import_config(tmp_path / "lf.yaml").spec)
     spec.training.precision = "fp32"
     _, args = native_args(spec, "data/train.jsonl")
     assert {k: args[k] for k in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",

@@ -1,5 +1,6 @@
 """The wheel as a user installs it: built, installed without extras into a fresh venv, then every command
-that needs no framework is run there (help, validate, plan, translate on all three backends, both imports).
+that needs no framework is run there (help, validate, backends, plan and translate on every built-in backend,
+both imports).
 
 This catches what an editable checkout hides: a module the core imports but does not declare, a data
 file left out of the wheel (swift's argument table, the backends' locks), an import of torch on the way.
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from unified_ft.plugin import builtin_backends
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +57,16 @@ def bare_venv(tmp_path_factory) -> Path:
     return venv
 
 
+def test_the_wheel_holds_every_backend_folder_with_its_data_files(bare_venv, tmp_path):
+    """No package list or per-backend data line in pyproject: what discovery finds must be everything."""
+    where = _run([str(bare_venv / "bin" / "python"), "-c", "import unified_ft.backends as b; print(b.__path__[0])"],
+                 tmp_path).stdout.strip()
+    tracked = subprocess.run(["git", "ls-files", "backends"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    missing = [name for name in tracked if not (Path(where) / Path(name).relative_to("backends")).is_file()]
+    assert not missing, missing
+
+
 def _uft(venv: Path, cwd: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return _run([str(venv / "bin" / "uft"), *args], cwd, env=env).stdout
@@ -78,7 +91,10 @@ def test_the_bare_wheel_has_no_framework_and_runs_every_framework_free_command(b
             "data": {"train": [{"path": "train.jsonl", "format": "alpaca"}]}, "training": {"max_steps": 1}}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert "ok" in _uft(bare_venv, tmp_path, "validate", "spec.yaml")
-    for backend in ("trl", "llamafactory", "swift"):
+    listed = _uft(bare_venv, tmp_path, "backends")
+    for backend in builtin_backends():  # every backend folder, with its entry point, is in the wheel
+        assert f"{backend}: " in listed
+    for backend in builtin_backends():
         assert "resolved spec" in _uft(bare_venv, tmp_path, "plan", "spec.yaml", "--backend", backend)
         _uft(bare_venv, tmp_path, "translate", "spec.yaml", "--backend", backend, "-o", f"out-{backend}")
     assert (tmp_path / "out-swift" / "data" / "train.parquet").is_file()
