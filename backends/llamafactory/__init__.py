@@ -6,9 +6,16 @@ would write: `train.yaml` with LLaMA-Factory's own keys (every setting explicit:
 other frameworks, e.g. lora_alpha = 2 x rank and gradient checkpointing on), and `data/dataset_info.json`
 with the data in its sharegpt/alpaca formats (as Parquet files, whose column types no loader guesses).
 
-Refresh the lock with:
-    uv pip compile backends/llamafactory/requirements.in --python-version 3.11 --generate-hashes \\
-        --find-links <folder with local torch wheels, if any> -o backends/llamafactory/requirements.lock
+Hosts with a CUDA GPU get `requirements.lock` (PyPI's torch, a CUDA build, with its nvidia-* wheels). The
+CPU lock, `requirements-cpu.lock` (PyTorch's `+cpu` torch and torchaudio, no nvidia wheels, no
+torchvision), is not in the repo yet: LLaMA-Factory imports torchaudio in its data pipeline, PyPI's
+torchaudio is a CUDA build that fails to load beside a CPU torch, and the CPU torchaudio is only on the
+PyTorch CPU index, which the machine these locks were made on cannot reach (nor can CI's, so a CPU lock
+also needs torchaudio's `+cpu` wheel in a folder of UV_FIND_LINKS there). Until it exists every host gets
+`requirements.lock`. Refresh the locks (and make the CPU one where the index is reachable) with
+    scripts/lock.sh llamafactory
+which compiles `requirements.in` and then `requirements-cpu.in` against the first lock's versions (uv pip
+compile --generate-hashes; a `+cpu` wheel from a folder in UV_FIND_LINKS, else the PyTorch CPU index).
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 
 HERE = Path(__file__).resolve().parent
 RECIPE = envs.EnvRecipe(
-    backend="llamafactory", lock=HERE / "requirements.lock", imports=("llamafactory",),
+    backend="llamafactory", lock=HERE / "requirements.lock", cpu_lock=HERE / "requirements-cpu.lock",
+    imports=("llamafactory",),
     versions_of=("llamafactory", "torch", "torchvision", "transformers", "trl", "peft", "datasets", "accelerate"))
 
 #: uft template names -> LLaMA-Factory `template` values (their renderings match uft's Jinja ones).

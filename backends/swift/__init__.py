@@ -9,9 +9,12 @@ the other frameworks (lora_alpha 32, lora_dropout 0.05, weight_decay 0.1, adam_b
 accumulation chosen so the total batch is >= 16, gradient checkpointing on, fp16 on an fp32 model, 3
 epochs, a timestamped output folder), and any of them left implicit would make a bake-off unfair.
 
-Refresh the lock with:
-    uv pip compile backends/swift/requirements.in --python-version 3.11 --generate-hashes \\
-        --find-links <folder with local torch wheels, if any> -o backends/swift/requirements.lock
+Hosts with a CUDA GPU get `requirements.lock` (PyPI's torch, a CUDA build, with its nvidia-* wheels); hosts
+without one get `requirements-cpu.lock` (the same versions, with PyTorch's `torch==2.13.0+cpu` and without
+the nvidia wheels and torchvision); `UFT_TORCH_BUILD=cpu|cuda` overrides the choice. Refresh both with
+    scripts/lock.sh swift
+which compiles `requirements.in` and then `requirements-cpu.in` against the first lock's versions (uv pip
+compile --generate-hashes; the `+cpu` wheel from a folder in UV_FIND_LINKS, else the PyTorch CPU index).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from unified_ft.spec import LOSS_TYPES, JobSpec
 HERE = Path(__file__).resolve().parent
 SWIFT_VERSION = "4.6.0"
 RECIPE = envs.EnvRecipe(
-    backend="swift", lock=HERE / "requirements.lock", imports=("swift",),
+    backend="swift", lock=HERE / "requirements.lock", cpu_lock=HERE / "requirements-cpu.lock", imports=("swift",),
     versions_of=("ms-swift", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "modelscope"))
 
 #: uft template names -> swift `--template` values that render the same tokens (swift's `qwen` has the same
