@@ -30,12 +30,20 @@ from typing import Any
 import yaml
 
 from unified_ft import envs
-from unified_ft.data.records import as_unpaired
+from unified_ft.hf_trainer import (
+    OPTIMIZER,
+    PRECISION,
+    SCHEDULE,
+    SEEDS,
+    copy_trained,
+    pick,
+    record_shapes,
+    trainer_arguments,
+)
 from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
     AUTO_PRECISION,
     NATIVE,
-    NOT_SHARED,
     Capability,
     ImportResult,
     NativeJob,
@@ -45,7 +53,6 @@ from unified_ft.plugin import (
     loss_type_capabilities,
     merge_passthrough,
     run_native_check,
-    single_answers,
 )
 from unified_ft.redact import redact_data
 from unified_ft.runs import read_jsonl, write_jsonl
@@ -175,17 +182,11 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
         for row in rows:
             row.pop("max_steps", None)
         metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
-        adapter_dir = None
-        if (output / "adapter_config.json").exists():
-            adapter_dir = run_dir / "adapter"
-            shutil.copytree(output, adapter_dir, ignore=shutil.ignore_patterns(
-                "checkpoint-*", "runs", "pissa_*", "*.jsonl", "*_results.json", "trainer_state.json", *NOT_SHARED))
-            converted = output / "pissa_converted"  # a PiSSA adapter as plain LoRA on the original base
-            if (converted / "adapter_config.json").exists():
-                shutil.copytree(converted, adapter_dir, dirs_exist_ok=True)
-        elif (output / "config.json").exists():
-            shutil.copytree(output, run_dir / "model", ignore=shutil.ignore_patterns("checkpoint-*", "runs",
-                                                                                    *NOT_SHARED))
+        adapter_dir = copy_trained(output, run_dir, ("checkpoint-*", "runs", "pissa_*", "*.jsonl", "*_results.json",
+                                                     "trainer_state.json"))
+        converted = output / "pissa_converted"  # a PiSSA adapter as plain LoRA on the original base
+        if adapter_dir and (converted / "adapter_config.json").exists():
+            shutil.copytree(converted, adapter_dir, dirs_exist_ok=True)
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
                           versions={})  # the run's own versions: launch reads them back
 
@@ -193,8 +194,7 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     """LLaMA-Factory's train.yaml for a spec: every setting explicit, in LLaMA-Factory's own key names."""
     t, a, method = spec.training, spec.adapter, spec.method.name
-    if t.precision == "auto":
-        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    args = trainer_arguments(spec)
     config: dict[str, Any] = {
         "model_name_or_path": spec.model.path,
         "trust_remote_code": spec.model.trust_remote_code,
@@ -238,25 +238,13 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "preprocessing_num_workers": 1,
         "dataloader_num_workers": 0,
         "output_dir": "output",
-        "logging_steps": t.logging_steps,
+        "logging_steps": args["logging_steps"],
         "save_strategy": "steps" if t.save_steps else "no",
         "plot_loss": False,
-        "report_to": "none" if t.report_to == ["none"] else list(t.report_to),
-        "per_device_train_batch_size": t.per_device_batch_size,
-        "gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "learning_rate": t.learning_rate,
-        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
-        "max_steps": t.max_steps if t.max_steps is not None else -1,
-        "lr_scheduler_type": t.lr_scheduler,
-        "warmup_ratio": t.warmup_ratio,
-        "optim": t.optimizer,
-        "weight_decay": t.weight_decay,
-        "max_grad_norm": t.max_grad_norm,
+        "report_to": args["report_to"],
+        **pick(args, (*SCHEDULE, *OPTIMIZER)),
         "disable_gradient_checkpointing": not t.gradient_checkpointing,  # LLaMA-Factory turns it on by default
-        "bf16": t.precision == "bf16",
-        "fp16": t.precision == "fp16",
-        "seed": t.seed,
-        "data_seed": t.seed,
+        **pick(args, (*PRECISION, *SEEDS)),
     })
     if t.save_steps:
         config["save_steps"] = t.save_steps
@@ -295,18 +283,16 @@ def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
 
 def llamafactory_rows(spec: JobSpec, source: Path) -> Iterator[dict[str, Any]]:
     """Canonical records in LLaMA-Factory's sharegpt (role/content tags) or plain-text shapes."""
-    for row in read_jsonl(source):
-        if "text" in row:
+    for shape, row in record_shapes(spec, read_jsonl(source), "LLaMA-Factory", source):
+        tools = {"tools": row["tools"]} if row.get("tools") else {}
+        if shape == "text":
             yield {"text": row["text"]}
-        elif "messages" in row:
-            yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
+        elif shape == "chat":
+            yield {"messages": row["messages"], **tools}
+        elif shape == "unpaired":  # each answer with a thumbs-up or thumbs-down
+            yield {"messages": [*row["prompt"], *row["completion"]], "kto_tag": row["label"], **tools}
         else:
-            single_answers(row, "LLaMA-Factory", source)
-            if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
-                yield from ({"messages": [*r["prompt"], *r["completion"]], "kto_tag": r["label"],
-                             **({"tools": r["tools"]} if r.get("tools") else {})} for r in as_unpaired(row))
-            else:
-                yield {"messages": row["prompt"], "chosen": row["chosen"][0], "rejected": row["rejected"][0]}
+            yield {"messages": row["prompt"], "chosen": row["chosen"][0], "rejected": row["rejected"][0]}
 
 
 def _seconds(elapsed: str | None) -> float | None:

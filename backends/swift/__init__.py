@@ -22,15 +22,22 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from unified_ft import envs
-from unified_ft.data.records import as_unpaired
 from unified_ft.errors import Problem, SpecError
+from unified_ft.hf_trainer import (
+    PRECISION,
+    SCHEDULE,
+    SEEDS,
+    copy_trained,
+    pick,
+    record_shapes,
+    trainer_arguments,
+)
 from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -45,7 +52,6 @@ from unified_ft.plugin import (
     merge_passthrough,
     override_notes,
     run_native_check,
-    single_answers,
 )
 from unified_ft.redact import is_secret_key, redact_data
 from unified_ft.runs import read_jsonl, write_jsonl
@@ -76,6 +82,9 @@ OVERRIDABLE = {"adam_beta1": "swift's own default is 0.9", "adam_beta2": "swift'
                "adam_epsilon": "swift's own default is 1e-08",
                "model_type": "uft reads it from the model's config.json",
                "trainable_parameters": "uft names the last adapter.trainable_layers decoder layers"}
+#: What a swift checkpoint holds besides the trained weights (optimizer and RNG state, swift's own records).
+CHECKPOINT_BOOKKEEPING = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "trainer_state.json", "args.json",
+                          "README.md")
 #: swift reads JSON through `datasets`, whose pyarrow reader turns a column of ISO-date strings into
 #: timestamps (swift then drops every such row); Parquet carries its schema, so text stays text.
 DATA_FILE = "train.parquet"
@@ -197,18 +206,9 @@ class SwiftBackend(envs.OwnEnvironment):
             row.pop("max_steps", None)
         metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
         checkpoint = last_checkpoint(output)
-        adapter_dir = None
         converted = checkpoint / "converted" / "default"  # a PiSSA adapter as plain LoRA on the original base
         source = converted if (converted / "adapter_config.json").exists() else checkpoint
-        if (source / "adapter_config.json").exists():
-            adapter_dir = run_dir / "adapter"
-            adapter_dir.mkdir()
-            for name in ("adapter_config.json", "adapter_model.safetensors"):
-                shutil.copyfile(source / name, adapter_dir / name)
-        else:
-            shutil.copytree(checkpoint, run_dir / "model", ignore=shutil.ignore_patterns(
-                "optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin", "trainer_state.json",
-                "args.json", "README.md"))
+        adapter_dir = copy_trained(source, run_dir, CHECKPOINT_BOOKKEEPING)
         final = final_metrics(rows)
         final.update(dropped_rows(run_dir / "logs"))
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final,
@@ -218,8 +218,7 @@ class SwiftBackend(envs.OwnEnvironment):
 def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
     """(swift subcommand, its arguments): every setting explicit, in swift's own argument names."""
     t, a, method = spec.training, spec.adapter, spec.method.name
-    if t.precision == "auto":
-        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    trainer = trainer_arguments(spec)
     command = {"sft": "sft", "pt": "pt"}.get(method, "rlhf")
     args: dict[str, Any] = {"rlhf_type": method} if command == "rlhf" else {}
     passthrough = spec.backend_options.get("swift", {})
@@ -274,30 +273,18 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         "packing": spec.data.packing,
         "output_dir": "output",
         "add_version": False,  # else output lands in a timestamped subfolder
-        "logging_steps": t.logging_steps,
+        "logging_steps": trainer["logging_steps"],
         "logging_first_step": False,
         "save_strategy": "steps",
         "save_steps": t.save_steps or SAVE_AT_END,
         "save_only_model": True,
         "eval_strategy": "no",  # uft's shared evaluation judges the result
         "report_to": list(t.report_to),
-        "per_device_train_batch_size": t.per_device_batch_size,
-        "gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "learning_rate": t.learning_rate,
-        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
-        "max_steps": t.max_steps if t.max_steps is not None else -1,
-        "lr_scheduler_type": t.lr_scheduler,
-        "warmup_ratio": t.warmup_ratio,
-        "optim": t.optimizer,
+        **pick(trainer, (*SCHEDULE, "optim")),
         **ADAM,
-        "weight_decay": t.weight_decay,
-        "max_grad_norm": t.max_grad_norm,
-        "gradient_checkpointing": t.gradient_checkpointing,
+        **pick(trainer, ("weight_decay", "max_grad_norm", "gradient_checkpointing")),
         "torch_dtype": "bfloat16" if a.type == "qlora" and t.precision == "bf16" else "float32",
-        "bf16": t.precision == "bf16",
-        "fp16": t.precision == "fp16",
-        "seed": t.seed,
-        "data_seed": t.seed,
+        **pick(trainer, (*PRECISION, *SEEDS)),
     })
     merge_passthrough(spec, "swift", args, OVERRIDABLE)
     return command, args
@@ -353,18 +340,15 @@ def shell_script(spec: JobSpec, command: str, args: dict[str, Any], env: dict[st
 
 def swift_rows(spec: JobSpec, records: Any) -> Any:
     """Canonical records in swift's shapes: messages (+ rejected_response, or label for kto)."""
-    for row in records:
-        if "text" in row:
+    for shape, row in record_shapes(spec, records, "ms-swift"):
+        if shape == "text":
             yield {"text": row["text"]}
-        elif "messages" in row:
+        elif shape == "chat":
             yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
+        elif shape == "unpaired":  # each answer with a thumbs-up or thumbs-down
+            yield {"messages": [*row["prompt"], *row["completion"]], "label": row["label"]}
         else:
-            single_answers(row, "ms-swift", "data")
-            if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
-                for r in as_unpaired(row):
-                    yield {"messages": [*r["prompt"], *r["completion"]], "label": r["label"]}
-            else:
-                yield {"messages": [*row["prompt"], *row["chosen"]], "rejected_response": row["rejected"][0]["content"]}
+            yield {"messages": [*row["prompt"], *row["chosen"]], "rejected_response": row["rejected"][0]["content"]}
 
 
 def last_checkpoint(output: Path) -> Path:

@@ -17,11 +17,11 @@ import yaml
 
 from unified_ft import chat_tokens, modeling
 from unified_ft.data.records import as_unpaired
+from unified_ft.hf_trainer import OPTIMIZER, PRECISION, SEEDS, copy_trained, pick, trainer_arguments
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
     NATIVE,
-    NOT_SHARED,
     BackendBase,
     Capability,
     EnvStatus,
@@ -143,14 +143,7 @@ class TrlBackend(BackendBase):
         output = job.native_dir / "output"
         rows = [r for r in (self.progress(x) for x in read_jsonl(output / "trainer_log.jsonl")) if r and "step" in r]
         metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
-        final = output / "final"
-        adapter_dir = None
-        not_shared = shutil.ignore_patterns(*NOT_SHARED)  # training_args.bin stays in native/output/final
-        if (final / "adapter_config.json").exists():
-            adapter_dir = run_dir / "adapter"
-            shutil.copytree(final, adapter_dir, ignore=not_shared)
-        elif final.exists():
-            shutil.copytree(final, run_dir / "model", ignore=not_shared)
+        adapter_dir = copy_trained(output / "final", run_dir)
         versions_file = output / "versions.json"
         versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
@@ -160,30 +153,17 @@ class TrlBackend(BackendBase):
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     """The trl config for a spec: every setting explicit, named as trl/peft name it."""
     t, a, method = spec.training, spec.adapter, spec.method.name
-    precision = t.precision
-    if precision == "auto":
-        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    args = trainer_arguments(spec)
     trainer: dict[str, Any] = {
         "output_dir": "output",
-        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
-        "max_steps": t.max_steps if t.max_steps is not None else -1,
-        "learning_rate": t.learning_rate,
-        "lr_scheduler_type": t.lr_scheduler,
-        "warmup_steps": t.warmup_ratio,  # transformers 5 reads a float below 1 as a ratio of total steps
-        "per_device_train_batch_size": t.per_device_batch_size,
-        "per_device_eval_batch_size": t.per_device_batch_size,
-        "gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "gradient_checkpointing": t.gradient_checkpointing,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "optim": t.optimizer,
-        "weight_decay": t.weight_decay,
-        "max_grad_norm": t.max_grad_norm,
-        "seed": t.seed,
-        "data_seed": t.seed,
-        "logging_steps": t.logging_steps,
+        **pick(args, ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type")),
+        "warmup_steps": args["warmup_ratio"],  # transformers 5 reads a float below 1 as a ratio of total steps
+        "per_device_train_batch_size": args["per_device_train_batch_size"],
+        "per_device_eval_batch_size": args["per_device_train_batch_size"],
+        **pick(args, ("gradient_accumulation_steps", "gradient_checkpointing", *PRECISION, *OPTIMIZER, *SEEDS,
+                      "logging_steps")),
         "save_strategy": "steps" if t.save_steps else "no",
-        "report_to": "none" if t.report_to == ["none"] else list(t.report_to),
+        "report_to": args["report_to"],
         "eval_strategy": "no",
         "max_length": spec.data.max_length,
     }

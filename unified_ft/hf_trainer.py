@@ -1,0 +1,89 @@
+"""What every backend built on Hugging Face's Trainer shares: trl, LLaMA-Factory and ms-swift (next, unsloth).
+
+They all take the same TrainingArguments-level settings under transformers' own names, refuse an unresolved
+precision, write canonical records in a few row shapes, and leave a peft adapter (or full weights) to copy
+into the run directory. Each of those is decided here once; a translator only chooses where its keys go.
+(The metrics row is shared too: uft's trainer probe writes it the same way for every backend.)
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .data.records import as_unpaired
+from .plugin import NOT_SHARED, single_answers
+from .spec import JobSpec
+
+SCHEDULE = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
+            "max_steps", "lr_scheduler_type", "warmup_ratio")
+OPTIMIZER = ("optim", "weight_decay", "max_grad_norm")
+PRECISION = ("bf16", "fp16")
+SEEDS = ("seed", "data_seed")
+
+
+def resolved_precision(spec: JobSpec) -> str:
+    """fp32, bf16 or fp16: `auto` is the plan's to resolve (it knows the machine), never a translator's."""
+    if spec.training.precision == "auto":
+        raise ValueError("precision 'auto' must be resolved by the plan before translation")
+    return spec.training.precision
+
+
+def trainer_arguments(spec: JobSpec) -> dict[str, Any]:
+    """The spec's training settings as transformers' TrainingArguments name them, every one explicit."""
+    t, precision = spec.training, resolved_precision(spec)
+    return {
+        "per_device_train_batch_size": t.per_device_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.epochs if t.epochs is not None else 1.0,
+        "max_steps": t.max_steps if t.max_steps is not None else -1,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_ratio": t.warmup_ratio,
+        "optim": t.optimizer,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "seed": t.seed,
+        "data_seed": t.seed,  # the data order is uft's; the seed is the same for both
+        "logging_steps": t.logging_steps,
+        "report_to": "none" if t.report_to == ["none"] else list(t.report_to),
+    }
+
+
+def pick(arguments: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """Some of `trainer_arguments`, in the order a translator writes them."""
+    return {name: arguments[name] for name in names}
+
+
+def record_shapes(spec: JobSpec, records: Iterable[dict[str, Any]], framework: str, source: object = "data"
+                  ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each canonical record as (shape, record): "text", "chat", "pair" (one chosen and one rejected answer) or
+    "unpaired" (a KTO answer with its label; a pair becomes two). A framework maps each shape to its rows."""
+    for row in records:
+        if "text" in row:
+            yield "text", row
+        elif "messages" in row:
+            yield "chat", row
+        else:
+            single_answers(row, framework, source)
+            if spec.method.name == "kto":  # unpaired: each answer with a thumbs-up or thumbs-down
+                yield from (("unpaired", r) for r in as_unpaired(row))
+            else:
+                yield "pair", row
+
+
+def copy_trained(source: Path, run_dir: Path, ignore: Iterable[str] = ()) -> Path | None:
+    """A framework's saved output into the run: a peft adapter to adapter/ (returned), full weights to model/.
+    What is not for sharing stays behind (training_args.bin pickles every setting, and a pickle runs code)."""
+    patterns = shutil.ignore_patterns(*ignore, *NOT_SHARED)
+    if (source / "adapter_config.json").exists():
+        shutil.copytree(source, run_dir / "adapter", ignore=patterns)
+        return run_dir / "adapter"
+    if (source / "config.json").exists():
+        shutil.copytree(source, run_dir / "model", ignore=patterns)
+    return None
