@@ -280,6 +280,13 @@ def check_env(recipe: EnvRecipe) -> dict[str, str]:
         raise UftError(f"the {recipe.backend} environment at {target} is broken: {last}\n"
                        f"    fix: uft env remove {recipe.backend} && uft env create {recipe.backend}")
     versions = json.loads(done.stdout.strip().splitlines()[-1])
+    return described_versions(versions, recipe)
+
+
+def described_versions(versions: dict[str, str], recipe: EnvRecipe) -> dict[str, str]:
+    """Versions read inside an environment, with which torch build it has (from its torch.version.cuda) and
+    where that torch comes from, said in words."""
+    versions = dict(versions)
     if "torch.version.cuda" in versions:
         cuda = versions.pop("torch.version.cuda")
         actual = "cpu" if cuda == "None" else f"cuda {cuda}"

@@ -25,7 +25,7 @@ from . import __version__
 from .data import DatasetSource, PreparedData, detect_format, prepare_records
 from .data.hub import fetch_hub_dataset
 from .effective import Check, attach_probe, compare, differences, standard_metrics, write_effective
-from .envs import torch_source
+from .envs import described_versions
 from .errors import BackendNotReady, CapabilityError, RunFailed, RunInterrupted
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .plan import Plan, make_plan
@@ -237,10 +237,10 @@ def _read_back(plan: Plan, run_dir: Path, manifest: Manifest, outputs: Any) -> l
         return None
     if rows is not None:
         outputs.final.update(final_metrics(rows))
-    if effective.versions:
-        outputs.versions = dict(effective.versions)
-        if effective.environment not in (None, sys.prefix) and "torch" in effective.versions:
-            outputs.versions["torch_source"] = torch_source(effective.versions["torch"])
+    if effective.versions:  # recorded by the run itself, inside the framework's environment
+        recipe = plan.backend.env_recipe()
+        outputs.versions = dict(effective.versions) if recipe is None else described_versions(effective.versions,
+                                                                                             recipe)
     return compare(plan.spec, effective, plan.backend.name)
 
 

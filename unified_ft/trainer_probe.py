@@ -169,6 +169,7 @@ def _on_train_begin(args, state, kwargs) -> None:
     obs.data["data"] = _dataset(trainer.train_dataset, _tokenizer(trainer))
     obs.data["sampler"] = _sampler(kwargs.get("train_dataloader"))
     obs.data["seed"] = {"args_seed": args.seed, "data_seed": args.data_seed, "torch_initial_seed": _torch_seed()}
+    obs.data["versions"]["torch.version.cuda"] = _torch_cuda()  # which build of torch trained: cpu or cuda
     obs.write()
 
 
@@ -378,6 +379,12 @@ def _torch_seed():
     import torch
 
     return int(torch.initial_seed())
+
+
+def _torch_cuda() -> str:
+    import torch
+
+    return str(torch.version.cuda)
 
 
 def _peak_memory_mb() -> float:
