@@ -177,21 +177,16 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="A run directory: runs/
     spec, effective, checks = inspect_run(run_dir)
     _print_checks(checks, effective.backend, everything=True)
     for note in effective.notes:
-        _tell(f"  [yellow]note[/yellow]: {_escape(note)}")
+        _note(note, "  ")
     console.print(f"  from {run_dir / 'effective.json'}")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _print_checks(checks, backend: str, everything: bool = False) -> None:
     """The table "spec vs what <backend> did": every difference flagged; with `everything`, unjudged rows too."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from .effective import shown_value
+    from .effective import differences, shown_value
 
     rows = [c for c in checks if everything or c.same is not None]
     table = Table(title=f"spec vs what {backend} did", title_justify="left", show_edge=False, pad_edge=False)
@@ -199,9 +194,9 @@ def _print_checks(checks, backend: str, everything: bool = False) -> None:
         table.add_column(column, overflow="fold")
     for check in rows:
         mark = {True: "[green]same[/green]", False: "[red]DIFFERS[/red]", None: ""}[check.same]
-        table.add_row(check.setting, _escape(shown_value(check.spec)), _escape(shown_value(check.did)), mark)
+        table.add_row(check.setting, escape(shown_value(check.spec)), escape(shown_value(check.did)), mark)
     console.print(table)
-    differing = [c.setting for c in checks if c.same is False]
+    differing = [c.setting for c in differences(checks)]
     judged = sum(1 for c in checks if c.same is not None)
     if differing:
         console.print(f"  [red]{len(differing)} of {judged} settings differ from the spec[/red]: "
@@ -470,15 +465,16 @@ def _run_and_report(job, backend: str, runs_dir: Path | None, strict: bool = Fal
 
 def _report_checks(result, backend: str, strict: bool) -> None:
     """The read-back table; with --strict a difference fails the command (the run stays recorded)."""
+    from .effective import differences
     from .errors import NotLikeTheSpec
 
     if result.checks is None:
-        _tell(f"  [yellow]note[/yellow]: what {backend} did could not be read back (see manifest.json)")
+        _note(f"what {backend} did could not be read back (see manifest.json)", "  ")
         if strict:
             raise NotLikeTheSpec(f"--strict: what {backend} did could not be read back; run kept in {result.run_dir}")
         return
     _print_checks(result.checks, backend)
-    differing = [c.setting for c in result.checks if c.same is False]
+    differing = [c.setting for c in differences(result.checks)]
     if strict and differing:
         raise NotLikeTheSpec(f"--strict: {backend} did not do what the spec says ({', '.join(differing)}); the run "
                              f"is kept in {result.run_dir} (`uft inspect` it)")

@@ -178,13 +178,14 @@ def read_back(run_dir: Path, spec: JobSpec, backend: str, uft_rows: int | None) 
     notes += [f"the probe hit an error: {e.strip().splitlines()[-1]}" for e in observed.get("errors", [])]
     args = observed.get("arguments", {})
     records = _uft_records(run_dir / "data" / "train.jsonl")
+    samples = _samples(observed, records, uft_rows, spec.data, notes)
     return Effective(
-        backend=backend, samples=_samples(observed, records, uft_rows, spec.data, notes),
+        backend=backend, samples=samples,
         batch=_batch(observed, args), learning_rate=_schedule(observed, args),
         adapter=_adapter(run_dir, observed, notes), precision=_precision(observed),
         seed=args.get("seed"), data_seed=args.get("data_seed"), optimizer=_optimizer(observed, args),
         gradient_checkpointing=observed.get("model", {}).get("gradient_checkpointing"),
-        order=_order(observed, records, notes), versions=observed.get("versions", {}),
+        order=_order(observed, records, samples.first_step, notes), versions=observed.get("versions", {}),
         environment=observed.get("python_prefix"), notes=notes)
 
 
@@ -284,7 +285,7 @@ def _optimizer(observed: dict, args: dict) -> Optimizer:
                      epsilon=first.get("eps"), max_grad_norm=args.get("max_grad_norm"))
 
 
-def _order(observed: dict, records: list[list[str]], notes: list[str]) -> Order:
+def _order(observed: dict, records: list[list[str]], first_step: list[Sample], notes: list[str]) -> Order:
     sampler = observed.get("sampler")
     kind = None
     if sampler:
@@ -298,7 +299,7 @@ def _order(observed: dict, records: list[list[str]], notes: list[str]) -> Order:
     elif first_rows:
         notes.append("whether the framework reordered rows at load could not be told (rows not identified, or "
                      "the first rows are identical)")
-    rows = [match_row(s.get("text"), records) for s in observed.get("first_step", [])]
+    rows = [s.row for s in first_step]
     counts = Counter(tuple(r) for r in records)
     clear = bool(rows) and None not in rows and all(counts[tuple(records[r])] == 1 for r in rows)
     return Order(sampler=kind, reordered_at_load=reordered, first_step_rows=rows,

@@ -29,7 +29,7 @@ from .envs import described_versions
 from .errors import BackendNotReady, CapabilityError, RunFailed, RunInterrupted
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .plan import Plan, make_plan
-from .plugin import NativeJob, final_metrics
+from .plugin import NativeJob, RunOutputs, final_metrics
 from .redact import env_secrets, scrub_tree
 from .runs import Manifest, create_run_dir, discard_run_dir, ensure_empty_dir, run_dir_errors, sha256_text
 from .spec import DatasetSpec, JobSpec
@@ -156,9 +156,9 @@ def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_p
             raise _framework_failed(backend_name, exit_code, run_dir, manifest)
     try:
         with stops.held():  # a signal now waits until the outputs are collected and the run is recorded
-            outputs = _collect(plan, job, run_dir, manifest)
+            outputs, checks = _collect(plan, job, run_dir, manifest)
         result = RunResult(run_dir, "succeeded", 0, outputs.final, outputs.adapter_dir, notes=plan.notes,
-                           checks=outputs.checks)
+                           checks=checks)
         result.evaluation = _evaluate_after_run(plan.spec, data, run_dir, manifest, on_eval_progress)
         result.exports = _export_after_run(plan.spec, run_dir, manifest, on_eval_progress)
     except KeyboardInterrupt as exc:
@@ -207,8 +207,9 @@ def _train(job: NativeJob, run_dir: Path, manifest: Manifest, backend_name: str,
         raise RunFailed(f"{what}: {reason}; run recorded as failed in {run_dir}{unrecorded}") from exc
 
 
-def _collect(plan: Plan, job: NativeJob, run_dir: Path, manifest: Manifest) -> Any:
-    """The framework's outputs as standard ones, and the run recorded as succeeded (or failed, and raise)."""
+def _collect(plan: Plan, job: NativeJob, run_dir: Path, manifest: Manifest) -> tuple[RunOutputs, list[Check] | None]:
+    """The framework's outputs as standard ones with what it did against the spec (None: not read back), and
+    the run recorded as succeeded (or failed, and raise)."""
     try:
         outputs = plan.backend.collect(run_dir, job)
     except Exception as exc:
@@ -221,11 +222,10 @@ def _collect(plan: Plan, job: NativeJob, run_dir: Path, manifest: Manifest) -> A
     found = [c.setting for c in differences(checks)] if checks is not None else None
     manifest.finish("succeeded", 0, versions=outputs.versions, final_metrics=outputs.final,
                     effective_differences=found)
-    outputs.checks = checks
-    return outputs
+    return outputs, checks
 
 
-def _read_back(plan: Plan, run_dir: Path, manifest: Manifest, outputs: Any) -> list[Check] | None:
+def _read_back(plan: Plan, run_dir: Path, manifest: Manifest, outputs: RunOutputs) -> list[Check] | None:
     """effective.json from the probe, compared with the spec; metrics.jsonl and versions as the run itself
     recorded them. A read-back that fails is recorded and shown, never a failed run."""
     try:

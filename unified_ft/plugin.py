@@ -95,7 +95,6 @@ class RunOutputs:
     metrics_path: Path
     final: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    checks: Any = None  # filled by launch: spec vs what the backend did
 
 
 @dataclass
