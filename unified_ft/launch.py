@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,22 @@ def _for_backend(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
     return plan
 
 
+def ready_plan(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
+    """A plan that can run here: refused if it needs a GPU this machine lacks, its environment built if missing."""
+    name = plan.backend.name
+    if plan.needs_gpu and not plan.has_gpu:  # refused before an environment is built; plan/translate only note it
+        raise CapabilityError(f"The spec asks for what backend {name} cannot do", plan.needs_gpu)
+    if not plan.environment.ready and plan.environment.creatable:
+        from .envs import create_env
+
+        create_env(plan.backend.env_recipe(), say or (lambda message: None))
+        plan.environment = plan.backend.environment()
+    if not plan.environment.ready:
+        raise BackendNotReady(f"backend {name} is not ready: {plan.environment.detail}\n"
+                              f"    fix: {plan.environment.install_hint}")
+    return _for_backend(plan, say)
+
+
 def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | None = None,
             on_progress: ProgressFn | None = None,
             on_eval_progress: Callable[[str], None] | None = None) -> RunResult:
@@ -113,18 +130,7 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
 
 def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_progress: ProgressFn | None,
              on_eval_progress: Callable[[str], None] | None, stops: StopSignals) -> RunResult:
-    plan = make_plan(spec, backend_name)
-    if plan.needs_gpu and not plan.has_gpu:  # refused before an environment is built; plan/translate only note it
-        raise CapabilityError(f"The spec asks for what backend {backend_name} cannot do", plan.needs_gpu)
-    if not plan.environment.ready and plan.environment.creatable:
-        from .envs import create_env
-
-        create_env(plan.backend.env_recipe(), on_eval_progress or (lambda message: None))
-        plan.environment = plan.backend.environment()
-    if not plan.environment.ready:
-        raise BackendNotReady(f"backend {backend_name} is not ready: {plan.environment.detail}\n"
-                              f"    fix: {plan.environment.install_hint}")
-    plan = _for_backend(plan, on_eval_progress)
+    plan = ready_plan(make_plan(spec, backend_name), on_eval_progress)
     runs_root = Path(runs_dir or spec.runs_dir)
     with run_dir_errors(runs_root):
         run_dir = create_run_dir(runs_root, spec.name, backend_name)
@@ -182,10 +188,12 @@ def _train(job: NativeJob, run_dir: Path, manifest: Manifest, backend_name: str,
             else:
                 _record(manifest, "failed", None, error=f"uft itself failed while {backend_name} ran: {exc!r}")
 
+    started = time.monotonic()
     try:
         try:
             return execute(job, run_dir / "logs", forward, stops=stops, on_stopping=on_stopping)
         finally:
+            manifest.data["framework_s"] = round(time.monotonic() - started, 3)  # saved with the outcome
             with stops.held():
                 _scrub_secrets(run_dir, job)
     except KeyboardInterrupt as exc:

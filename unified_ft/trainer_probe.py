@@ -12,6 +12,10 @@ from process 0 only:
                  log it before or after the scheduler's step), grad_norm, tokens (non-padding tokens fed so
                  far), elapsed_s (since the training loop began), peak_memory_mb -- one meaning on every backend
 
+With UFT_PROBE_PREFLIGHT=1 the probe stops the framework as its training loop begins: it draws the first
+optimizer step's batches from the loop's own dataloader (so the framework's template, tokenizer, collator and
+sampler made them), writes observed.json and exits 0 before any step -- the bake-off's pre-flight.
+
 It runs inside a framework's environment: the standard library only at import time, never any part of
 uft, and a failure inside the probe is reported in observed.json, never raised into the training.
 """
@@ -29,6 +33,9 @@ import traceback
 
 PROBE_VERSION = 1
 OUT_ENV = "UFT_PROBE_OUT"
+PREFLIGHT_ENV = "UFT_PROBE_PREFLIGHT"
+#: Optimizer steps whose end time and token counts are kept (for time to first step and throughput).
+MAX_STEP_TIMES = 100_000
 #: Samples of the first step kept whole (ids, labels, text); the rest of the step is kept as text only.
 WHOLE_SAMPLES = 3
 #: Dataset rows whose lengths and supervised tokens are counted (beyond, only the row count is read).
@@ -73,11 +80,12 @@ class _Observer:
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
         self.data: dict = {"probe_version": PROBE_VERSION, "versions": _versions(), "python_prefix": sys.prefix,
-                           "errors": [],
-                           "learning_rate": {}, "first_step": []}
+                           "errors": [], "process_started": time.time(),
+                           "learning_rate": {}, "first_step": [], "steps": []}
         self.started = time.monotonic()
         self.step_inputs: list = []
         self.tokens = 0
+        self.supervised = 0
         self.is_main = os.environ.get("RANK", "0") == "0"
         self.trainer = None
 
@@ -170,6 +178,9 @@ def _on_train_begin(args, state, kwargs) -> None:
     obs.data["sampler"] = _sampler(kwargs.get("train_dataloader"))
     obs.data["seed"] = {"args_seed": args.seed, "data_seed": args.data_seed, "torch_initial_seed": _torch_seed()}
     obs.data["versions"]["torch.version.cuda"] = _torch_cuda()  # which build of torch trained: cpu or cuda
+    if os.environ.get(PREFLIGHT_ENV) == "1":
+        _guarded(_preflight, trainer, kwargs.get("train_dataloader"))
+        _exit_after_preflight()
     obs.write()
 
 
@@ -181,8 +192,35 @@ def _on_step_begin(state) -> None:
         _OBSERVER.data["learning_rate"][str(state.global_step + 1)] = groups[0]["lr"]
 
 
+def _preflight(trainer, loader) -> None:
+    """The first optimizer step's batches from the dataloader the training loop is about to iterate (with the
+    framework's own sampler, collator and every change it made to the trainer), without training."""
+    obs = _OBSERVER
+    obs.data["preflight"] = True
+    wanted = max(1, int(trainer.args.gradient_accumulation_steps or 1))
+    batches = []
+    for batch in loader:
+        batches.append({k: v.detach().cpu().tolist() for k, v in batch.items()
+                        if hasattr(v, "dtype") and not v.dtype.is_floating_point and v.dim() == 2})
+        if len(batches) >= wanted:
+            break
+    obs.data["first_step"] = _samples(trainer, batches)
+
+
+def _exit_after_preflight() -> None:
+    """Write what was seen and end the process now: nothing of the framework's training or cleanup runs."""
+    _OBSERVER.write()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
 def _on_step_end(state) -> None:
     obs = _OBSERVER
+    if len(obs.data["steps"]) < MAX_STEP_TIMES:
+        obs.data["steps"].append({"step": state.global_step, "t": time.time(), "tokens": obs.tokens,
+                                  "supervised_tokens": obs.supervised})
     if state.global_step == 1 and obs.step_inputs:
         obs.data["first_step"] = _samples(obs.trainer, obs.step_inputs)
         obs.step_inputs = []
@@ -206,7 +244,8 @@ def _on_train_end(state) -> None:
     obs = _OBSERVER
     obs.data["done"] = {"global_step": state.global_step, "epoch": state.epoch,
                         "elapsed_s": round(time.monotonic() - obs.started, 3), "tokens": obs.tokens,
-                        "peak_memory_mb": _peak_memory_mb()}
+                        "supervised_tokens": obs.supervised, "peak_memory_mb": _peak_memory_mb(),
+                        "ended": time.time(), **_device()}
     obs.write()
 
 
@@ -218,6 +257,8 @@ def _see_inputs(trainer, inputs) -> None:
         obs.tokens += int(sum(int(m.sum()) for m in masks))
     elif hasattr(inputs.get("input_ids"), "numel"):
         obs.tokens += int(inputs["input_ids"].numel())
+    labels = [v for k, v in inputs.items() if k.endswith("labels") and hasattr(v, "dim") and v.dim() == 2]
+    obs.supervised += int(sum(int((v != -100).sum()) for v in labels))
     if trainer.state.global_step == 0:
         obs.step_inputs.append({k: v.detach().cpu().tolist() for k, v in inputs.items()
                                 if hasattr(v, "dtype") and not v.dtype.is_floating_point and v.dim() == 2})
@@ -395,6 +436,18 @@ def _peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _device() -> dict:
+    """The device that trained, and on GPU the allocator's peak reservation (for the bake-off's memory and MFU)."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return {"device": torch.cuda.get_device_name(0), "device_count": torch.cuda.device_count(),
+                "peak_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20, 1)}
+    return {"device": "cpu: " + (platform.processor() or platform.machine()), "device_count": os.cpu_count()}
 
 
 def _versions() -> dict:
