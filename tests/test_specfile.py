@@ -312,3 +312,11 @@ def _accepts_string(prop: dict) -> bool:
 @pytest.mark.parametrize("key", ["method", "template"])
 def test_schema_allows_string_shorthand(key):
     assert _accepts_string(schema_dict()["properties"][key])
+
+
+def test_checked_in_bakeoff_schema_is_current():
+    from unified_ft.schema import bakeoff_schema_text
+
+    checked_in = (ROOT / "specs" / "bakeoff.schema.json").read_text(encoding="utf-8")
+    assert checked_in == bakeoff_schema_text(), "specs/bakeoff.schema.json is stale: run `uft schema --bakeoff -o " \
+        "specs/bakeoff.schema.json`"

@@ -21,6 +21,7 @@ _LAZY = {
     "plan": "unified_ft.api",
     "translate": "unified_ft.api",
     "validate": "unified_ft.api",
+    "bakeoff": "unified_ft.api",
     "RunResult": "unified_ft.launch",
     "UftError": "unified_ft.errors",
 }
@@ -28,7 +29,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from .api import plan, run, translate, validate  # noqa: F401
+    from .api import bakeoff, plan, run, translate, validate  # noqa: F401
     from .errors import UftError  # noqa: F401
     from .launch import RunResult  # noqa: F401
     from .spec import JobSpec  # noqa: F401

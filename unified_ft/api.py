@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .comparison import BakeoffResult
+from .errors import UftError
 from .launch import ProgressFn, RunResult, run_job, translate_to
 from .plan import Plan, make_plan
 from .plugin import NativeJob
@@ -48,3 +51,21 @@ def run(spec: SpecLike, backend: str = "trl", runs_dir: str | Path | None = None
     that the framework's process group never outlives the call.
     """
     return run_job(as_spec(spec), backend, runs_dir, on_progress)
+
+
+def bakeoff(spec: SpecLike | None, backends: list[str], repeats: int = 1, strict: bool = False,
+            out_dir: str | Path | None = None, resume: str | Path | None = None,
+            on_message: Callable[[str], None] | None = None) -> BakeoffResult:
+    """One spec on several backends, like-for-like checked; writes bakeoff.json and report.html into `out_dir`.
+
+    With `resume` (a bake-off folder), goes on with that one instead (its spec, backends and repeats).
+    Raises BakeoffNotLikeForLike with `strict` when a parity check fails; a failed backend does not raise.
+    """
+    from .bakeoff import bakeoff as run_bakeoff
+    from .bakeoff import resume_bakeoff
+
+    if resume is not None:
+        return resume_bakeoff(resume, say=on_message)
+    if spec is None:
+        raise UftError("give a spec, or resume= a bake-off folder")
+    return run_bakeoff(as_spec(spec), backends, repeats=repeats, strict=strict, out_dir=out_dir, say=on_message)

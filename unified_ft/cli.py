@@ -60,14 +60,18 @@ def schema(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
     eval_report: Annotated[bool, typer.Option("--eval", help="The schema of eval.json instead.")] = False,
     effective: Annotated[bool, typer.Option("--effective", help="The schema of effective.json instead.")] = False,
+    bakeoff_report: Annotated[bool, typer.Option("--bakeoff", help="The schema of bakeoff.json instead.")] = False,
 ) -> None:
-    """Print the JSON Schema of the spec (or, with --eval, of eval.json; with --effective, of effective.json)."""
-    from .schema import effective_schema_text, eval_schema_text, schema_text
+    """Print the JSON Schema of the spec (or, with --eval, of eval.json; --effective, effective.json; --bakeoff,
+    bakeoff.json)."""
+    from .schema import bakeoff_schema_text, effective_schema_text, eval_schema_text, schema_text
     from .userfile import write_text_file
 
-    if eval_report and effective:
-        raise UftError("--eval and --effective each choose one schema; give one of them")
-    text = eval_schema_text() if eval_report else effective_schema_text() if effective else schema_text()
+    chosen = [text for flag, text in ((eval_report, eval_schema_text), (effective, effective_schema_text),
+                                      (bakeoff_report, bakeoff_schema_text)) if flag]
+    if len(chosen) > 1:
+        raise UftError("--eval, --effective and --bakeoff each choose one schema; give one of them")
+    text = chosen[0]() if chosen else schema_text()
     if output:
         write_text_file(output, text, may_exist=True, what="schema file")
         console.print(f"wrote {output}")
@@ -166,6 +170,49 @@ def run(spec: SpecArg, backend: BackendOpt = "trl", runs_dir: RunsDirOpt = None,
 
     _check_path_option("--runs-dir", runs_dir)
     _run_and_report(load_spec(spec), backend, runs_dir, strict)
+
+
+@app.command(name="bakeoff")
+def bakeoff_command(
+    spec: Annotated[Path | None, typer.Argument(help="Path to the job spec (YAML); not with --resume.",
+                                                show_default=False)] = None,
+    backends: Annotated[str, typer.Option("--backends", help="Comma-separated backends, e.g. "
+                                          "trl,llamafactory,swift (see `uft backends --matrix`).")] = "",
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs per backend: means, spreads, and a difference "
+                                         "within the spread called noise.")] = 1,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop (exit 1) when a parity check fails: before "
+                                         "training if the pre-flight finds it.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The bake-off folder (must not exist; "
+                                                "default <runs_dir>/<name>-bakeoff).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="A bake-off folder to go on with: runs only "
+                                                "what is missing.")] = None,
+    warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", help="Steps left out of the throughput "
+                                                     "(default: 10% of the steps, 1 to 5).")] = None,
+) -> None:
+    """Run one spec on several backends, prove it like-for-like, measure each, and write report.html."""
+    from rich.markdown import Markdown
+
+    from .bakeoff import bakeoff, resume_bakeoff
+    from .report import markdown_summary
+    from .specfile import load_spec
+
+    def say(message: str) -> None:
+        err_console.print(f"[dim]bakeoff[/dim] {message}", highlight=False, markup=False)
+
+    if resume is not None:
+        if spec is not None or backends or output is not None:
+            raise UftError("--resume goes on with the bake-off in that folder (its spec, backends and repeats); "
+                           "give no SPEC, --backends or -o with it")
+        _check_path_option("--resume", resume)
+        result = resume_bakeoff(resume, warmup_steps=warmup_steps, say=say)
+    else:
+        if spec is None or not backends:
+            raise UftError("give a spec and --backends, e.g. `uft bakeoff spec.yaml --backends trl,llamafactory`, "
+                           "or --resume DIR")
+        _check_path_option("-o", output)
+        result = bakeoff(load_spec(spec), backends.split(","), repeats=repeats, strict=strict, out_dir=output,
+                         warmup_steps=warmup_steps, say=say)
+    console.print(Markdown(markdown_summary(result)))
 
 
 @app.command()

@@ -38,3 +38,11 @@ def effective_schema_text() -> str:
 
     schema = Effective.model_json_schema(mode="serialization")
     return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, indent=2) + "\n"
+
+
+def bakeoff_schema_text() -> str:
+    """The JSON Schema of bakeoff.json (checked in as specs/bakeoff.schema.json)."""
+    from .comparison import BakeoffResult
+
+    schema = BakeoffResult.model_json_schema(mode="serialization")
+    return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, indent=2) + "\n"

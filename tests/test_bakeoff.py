@@ -1,0 +1,150 @@
+"""The bake-off's pure parts and its bad input: the backend list, refusals listed together before anything
+starts, an existing folder, a resume of what is not a bake-off; measurements read from a run's files; the
+comparisons' noise rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures import sft_rows, write_jsonl
+
+from unified_ft.bakeoff import check_backends, comparisons, judged_by, plan_all
+from unified_ft.cli import main
+from unified_ft.comparison import BackendResult, BakeoffResult, Measurements, Preflight, Stat, Verdict
+from unified_ft.errors import CapabilityError, SpecError
+from unified_ft.measure import mfu, peak_flops, run_figures, warmup_steps
+from unified_ft.specfile import load_spec
+
+
+@pytest.fixture
+def spec_file(tmp_path, tiny_model) -> Path:
+    write_jsonl(tmp_path / "chats.jsonl", sft_rows(8))
+    spec = {"name": "bo", "model": {"path": str(tiny_model)}, "template": "chatml",
+            "data": {"train": [{"path": "chats.jsonl", "format": "alpaca"}]},
+            "training": {"max_steps": 2}, "evaluation": {"enabled": False}}
+    path = tmp_path / "bo.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize(("names", "said"), [
+    (["trl", "trl"], "trl named more than once"),
+    (["trl", "llamafactroy"], "llamafactory"),  # did you mean
+    (["trl"], "at least two backends"),
+    ([], "at least two backends"),
+])
+def test_a_bad_backend_list_is_refused_with_the_fix(names, said):
+    with pytest.raises(SpecError) as caught:
+        check_backends(names)
+    assert said in str(caught.value)
+
+
+def test_the_cli_refuses_a_bad_list_before_anything_starts(spec_file, capsys):
+    out = spec_file.parent / "bo-out"
+    assert main(["bakeoff", str(spec_file), "--backends", "trl,swift,trl", "-o", str(out)]) == 2
+    assert "trl named more than once" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_every_refusal_of_every_backend_is_listed_together(spec_file):
+    data = yaml.safe_load(spec_file.read_text())
+    data["template"] = {"name": "jinja", "jinja": "{% for m in messages %}{{ m['content'] }}{% endfor %}"}
+    spec_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(CapabilityError) as caught:
+        plan_all(load_spec(spec_file), ["trl", "llamafactory", "swift"])
+    text = str(caught.value)
+    assert "nothing was started" in text
+    assert "llamafactory: template" in text and "swift: template" in text and "trl:" not in text
+
+
+def test_an_existing_folder_is_never_overwritten(spec_file, capsys):
+    out = spec_file.parent / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["bakeoff", str(spec_file), "--backends", "trl,llamafactory", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "never overwrites" in err and "--resume" in err
+    assert (out / "keep.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_resume_of_a_folder_that_is_no_bakeoff_is_refused(tmp_path, capsys):
+    assert main(["bakeoff", "--resume", str(tmp_path)]) == 2
+    assert "is not a bake-off folder" in capsys.readouterr().err
+
+
+def test_resume_takes_no_spec(spec_file, tmp_path, capsys):
+    assert main(["bakeoff", str(spec_file), "--resume", str(tmp_path)]) == 2
+    assert "give no SPEC" in capsys.readouterr().err
+
+
+def _run_dir(tmp_path: Path, steps: list[tuple[float, int, int]], device: str = "cpu: x86_64") -> Path:
+    run = tmp_path / "run"
+    (run / "probe").mkdir(parents=True)
+    observed = {"process_started": 100.0, "model": {"total_parameters": 1_000_000},
+                "steps": [{"step": i + 1, "t": t, "tokens": n, "supervised_tokens": s}
+                          for i, (t, n, s) in enumerate(steps)],
+                "done": {"peak_memory_mb": 900.0, "device": device, "device_count": 1}}
+    (run / "probe" / "observed.json").write_text(json.dumps(observed))
+    (run / "manifest.json").write_text(json.dumps({"framework_s": 20.0}))
+    return run
+
+
+def test_run_figures_leave_the_warmup_out(tmp_path):
+    run = _run_dir(tmp_path, [(110.0, 1000, 400), (111.0, 2000, 800), (113.0, 4000, 1600)])
+    figures = run_figures(run, warmup=1)
+    assert figures["wall_s"] == 20.0 and figures["first_step_s"] == 10.0
+    assert figures["train_s"] == 3.0
+    assert figures["tokens_per_s"] == pytest.approx(1000.0)  # (4000 - 1000) tokens over steps 2-3
+    assert figures["supervised_tokens_per_s"] == pytest.approx(400.0)
+    assert figures["mfu"] is None  # no GPU peak for a CPU
+    assert run_figures(run, warmup=2)["tokens_per_s"] == pytest.approx(1000.0)
+    assert run_figures(run, warmup=3)["tokens_per_s"] is None  # nothing left after the warm-up
+
+
+def test_mfu_from_the_gpu_name():
+    assert peak_flops("NVIDIA H200") == 989e12 and peak_flops("cpu: x86_64") is None
+    assert peak_flops("Some Future GPU") is None
+    assert mfu(10_000, 500_000_000, "NVIDIA H100 80GB HBM3", 1) == pytest.approx(6 * 5e8 * 1e4 / 989e12)
+    assert mfu(10_000, 500_000_000, "NVIDIA A100-SXM4-80GB", 2) == pytest.approx(6 * 5e8 * 1e4 / (2 * 312e12))
+
+
+def test_warmup_steps_default_and_asked():
+    assert warmup_steps(3) == 1 and warmup_steps(40) == 4 and warmup_steps(1000) == 5
+    assert warmup_steps(1000, 20) == 20 and warmup_steps(10, 0) == 1
+
+
+def _measured(tokens: list[float], memory: list[float]) -> Measurements:
+    empty = Stat.of([])
+    return Measurements(wall_s=empty, first_step_s=empty, warmup_steps=1, train_s=empty,
+                        tokens_per_s=Stat.of(tokens), supervised_tokens_per_s=empty, peak_memory_mb=Stat.of(memory),
+                        final_loss=empty, eval={"loss": Stat.of([2.0, 2.1]), "rouge_l": Stat.of([0.3])})
+
+
+def _result(measured: dict[str, Measurements]) -> BakeoffResult:
+    return BakeoffResult(name="x", spec_sha256="0", method="sft", backends=list(measured), repeats=2, strict=False,
+                         created="now", verdict=Verdict(like_for_like=True), preflight=Preflight(),
+                         results=[BackendResult(backend=b, status="succeeded", measurements=m)
+                                  for b, m in measured.items()])
+
+
+def test_a_difference_within_the_spread_is_noise_not_a_win():
+    rows = {c.measure: c for c in comparisons(_result({
+        "trl": _measured([1000, 1120], [900, 901]), "swift": _measured([1040, 1060], [500, 501])}))}
+    assert rows["tokens_per_s"].best == "trl" and rows["tokens_per_s"].noise is True
+    assert rows["peak_memory_mb"].best == "swift" and rows["peak_memory_mb"].noise is False
+    assert rows["eval loss"].better == "lower" and rows["eval rouge_l"].noise is None  # one value: no spread
+
+
+def test_preference_methods_are_judged_by_the_reward_judges(spec_file):
+    spec = load_spec(spec_file)
+    assert judged_by(spec) == [spec.evaluation.main_metric, "loss"]
+    assert judged_by(spec.model_copy(update={"method": type(spec.method)(name="rm")})) == ["pairwise_accuracy"]
+
+
+def test_equal_values_have_no_winner():
+    same = {b: _measured([1000, 1000], [900, 900]) for b in ("trl", "swift")}
+    rows = {c.measure: c for c in comparisons(_result(same))}
+    assert rows["tokens_per_s"].best is None and rows["eval loss"].best is None
