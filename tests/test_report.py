@@ -216,3 +216,20 @@ def test_fmt_stat():
     assert fmt_stat(Stat.of([1480.0])) == "1,480"
     assert fmt_stat(Stat.of([])) == "-"
     assert fmt_stat(Stat.of([0.9, 0.9])) == "0.9000 ± 0"
+
+
+def test_gpu_numbers_get_an_mfu_column_and_reserved_bars():
+    result = sample_result().model_copy(deep=True)
+    for r in result.results[:2]:
+        r.measurements.mfu = Stat.of([0.31, 0.33])
+        r.measurements.peak_reserved_mb = Stat.of([2048.0, 2050.0])
+    doc = parse_html(render_html(result))
+    headers = [th.all_text() for th in doc.find("table", id="backends").find_all("th")]
+    assert "MFU" in headers
+    assert "32.0% ± 1.4" in doc.find("tr", cls="backend-row").all_text()
+    assert "peak reserved (GPU)" in doc.find("figure", id="chart-memory").all_text()
+    assert "MFU" not in [th.all_text() for th in parse_html(render_html(sample_result())).find_all("th")]
+
+
+def test_same_result_same_page():
+    assert render_html(sample_result()) == render_html(sample_result())  # reports diff cleanly between bake-offs

@@ -75,6 +75,13 @@ def fmt_stat(stat: Stat | None) -> str:
     return fmt(stat.mean) + (f" ± {fmt_spread(stat.spread)}" if stat.spread is not None else "")
 
 
+def fmt_percent(stat: Stat | None) -> str:
+    """A 0..1 ratio over the repeats (MFU) as a percentage: 32.0% ± 1.4."""
+    if stat is None or stat.mean is None:
+        return "-"
+    return f"{stat.mean * 100:.1f}%" + (f" ± {fmt_spread(stat.spread * 100)}" if stat.spread is not None else "")
+
+
 def short_value(value: Any) -> str:
     """A parity value as one short line: text and numbers as they are, a mapping as `key value, ...`."""
     if value is None:
@@ -178,7 +185,8 @@ def _rc() -> dict[str, Any]:
 
 
 def _svg(fig: Figure, chart_id: str) -> str:
-    """The figure as an inline <svg> that scales with the page; ids salted per chart so two never clash."""
+    """The figure as an inline <svg> that scales with the page, the same bytes for the same numbers (hashes
+    salted by the chart id, no date), its ids prefixed by the chart's so two charts never share one."""
     import matplotlib
 
     buffer = io.StringIO()
@@ -206,8 +214,8 @@ def _loss_chart(Figure: Any, result: BakeoffResult, colours: dict[str, str]) -> 
     for r in drawn:
         curves = [c for c in r.loss_curves if c]
         colour = colours[r.backend]
-        for curve in curves:
-            ax.plot(*_xy(curve), color=colour, linewidth=0.9, alpha=0.35 if len(curves) > 1 else 1.0)
+        for curve in curves if len(curves) > 1 else []:
+            ax.plot(*_xy(curve), color=colour, linewidth=0.9, alpha=0.45)
         mean = _mean_curve(curves)
         label = r.backend + (f" (mean of {len(curves)})" if len(curves) > 1 else "")
         ax.plot(*_xy(mean), color=colour, linewidth=2.2 if len(curves) > 1 else 1.6, label=label)
@@ -382,7 +390,7 @@ def backend_rows(result: BakeoffResult, metric: str | None) -> list[dict[str, An
             "wall": fmt_stat(m.wall_s), "first_step": fmt_stat(m.first_step_s), "tps": fmt_stat(m.tokens_per_s),
             "stps": fmt_stat(m.supervised_tokens_per_s), "memory": fmt_stat(m.peak_memory_mb),
             "loss": fmt_stat(m.final_loss), "metric": fmt_stat(m.eval.get(metric)) if metric else "-",
-            "mfu": fmt_stat(m.mfu) if m.mfu else "-"}
+            "mfu": fmt_percent(m.mfu)}
         rows.append({"r": r, "numbers": numbers, "command": shlex.join(r.command) if r.command else ""})
     return rows
 
