@@ -114,6 +114,7 @@ def test_generations_commands_versions_preflight(html):
     doc = parse_html(html)
     gens = doc.find("table", id="generations").find_all("tr", cls="generation-row")
     assert len(gens) == 3 and '"extra": 1' in gens[2].all_text()
+    assert [len(g.find_all("td", cls="miss")) for g in gens] == [0, 0, 1]  # llamafactory's extra key, marked
     commands = [pre.all_text() for pre in doc.find(id="native-commands").find_all("pre", cls="command")]
     assert commands[1] == "llamafactory-cli train native/config.yaml"
     assert commands[2].startswith("swift sft --model tiny") and "'You'\"'\"'re a helpful bot" in commands[2]
