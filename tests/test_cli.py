@@ -131,6 +131,32 @@ def test_backends_lists_trl(capsys):
     assert "trl" in out and "method.sft" in out
 
 
+def _matrix_rows(out: str) -> dict[str, list[str]]:
+    """`uft backends --matrix` as feature -> one cell per backend (rich's box characters split the columns)."""
+    lines = [line for line in out.splitlines() if "│" in line or "┃" in line]
+    rows = [[cell.strip() for cell in line.replace("┃", "│").split("│")] for line in lines]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_backends_matrix_is_one_table_of_features_by_backend(capsys):
+    from unified_ft.plugin import all_features
+
+    assert main(["backends", "--matrix"]) == 0
+    out, _ = outputs(capsys)
+    rows = _matrix_rows(out)
+    header = rows.pop("feature")
+    assert header == ["llamafactory", "swift", "trl"]
+    assert set(rows) == set(all_features())
+    assert len(out.splitlines()) < len(all_features()) + 10  # one line per feature, not a table per backend
+    column = {name: i for i, name in enumerate(header)}
+    assert rows["method.sft"] == ["native"] * 3
+    assert rows["adapter.prefix"][column["trl"]] == "native"
+    assert rows["adapter.prefix"][column["llamafactory"]] == "unsupported"
+    assert rows["adapter.freeze"][column["swift"]] == "emulated"
+    assert rows["adapter.qlora"][column["trl"]] == "native GPU"
+    assert " note " not in out  # the per-backend tables (feature, support, note) are not printed
+
+
 # --- translate ------------------------------------------------------------------------------------
 
 

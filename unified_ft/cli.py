@@ -19,7 +19,7 @@ from rich.console import Console
 from .errors import RunFailed, RunInterrupted, UftError
 
 if TYPE_CHECKING:
-    from .plugin import Backend
+    from .plugin import Backend, Capability
 
 app = typer.Typer(
     name="uft",
@@ -316,7 +316,10 @@ def import_command(
 
 
 @app.command()
-def backends() -> None:
+def backends(
+    matrix: Annotated[bool, typer.Option("--matrix", help="One table of features x backends (native, emulated, "
+                                         "unsupported; GPU: needs a GPU), to choose backends for a bake-off.")] = False,
+) -> None:
     """List backends, whether each is ready here, and their capabilities."""
     from rich.markup import escape
 
@@ -324,7 +327,7 @@ def backends() -> None:
 
     for warning in registration_warnings():
         console.print(f"[yellow]warning[/yellow]: {escape(warning)}")
-    broken = []
+    broken, loaded = [], []
     for name in available_backends():
         try:
             backend = load_backend(name)
@@ -332,7 +335,12 @@ def backends() -> None:
             broken.append(name)
             console.print(f"[bold]{name}[/bold]: [red]broken[/red] - {escape(str(exc))}")
             continue
-        _print_backend(backend)
+        if matrix:
+            loaded.append(backend)
+        else:
+            _print_backend(backend)
+    if loaded:
+        _print_matrix(loaded)
     if broken:
         raise UftError(f"backend plugin(s) {', '.join(broken)} cannot be used (see above)")
 
@@ -348,9 +356,35 @@ def _print_backend(backend: Backend) -> None:
         console.print(f"  imports native configs: uft import {backend.name} CONFIG")
     table = Table("feature", "support", "note", box=None, pad_edge=False)
     for feature, cap in sorted(backend.capabilities.items()):
-        colour = {"native": "green", "emulated": "yellow", "unsupported": "red"}[cap.level]
+        colour = _LEVEL_COLOURS[cap.level]
         level = f"[{colour}]{cap.level}[/{colour}]" + (" (GPU)" if cap.needs_gpu else "")
         table.add_row(feature, level, cap.note)
+    console.print(table)
+
+
+#: How a capability level looks in `uft backends` and `uft backends --matrix`.
+_LEVEL_COLOURS = {"native": "green", "emulated": "yellow", "unsupported": "red"}
+
+
+def _matrix_cell(cap: Capability | None) -> str:
+    """One matrix cell: the level, coloured, and GPU when it needs one; undeclared is unsupported (as plan says)."""
+    if cap is None:
+        return "[red]unsupported[/red] [dim](undeclared)[/dim]"
+    colour = _LEVEL_COLOURS[cap.level]
+    return f"[{colour}]{cap.level}[/{colour}]" + (" [magenta]GPU[/magenta]" if cap.needs_gpu else "")
+
+
+def _print_matrix(loaded: list[Backend]) -> None:
+    """Features x backends in one table: the view for choosing backends that can run the same job."""
+    from rich.table import Table
+
+    from .plugin import all_features
+
+    table = Table("feature", *(b.name for b in loaded), title="features x backends (GPU: needs a GPU)",
+                  title_justify="left", pad_edge=False, show_edge=False)
+    features = list(dict.fromkeys(all_features()))  # a feature the spec can produce two ways is one row
+    for feature in features:
+        table.add_row(feature, *(_matrix_cell(b.capabilities.get(feature)) for b in loaded))
     console.print(table)
 
 
