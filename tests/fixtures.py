@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
     "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
@@ -113,3 +115,28 @@ def check_golden(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"missing golden file {path}; run with UFT_UPDATE_GOLDEN=1 and review it"
     assert text == path.read_text(encoding="utf-8"), f"{path} differs; if intended, regenerate and review"
+
+
+SAME_ROWS = 14  # distinct rows, so which row a sample came from is unambiguous
+
+
+def same_rows(count: int = SAME_ROWS, start: int = 0) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"hello {i} one two"},
+                          {"role": "assistant", "content": f"answer {i} yes " + "good " * (i % 4)}]}
+            for i in range(start, start + count)]
+
+
+def same_spec(folder: Path, tiny_model: Path, **changes) -> Path:
+    """3 optimizer steps of 2 x 2 samples, warmup, cosine, seed 7; evaluated on 4 held-out chats."""
+    write_jsonl(folder / "chats.jsonl", same_rows())
+    write_jsonl(folder / "held_out.jsonl", same_rows(4, start=100))
+    spec = {"name": "same", "model": {"path": str(tiny_model)}, "template": "chatml",
+            "adapter": {"type": "lora", "r": 4, "alpha": 8, "dropout": 0.0},
+            "data": {"train": [{"path": "chats.jsonl", "format": "messages"}], "max_length": 64,
+                     "eval": {"path": "held_out.jsonl", "format": "messages"}},
+            "training": {"max_steps": 3, "per_device_batch_size": 2, "gradient_accumulation_steps": 2,
+                         "learning_rate": 1.0e-3, "warmup_ratio": 0.34, "seed": 7, "weight_decay": 0.01},
+            "evaluation": {"max_new_tokens": 8, "compare_base": False}, **changes}
+    path = folder / "same.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path

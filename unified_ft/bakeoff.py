@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,10 +34,10 @@ from .comparison import (
 from .effective import Effective, attach_probe, load_effective, read_back
 from .errors import CapabilityError, Problem, RunFailed, RunInterrupted, SpecError, UftError
 from .interrupts import StopSignals, signal_name, stop_signum
-from .launch import prepare_data, ready_plan, run_job
+from .launch import prepare_data, ready_plan, run_job, translate_to
 from .measure import LOWER_IS_BETTER, generations, loss_curve, measurements
 from .parity import like_for_like, parity_checks, sample_checks
-from .plan import Plan, make_plan
+from .plan import Plan
 from .plugin import backend_name_problem
 from .runs import now, read_json, sha256_text, write_json_atomic
 from .spec import JobSpec
@@ -109,12 +110,14 @@ def check_backends(backends: list[str]) -> list[str]:
 
 
 def plan_all(spec: JobSpec, backends: list[str]) -> dict[str, Plan]:
-    """Every backend's plan; what any of them cannot honour is raised together, before anything starts."""
+    """Every backend's plan, its native files written once to a scratch folder: what any backend cannot honour
+    (its capabilities, its translator's refusals) is raised together, before anything starts."""
     plans: dict[str, Plan] = {}
     problems: list[Problem] = []
     for name in backends:
         try:
-            plan = make_plan(spec, name)
+            with tempfile.TemporaryDirectory(prefix="uft-bakeoff-") as scratch:
+                plan = translate_to(spec, name, Path(scratch) / "native")[0]  # the translator's refusals too
         except CapabilityError as exc:
             problems += [Problem(f"{name}: {p.where}", p.message, p.hint) for p in exc.problems]
             continue

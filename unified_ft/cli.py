@@ -191,13 +191,14 @@ def bakeoff_command(
 ) -> None:
     """Run one spec on several backends, prove it like-for-like, measure each, and write report.html."""
     from rich.markdown import Markdown
+    from rich.markup import escape
 
     from .bakeoff import bakeoff, resume_bakeoff
     from .report import markdown_summary
     from .specfile import load_spec
 
     def say(message: str) -> None:
-        err_console.print(f"[dim]bakeoff[/dim] {message}", highlight=False, markup=False)
+        err_console.print(f"[dim]bakeoff[/dim] {escape(message)}", highlight=False)
 
     if resume is not None:
         if spec is not None or backends or output is not None:

@@ -377,7 +377,7 @@ def parity_cells(values: dict[str, Any], backends: list[str]) -> list[dict[str, 
     shown = [short_value(values[b]) if b in values else "-" for b in backends]
     present = [s for s in shown if s != "-"]
     ranked = Counter(present).most_common(2)
-    common = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else None  # a tie: no majority
+    common = ranked[0][0] if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]) else None  # tie: none
     return [{"text": s, "differs": s != "-" and len(ranked) > 1 and s != common} for s in shown]
 
 

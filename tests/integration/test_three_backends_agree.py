@@ -1,6 +1,6 @@
-"""One spec on trl, LLaMA-Factory and ms-swift: what each framework really did (effective.json, read back by the
-trainer probe inside each framework's own environment) agrees on every field the spec fixes, and their
-per-step losses agree. Real runs of the tiny model; nothing mocked."""
+"""One spec on trl, LLaMA-Factory and ms-swift (the bake-off's runs): what each framework really did
+(effective.json, read back by the trainer probe inside each framework's own environment) agrees on every field
+the spec fixes, and their per-step losses agree. Real runs of the tiny model; nothing mocked."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
-from fixtures import write_jsonl
 
 from unified_ft.cli import main
 from unified_ft.effective import Effective, compare, differences, load_effective
@@ -19,32 +17,14 @@ from unified_ft.specfile import load_spec
 pytestmark = pytest.mark.integration
 
 BACKENDS = ("trl", "llamafactory", "swift")
-ROWS = 14  # distinct rows, so which row a sample came from is unambiguous
-
-
-def _rows() -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"hello {i} one two"},
-                          {"role": "assistant", "content": f"answer {i} yes " + "good " * (i % 4)}]}
-            for i in range(ROWS)]
+ROWS = 14  # distinct rows, so which row a sample came from is unambiguous (see conftest.py)
 
 
 @pytest.fixture(scope="module")
-def three_runs(tmp_path_factory, tiny_model) -> dict[str, Path]:
-    """The same spec run on each backend (3 optimizer steps of 2 x 2 samples, warmup, cosine, seed 7)."""
-    folder = tmp_path_factory.mktemp("effective")
-    write_jsonl(folder / "chats.jsonl", _rows())
-    spec = {"name": "same", "model": {"path": str(tiny_model)}, "template": "chatml",
-            "adapter": {"type": "lora", "r": 4, "alpha": 8, "dropout": 0.0},
-            "data": {"train": [{"path": "chats.jsonl", "format": "messages"}], "max_length": 64},
-            "training": {"max_steps": 3, "per_device_batch_size": 2, "gradient_accumulation_steps": 2,
-                         "learning_rate": 1.0e-3, "warmup_ratio": 0.34, "seed": 7, "weight_decay": 0.01},
-            "evaluation": {"enabled": False}}
-    (folder / "same.yaml").write_text(yaml.safe_dump(spec))
-    runs = folder / "runs"
-    for backend in BACKENDS:
-        assert main(["run", str(folder / "same.yaml"), "--backend", backend, "--runs-dir", str(runs),
-                     "--strict"]) == 0, backend
-    return {backend: runs / "same" / backend for backend in BACKENDS}
+def three_runs(same_job_bakeoff) -> dict[str, Path]:
+    """The bake-off's runs of one spec on each backend (conftest.py: 3 optimizer steps of 2 x 2 samples, warmup,
+    cosine, seed 7), read here field by field."""
+    return {backend: same_job_bakeoff / "runs" / "repeat-1" / "same" / backend for backend in BACKENDS}
 
 
 def _effective(run_dir: Path) -> Effective:

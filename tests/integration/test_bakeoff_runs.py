@@ -1,0 +1,114 @@
+"""A real CPU bake-off of trl, LLaMA-Factory and ms-swift on the tiny model: like-for-like proven from the
+frameworks' own outputs, measured, reported, and the report checked in headless Chromium as a person sees it;
+then a bake-off where one backend crashes still reports, and a resume runs only what is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from browser import parse_html, png_distinct_rows, render
+from fixtures import same_spec
+
+from unified_ft.cli import main
+from unified_ft.comparison import BakeoffResult
+
+pytestmark = pytest.mark.integration
+
+BACKENDS = ["trl", "llamafactory", "swift"]
+
+
+def _result(out: Path) -> BakeoffResult:
+    return BakeoffResult.model_validate_json((out / "bakeoff.json").read_text())
+
+
+def test_the_three_backends_are_like_for_like(same_job_bakeoff):
+    result = _result(same_job_bakeoff)
+    assert result.verdict.like_for_like, result.verdict.reasons
+    assert [r.status for r in result.results] == ["succeeded"] * 3
+    assert {r.number for r in result.parity} == set(range(1, 10))
+    assert all(r.passed for r in result.parity if r.severity == "breaks"), \
+        [r for r in result.parity if r.severity == "breaks" and not r.passed]
+    pre = result.preflight
+    assert not pre.errors and sorted(pre.first_samples) == sorted(BACKENDS)
+    assert [r.passed for r in pre.checks] == [True, True, True]
+    assert pre.first_samples["trl"][0] == pre.first_samples["swift"][0] == pre.first_samples["llamafactory"][0]
+    assert "<|im_start|>user" in pre.first_samples["trl"][0]  # each framework's own chatml rendering
+
+
+def test_the_preflight_trained_nothing(same_job_bakeoff):
+    for backend in BACKENDS:
+        observed = json.loads((same_job_bakeoff / "preflight" / backend / "probe" / "observed.json").read_text())
+        assert observed["preflight"] is True and observed["steps"] == [] and "done" not in observed, backend
+        assert len(observed["first_step"]) == 4, backend  # the whole first step: 2 x 2 samples
+
+
+def test_every_backend_is_measured(same_job_bakeoff):
+    for entry in _result(same_job_bakeoff).results:
+        m = entry.measurements
+        assert m is not None, entry.backend
+        assert m.wall_s.mean > m.first_step_s.mean > 0, entry.backend
+        assert m.warmup_steps == 1 and m.train_s.mean > 0
+        assert m.tokens_per_s.mean > m.supervised_tokens_per_s.mean > 0, entry.backend
+        assert m.peak_memory_mb.mean > 100 and m.mfu is None  # RSS on CPU; MFU needs a GPU's peak
+        assert [p.step for p in entry.loss_curves[0]] == [1, 2, 3]
+        assert {"loss", "perplexity", "rouge_l"} <= set(m.eval), entry.backend
+        assert entry.command and Path(entry.native_dir).is_dir() and entry.versions["transformers"]
+        assert len(entry.generations) == 4 and entry.generations[0].prompt.startswith("user: hello 100")
+    rows = {c.measure: c for c in _result(same_job_bakeoff).comparisons}
+    assert rows["eval loss"].values["trl"] == pytest.approx(rows["eval loss"].values["swift"], rel=1e-4)
+
+
+def test_the_report_as_a_person_sees_it(same_job_bakeoff, tmp_path, capsys):
+    shown = render(same_job_bakeoff / "report.html", tmp_path)
+    doc = parse_html(shown.dom)
+    assert "Like-for-like" in doc.find(id="verdict").all_text()
+    assert len(doc.find("table", id="parity").find_all("tr", cls="parity-row")) == len(_result(same_job_bakeoff).parity)
+    rows = doc.find("table", id="backends").find_all("tr", cls="backend-row")
+    assert [r.attrs["data-backend"] for r in rows] == BACKENDS
+    for chart in ("chart-loss", "chart-throughput", "chart-memory"):
+        assert doc.find("figure", id=chart).find("svg").find_all("path"), chart
+    assert png_distinct_rows(shown.screenshot) > 100
+    summary = (same_job_bakeoff / "summary.md").read_text()
+    assert "like-for-like" in summary.lower() and all(b in summary for b in BACKENDS)
+
+
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory, tiny_model) -> Path:
+    """trl and a LLaMA-Factory that crashes once its model is loaded: a native option (passed through, visibly) that
+    its trainer refuses as training begins (a checkpoint that is not there)."""
+    folder = tmp_path_factory.mktemp("crash")
+    spec = same_spec(folder, tiny_model)
+    data = yaml.safe_load(spec.read_text())
+    data["evaluation"] = {"enabled": False}
+    data["backend_options"] = {"llamafactory": {"resume_from_checkpoint": str(folder / "no-such-checkpoint")}}
+    spec.write_text(yaml.safe_dump(data))
+    out = folder / "out"
+    assert main(["bakeoff", str(spec), "--backends", "trl,llamafactory", "-o", str(out)]) == 0
+    return out
+
+
+def test_a_backend_that_crashes_is_reported_and_the_other_still_runs(crashed):
+    result = _result(crashed)
+    trl, lf = result.results
+    assert trl.status == "succeeded" and trl.measurements is not None
+    assert lf.status == "failed" and "llamafactory" in lf.error and lf.log_tail
+    assert "no-such-checkpoint" in lf.log_tail
+    assert "llamafactory" in result.preflight.errors  # the pre-flight saw it first
+    assert not result.verdict.like_for_like and "fewer than two backends finished" in result.verdict.reasons[-1]
+    assert next(r for r in result.parity if r.number == 9).detail == "llamafactory only: resume_from_checkpoint"
+    doc = parse_html((crashed / "report.html").read_text())
+    row = next(r for r in doc.find("table", id="backends").find_all("tr", cls="backend-row")
+               if r.attrs["data-backend"] == "llamafactory")
+    assert "failed" in row.all_text()
+
+
+def test_resume_runs_only_what_is_missing(crashed, capsys):
+    trl_runs = sorted(crashed.glob("runs/repeat-1/*/trl"))
+    assert main(["bakeoff", "--resume", str(crashed)]) == 0
+    assert sorted(crashed.glob("runs/repeat-1/*/trl")) == trl_runs  # the finished run is kept, not run again
+    attempts = sorted(crashed.glob("runs/repeat-1/*/llamafactory"))
+    assert len(attempts) == 2  # the failed one kept as it was, a new one beside it
+    assert _result(crashed).results[1].status == "failed"
