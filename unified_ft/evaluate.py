@@ -69,8 +69,8 @@ class PreferenceScores(BaseModel):
     log-probabilities) compare on one scale. Multiply by `beta` for DPO's own reward scale."""
 
     kind: Literal["pairs", "labels", "reward_model"] = Field(
-        description="pairs: (prompt, chosen, rejected) rows; labels: unpaired KTO rows (desirable or not); "
-        "reward_model: pairs scored by the trained reward model (method rm).")
+        description="pairs: (prompt, chosen, rejected) rows (kto given pairs too); labels: unpaired KTO rows "
+        "(desirable or not); reward_model: pairs scored by the trained reward model (method rm).")
     rows: int = Field(description="Pairs, or labelled answers, that were judged.")
     beta: float | None = Field(None, description="The method's beta, for reading the rewards on its own scale "
                                "(not applied to any value here).")
@@ -378,16 +378,47 @@ def _token_losses(model, encoded: list[dict[str, list[int]]], pad: int, batch_si
     return out
 
 
-def _sequence_scores(model, encoded: list[dict[str, list[int]]], pad: int, batch_size: int) -> list[float]:
-    """A reward model's score of each whole sequence (the model pools its last non-padding token)."""
+def _sequence_scores(model, encoded: list[dict[str, list[int]]], pad: int, batch_size: int,
+                     value_head: tuple[Any, Any] | None = None) -> list[float]:
+    """A reward model's score of each whole sequence: a sequence-classification model pools its last
+    non-padding token itself; a value head (LLaMA-Factory's) is applied to the last layer's hidden state at
+    the last attended token, as LLaMA-Factory's pairwise trainer does."""
     import torch
 
     out: list[float] = []
     for start in range(0, len(encoded), batch_size):
         ids, attention, _ = _padded(encoded[start:start + batch_size], pad)
         with torch.no_grad():
-            out += model(input_ids=ids, attention_mask=attention).logits[:, 0].float().tolist()
+            if value_head is None:
+                out += model(input_ids=ids, attention_mask=attention).logits[:, 0].float().tolist()
+                continue
+            hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[-1]
+            last = hidden[torch.arange(len(ids)), attention.sum(dim=1) - 1].float()
+            weight, bias = value_head
+            out += (last @ weight.float().T + bias.float())[:, 0].tolist()
     return out
+
+
+def _value_head(tuned_source: Path) -> tuple[Any, Any] | None:
+    """LLaMA-Factory trains a reward model as a causal LM plus a separate value head, saved beside the adapter
+    (or full model) as value_head.safetensors (or .bin): its (weight, bias), or None when there is none."""
+    safe, pickled = tuned_source / "value_head.safetensors", tuned_source / "value_head.bin"
+    if not safe.exists() and not pickled.exists():
+        return None
+    import torch
+
+    if safe.exists():
+        from safetensors.torch import load_file
+
+        state = load_file(str(safe))
+    else:
+        state = torch.load(pickled, map_location="cpu", weights_only=True)
+    try:
+        weight = state["v_head.summary.weight"]
+    except KeyError:
+        raise UftError(f"{safe if safe.exists() else pickled} has no v_head.summary.weight (keys: "
+                       f"{', '.join(sorted(state))}); it is not a value head this evaluation can read") from None
+    return weight, state.get("v_head.summary.bias", torch.zeros(weight.shape[0]))
 
 
 # --- preference judges -----------------------------------------------------------------------------------
@@ -464,10 +495,12 @@ def _evaluate_reward_model(run_dir: Path, spec: JobSpec, manifest: dict[str, Any
     records = _preference_records(run_dir)
     torch.manual_seed(spec.training.seed)
     say("loading the reward model")
-    tokenizer, _, tuned = _load_models(spec, tuned_source, head="sequence_classification")
+    value_head = _value_head(tuned_source)
+    head = "causal_lm" if value_head is not None else "sequence_classification"
+    tokenizer, _, tuned = _load_models(spec, tuned_source, head=head)
     encoded = [_answer_tokens(tokenizer, p, a, t, spec.data.max_length) for p, a, t in _answers(records)]
     say(f"scoring {len(records)} pairs")
-    scores = _sequence_scores(tuned, encoded, tokenizer.pad_token_id, spec.evaluation.batch_size)
+    scores = _sequence_scores(tuned, encoded, tokenizer.pad_token_id, spec.evaluation.batch_size, value_head)
     chosen, rejected = scores[0::2], scores[1::2]
     j = M.pair_judgement(chosen, rejected)
     loss = M.pairwise_loss(chosen, rejected)
