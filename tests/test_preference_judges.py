@@ -126,3 +126,22 @@ def test_the_table_of_a_reward_model_shows_pairwise_accuracy_and_its_loss_only()
     assert "the reward model on" in text and "4 eval pairs" in text
     assert "pairwise_accuracy" in text and "1.0000" in text and "score_margin" in text
     assert "perplexity" not in text and "tokens_per_s" not in text and "reward_accuracy" not in text
+
+
+# --- which tokens an answer's reward counts ------------------------------------------------------------
+
+
+def test_a_reward_counts_the_answer_only_not_an_assistant_turn_in_the_prompt(tiny_model):
+    from unified_ft.evaluate import _answer_tokens
+    from unified_ft.modeling import load_tokenizer
+    from unified_ft.templates import JINJA_TEMPLATES
+
+    tokenizer = load_tokenizer({"name_or_path": str(tiny_model)}, JINJA_TEMPLATES["chatml"])
+    prompt = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "earlier reply"},
+              {"role": "user", "content": "is it good"}]
+    encoded = _answer_tokens(tokenizer, prompt, [{"role": "assistant", "content": "yes good"}], None, 64)
+    counted = [t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"], strict=True) if m]
+    text = tokenizer.decode(counted)
+    assert "yes good" in text and "earlier" not in text and "is it good" not in text, text
+    cut = _answer_tokens(tokenizer, prompt, [{"role": "assistant", "content": "yes good"}], None, 8)
+    assert 1 not in cut["assistant_masks"] and len(cut["input_ids"]) == 8  # cut off: an empty answer
