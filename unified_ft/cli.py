@@ -566,8 +566,11 @@ def _print_eval(report) -> None:
     from .evaluate import format_table
 
     console.print(format_table(report))
-    console.print(f"  evaluation: {report.run_dir}/eval.json, answers side by side in "
-                  f"{report.run_dir}/eval/samples.jsonl ({report.duration_s}s)")
+    where = [f"answers side by side in {report.run_dir}/eval/samples.jsonl"] if report.generated_rows else []
+    if report.preference:
+        where.append(f"each pair's {'scores' if report.preference.kind == 'reward_model' else 'rewards'} in "
+                     f"{report.run_dir}/eval/preference.jsonl")
+    console.print(f"  evaluation: {', '.join([f'{report.run_dir}/eval.json', *where])} ({report.duration_s}s)")
 
 
 @app.command(name="eval")

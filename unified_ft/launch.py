@@ -317,16 +317,13 @@ def _export_after_run(spec: JobSpec, run_dir: Path, manifest: Manifest,
 
 def _evaluate_after_run(spec: JobSpec, data: PreparedData, run_dir: Path, manifest: Manifest,
                         on_eval_progress: Callable[[str], None] | None):
-    """The shared evaluation, unless the spec turns it off; the manifest says which."""
+    """The shared evaluation (a reward model's too: pairwise accuracy), unless the spec turns it off or there
+    is no eval set; the manifest says which."""
     if not spec.evaluation.enabled:
         manifest.update(evaluation="off (evaluation.enabled: false)")
         return None
     if data.eval_path is None:
         manifest.update(evaluation="skipped: no eval set (add data.eval or data.eval_split)")
-        return None
-    if spec.method.name == "rm":
-        manifest.update(evaluation="skipped: a reward model scores answers; the shared evaluation judges "
-                                   "generators (set evaluation.enabled: false to silence this)")
         return None
     from .evaluate import evaluate_run
 

@@ -25,6 +25,10 @@ DataFormat = Literal["alpaca", "sharegpt", "messages", "preference", "unpaired",
 
 PREFERENCE_METHODS = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 REFERENCE_METRICS = ("exact_match", "normalized_exact_match", "rouge_l", "bleu")
+#: What the shared evaluation judges preference-trained generators by (dpo, orpo, simpo, cpo, kto) ...
+REWARD_JUDGES = ("reward_accuracy", "reward_margin")
+#: ... and reward models (rm), which score answers and generate none.
+REWARD_MODEL_JUDGES = ("pairwise_accuracy", "score_margin")
 LORA_FAMILY = ("lora", "qlora", "dora")
 #: LoRA+ learning rate for LoRA embedding layers (peft's and LLaMA-Factory's default), written out per backend.
 LORAPLUS_LR_EMBEDDING = 1e-6
@@ -553,7 +557,10 @@ class EvaluationSpec(_Strict):
         "whose plain-text eval set has no answers). Loss and perplexity are always measured.")
     checks: list[CheckSpec] = Field(default_factory=list, description="Task checks, e.g. [{type: json}].")
     main_metric: str | None = Field(None, description="The metric a comparison leads with: a metric, a check "
-                                    "name (json, regex), loss or perplexity (default: rouge_l; loss for pt).")
+                                    "name (json, regex), loss or perplexity; reward_accuracy or reward_margin for "
+                                    "dpo, orpo, simpo, cpo and kto; pairwise_accuracy, score_margin or loss for rm "
+                                    "(default: rouge_l; loss for pt; reward_accuracy for dpo, orpo, simpo, cpo and "
+                                    "kto; pairwise_accuracy for rm).")
     compare_base: bool = Field(True, description="Also score the base model on the same prompts (before/after).")
     forgetting: DatasetSpec | None = Field(
         None, description="General data whose loss is measured before and after, to catch forgetting; "
@@ -564,7 +571,8 @@ class EvaluationSpec(_Strict):
     def _check(self) -> EvaluationSpec:
         if self.forgetting is not None and self.forgetting.hub is not None:
             raise ValueError("evaluation.forgetting takes a local file (or `path: builtin`), not a hub dataset")
-        known = [*(self.metrics or REFERENCE_METRICS), *(c.type for c in self.checks), "loss", "perplexity"]
+        known = [*(self.metrics or REFERENCE_METRICS), *(c.type for c in self.checks), "loss", "perplexity",
+                 *REWARD_JUDGES, *REWARD_MODEL_JUDGES]  # which judges fit the method: JobSpec._resolve_evaluation
         if self.main_metric is not None and self.main_metric not in known:
             raise ValueError(f"evaluation.main_metric {self.main_metric!r} is not measured; choose one of "
                              f"{', '.join(known)}" + _did_you_mean(self.main_metric, known))
@@ -675,16 +683,29 @@ class JobSpec(_Strict):
         return self
 
     def _resolve_evaluation(self) -> None:
-        """Reference metrics need reference answers, which a pt (plain text) eval set does not have."""
-        ev, plain_text = self.evaluation, self.method.name == "pt"
+        """Reference metrics need reference answers, which a pt (plain text) eval set does not have; a reward
+        model generates nothing, so it is judged on the eval pairs only; defaults follow the method."""
+        ev, method = self.evaluation, self.method.name
+        plain_text = method == "pt"
         if plain_text and (ev.metrics or ev.checks or ev.main_metric not in (None, "loss", "perplexity")):
             raise ValueError("method pt evaluates on plain text, which has no reference answers for "
                              "evaluation.metrics, checks or that main_metric; remove them (loss and perplexity "
                              "are measured)")
+        if method == "rm" and (ev.metrics or ev.checks or ev.forgetting or ev.lm_eval
+                               or ev.main_metric not in (None, "loss", *REWARD_MODEL_JUDGES)):
+            raise ValueError("method rm trains a reward model, which scores answers and generates none; it is "
+                             "judged by pairwise accuracy on the eval pairs: remove evaluation.metrics, checks, "
+                             "forgetting, lm_eval and that main_metric (pairwise_accuracy, score_margin and the "
+                             "pairwise loss are measured)")
+        judges = REWARD_MODEL_JUDGES if method == "rm" else REWARD_JUDGES if method in PREFERENCE_METHODS else ()
+        if ev.main_metric in (*REWARD_JUDGES, *REWARD_MODEL_JUDGES) and ev.main_metric not in judges:
+            fits = "rm" if ev.main_metric in REWARD_MODEL_JUDGES else "dpo, orpo, simpo, cpo and kto"
+            raise ValueError(f"evaluation.main_metric {ev.main_metric} is measured for method {fits}, not "
+                             f"{method}; choose another main_metric")
         if ev.metrics is None:
-            ev.metrics = [] if plain_text else list(REFERENCE_METRICS)
+            ev.metrics = [] if plain_text or method == "rm" else list(REFERENCE_METRICS)
         if ev.main_metric is None:
-            ev.main_metric = "loss" if plain_text else "rouge_l"
+            ev.main_metric = ("loss" if plain_text else judges[0] if judges else "rouge_l")
 
     @property
     def record_kind(self) -> str:

@@ -66,16 +66,6 @@ def test_freeze_trains_only_the_last_layers(tmp_path, tiny_model):
     assert changed and all(k.startswith("model.layers.1.") for k in changed), sorted(changed)
 
 
-def test_reward_model_runs_are_not_judged_by_generation_and_say_so(tmp_path, tiny_model):
-    spec = _spec(tmp_path, tiny_model, "rm-eval", CASES["rm"])
-    spec["data"]["eval_split"] = 0.25
-    spec["evaluation"] = {"enabled": True}
-    result = run(spec, backend="trl", runs_dir=tmp_path / "runs")
-    manifest = json.loads((result.run_dir / "manifest.json").read_text())
-    assert result.status == "succeeded" and result.evaluation is None
-    assert manifest["evaluation"].startswith("skipped: a reward model")
-
-
 def test_loraplus_and_pissa_give_a_plain_lora_adapter_for_the_original_base(tmp_path, tiny_model):
     """PiSSA rewrites the base while training; the saved adapter must be converted (rank 2r) to fit the
     original base, which is what the shared evaluation loads. Unconverted, the tuned loss would be far
