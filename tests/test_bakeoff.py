@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import sft_rows, write_jsonl
+from fixtures import preference_rows, sft_rows, write_jsonl
 
 from unified_ft.bakeoff import check_backends, comparisons, judged_by, plan_all
 from unified_ft.cli import main
 from unified_ft.comparison import BackendResult, BakeoffResult, Measurements, Preflight, Stat, Verdict
 from unified_ft.errors import CapabilityError, SpecError
-from unified_ft.measure import mfu, peak_flops, run_figures, warmup_steps
+from unified_ft.measure import eval_figures, mfu, peak_flops, run_figures, warmup_steps
 from unified_ft.specfile import load_spec
 
 
@@ -141,7 +141,21 @@ def test_a_difference_within_the_spread_is_noise_not_a_win():
 def test_preference_methods_are_judged_by_the_reward_judges(spec_file):
     spec = load_spec(spec_file)
     assert judged_by(spec) == [spec.evaluation.main_metric, "loss"]
-    assert judged_by(spec.model_copy(update={"method": type(spec.method)(name="rm")})) == ["pairwise_accuracy"]
+    write_jsonl(spec_file.parent / "pairs.jsonl", preference_rows(4))
+    data = yaml.safe_load(spec_file.read_text())
+    data["data"]["train"] = [{"path": "pairs.jsonl", "format": "preference"}]
+    for method, judges in (("dpo", ["reward_accuracy", "reward_margin"]), ("rm", ["pairwise_accuracy",
+                                                                                 "score_margin"])):
+        spec_file.write_text(yaml.safe_dump({**data, "method": method}))
+        assert judged_by(load_spec(spec_file)) == judges, method
+
+
+def test_eval_figures_keep_the_judges_not_the_counts(tmp_path):
+    report = {"tuned": {"loss": 2.0, "perplexity": 7.4, "metrics": {"rouge_l": 0.5}},
+              "preference": {"reward_accuracy": 0.75, "reward_margin": 1.2, "rows": 8, "beta": 0.1, "ties": 0}}
+    (tmp_path / "eval.json").write_text(json.dumps(report))
+    assert eval_figures(tmp_path) == {"loss": 2.0, "perplexity": 7.4, "rouge_l": 0.5, "reward_accuracy": 0.75,
+                                      "reward_margin": 1.2}
 
 
 def test_equal_values_have_no_winner():

@@ -40,12 +40,11 @@ from .parity import like_for_like, parity_checks, sample_checks
 from .plan import Plan
 from .plugin import backend_name_problem
 from .runs import now, read_json, sha256_text, write_json_atomic
-from .spec import JobSpec
+from .spec import PREFERENCE_METHODS, JobSpec
 from .specfile import dump_spec, load_spec
 from .supervise import ProgressFn, execute, log_tail
 
 BAKEOFF_FILE = "bakeoff.json"
-PREFERENCE_METHODS = ("dpo", "orpo", "simpo", "cpo", "kto")
 Say = Callable[[str], None]
 
 
@@ -329,12 +328,11 @@ def _compare(measure: str, better: str, stats: dict[str, Stat | None]) -> Compar
 
 
 def judged_by(spec: JobSpec) -> list[str]:
-    """The eval measures that decide quality: the preference judges for preference methods."""
-    if spec.method.name in PREFERENCE_METHODS:
-        return ["reward_accuracy", "reward_margin"]
-    if spec.method.name == "rm":
-        return ["pairwise_accuracy"]
-    return [spec.evaluation.main_metric, "loss"]
+    """The eval measures that decide quality: the main metric (for preference methods and rm, their judges' own
+    accuracy, see spec.py) and the margin or loss beside it."""
+    name = spec.method.name
+    second = "score_margin" if name == "rm" else "reward_margin" if name in PREFERENCE_METHODS else "loss"
+    return [spec.evaluation.main_metric, second]
 
 
 def host_info() -> dict[str, object]:

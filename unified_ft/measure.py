@@ -21,6 +21,9 @@ PEAK_FLOPS = (
     ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L40", 181e12), ("L4", 121e12), ("A10G", 70e12),
     ("A10", 125e12), ("RTX 4090", 165e12), ("RTX 3090", 71e12), ("V100", 125e12), ("T4", 65e12),
 )
+#: The preference judges' numbers that are measures (eval.json's preference block also holds counts and beta).
+PREFERENCE_JUDGES = ("reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward", "tuned_logp_accuracy",
+                     "pairwise_accuracy", "score_margin")
 #: Eval measures where lower is better (everything else in eval: higher is better).
 LOWER_IS_BETTER = ("loss", "perplexity", "forgetting_delta")
 
@@ -85,7 +88,7 @@ def eval_figures(run_dir: Path) -> dict[str, float]:
     found.update({k: v for k, v in (tuned.get("metrics") or {}).items() if isinstance(v, (int, float))})
     found.update({f"check {k}": v for k, v in (tuned.get("checks") or {}).items() if isinstance(v, (int, float))})
     preference = report.get("preference") or {}
-    found.update({k: v for k, v in preference.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    found.update({k: preference[k] for k in PREFERENCE_JUDGES if isinstance(preference.get(k), (int, float))})
     forgetting = report.get("forgetting") or {}
     if isinstance(forgetting.get("delta"), (int, float)):
         found["forgetting_delta"] = forgetting["delta"]
