@@ -139,7 +139,10 @@ def test_one_backend_alone_cannot_be_judged(spec, runs):
     assert all(r.passed is None for r in rows if r.number <= 8)
 
 
-def test_preference_samples_are_not_compared_token_by_token(spec, runs):
+def test_preference_samples_pass_when_equal_and_are_shown_unjudged_when_laid_out_differently(spec, runs):
     dpo = spec.model_copy(update={"method": DpoMethod(name="dpo")})
+    assert parity_checks(dpo, runs, BACKENDS)[0].passed is True
+    runs["swift"].samples.first_step[0].input_ids = [1, 2, 3]
     row = parity_checks(dpo, runs, BACKENDS)[0]
     assert row.passed is None and "preference pair" in row.detail
+    assert parity_checks(spec, runs, BACKENDS)[0].passed is False  # sft: a difference is a failure

@@ -16,7 +16,8 @@ from .comparison import ParityRow
 from .effective import Effective, _same, shown_value
 from .spec import JobSpec
 
-#: Methods whose first-step samples every framework lays out the same way (one sequence per sample).
+#: Methods whose first-step samples every framework lays out the same way (one sequence per sample); for the
+#: others, equal ids still pass, and unequal ones are shown unjudged.
 TOKEN_COMPARABLE_METHODS = ("sft", "pt")
 #: The shared stack whose versions check 8 lists (the framework's own package is listed too).
 STACK = ("torch", "torch_build", "transformers", "peft", "trl", "accelerate", "datasets", "tokenizers")
@@ -38,13 +39,13 @@ def sample_checks(spec: JobSpec, effectives: Effectives) -> list[ParityRow]:
 
 def token_check(spec: JobSpec, effectives: Effectives) -> ParityRow:
     """1. The same token ids for the first samples: the template, tokenizer and truncation agree."""
-    if spec.method.name not in TOKEN_COMPARABLE_METHODS:
-        return _unjudged(1, "same token ids for the first samples", effectives, lambda e: _ids_summary(e),
-                         f"not compared token by token: for {spec.method.name}, each framework's collator lays a "
-                         "preference pair out its own way (prompt/chosen/rejected apart or joined); the texts are "
-                         "in the pre-flight section")
     values = {b: _first_ids(e) for b, e in effectives.items()}
     row = _agreement(1, "same token ids for the first samples", values, shown=_ids_shown)
+    if row.passed is False and spec.method.name not in TOKEN_COMPARABLE_METHODS:  # equal ids prove it; unequal not
+        return _unjudged(1, "same token ids for the first samples", effectives, lambda e: _ids_summary(e),
+                         f"not compared token by token: for {spec.method.name}, each framework's collator may lay a "
+                         "preference pair out its own way (prompt/chosen/rejected apart or joined), and these "
+                         "differ; the texts are in the pre-flight section")
     if row.passed is False:
         row.detail = _first_token_difference(values) or row.detail
     return row
