@@ -12,8 +12,11 @@ import yaml
 from browser import parse_html, png_distinct_rows, render
 from fixtures import preference_rows, same_spec, write_jsonl
 
+from unified_ft.bakeoff import bakeoff, resume_bakeoff
 from unified_ft.cli import main
 from unified_ft.comparison import BakeoffResult
+from unified_ft.errors import RunInterrupted
+from unified_ft.specfile import load_spec
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +139,26 @@ def test_a_dpo_bakeoff_is_judged_by_the_reward_judges(tmp_path, tiny_model):
         assert 0 <= m.eval["reward_accuracy"].mean <= 1 and m.eval["reward_margin"].mean is not None
     assert trl.final_loss.mean == pytest.approx(swift.final_loss.mean, rel=1e-4)
     assert "eval reward_accuracy" in {c.measure for c in result.comparisons}
+
+
+def test_an_interrupted_bakeoff_keeps_what_it_has_and_resumes(tmp_path, tiny_model):
+    """Ctrl-C while trl trains (raised from the progress callback, as the signal handler would): trl is recorded
+    as interrupted, llamafactory as not run, the report is written; the resume runs both and reuses the
+    pre-flight."""
+    spec = load_spec(same_spec(tmp_path, tiny_model, evaluation={"enabled": False}))
+    out = tmp_path / "out"
+
+    def ctrl_c(row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        bakeoff(spec, ["trl", "llamafactory"], out_dir=out, on_progress=ctrl_c)
+    result = _result(out)
+    assert [r.status for r in result.results] == ["interrupted", "not run"]
+    assert (out / "report.html").is_file() and result.finished is not None
+    preflight_mtime = (out / "preflight" / "trl" / "effective.json").stat().st_mtime
+    resumed = resume_bakeoff(out)
+    assert [r.status for r in resumed.results] == ["succeeded", "succeeded"]
+    assert resumed.verdict.like_for_like, resumed.verdict.reasons
+    assert (out / "preflight" / "trl" / "effective.json").stat().st_mtime == preflight_mtime
+    assert len(list(out.glob("runs/repeat-1/*/trl"))) == 2  # the interrupted run is kept beside the new one
