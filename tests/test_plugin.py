@@ -289,6 +289,7 @@ def test_all_features_covers_what_spec_features_produces():
         assert set(spec_features(spec)) <= known, set(spec_features(spec)) - known
     assert {"precision.auto", "template.jinja", "report_to.wandb", "loss_type.kto.kto"} <= known
     assert "report_to.none" not in known
+    assert len(all_features()) == len(known)  # each once (adapter.dora is both a type and a flag)
 
 
 @pytest.mark.parametrize("backend", builtin_backends())

@@ -331,7 +331,7 @@ def all_features() -> list[str]:
     feats += list(FLAG_FEATURES)
     feats += [f"report_to.{tracker}" for tracker in _choices("training", "report_to") if tracker != "none"]
     feats += [f"loss_type.{method}.{loss}" for method, losses in LOSS_TYPES.items() for loss in losses]
-    return feats
+    return list(dict.fromkeys(feats))  # adapter.dora is both `type: dora` and `use_dora: true`: one feature
 
 
 def _choices(section: str, name: str) -> tuple[Any, ...]:
