@@ -57,7 +57,11 @@ class BakeoffNotLikeForLike(RunFailed):
 def bakeoff(spec: JobSpec, backends: list[str], *, repeats: int = 1, strict: bool = False,
             out_dir: str | Path | None = None, warmup_steps: int | None = None, say: Say | None = None,
             on_progress: ProgressFn | None = None) -> BakeoffResult:
-    """Run `spec` on every backend and write bakeoff.json and report.html into `out_dir` (which must not exist)."""
+    """Run `spec` on every backend and write bakeoff.json and report.html into `out_dir` (which must not exist).
+
+    `say` gets a line per stage; `on_progress` each run's progress rows (step, loss, ...), tagged with `backend`
+    and `repeat`.
+    """
     names = check_backends(backends)
     if repeats < 1:
         raise UftError(f"--repeats must be 1 or more, not {repeats}")
@@ -216,7 +220,9 @@ def _run_all(spec: JobSpec, result: BakeoffResult, out: Path, say: Say, on_progr
             if len(entry.run_dirs) >= repeat or name in failed_now:
                 continue
             say(f"[repeat {repeat}/{result.repeats}] {name}: training")
-            if not _run_one(spec, entry, out / "runs" / f"repeat-{repeat}", on_progress, say):
+            tagged = (lambda row, b=name, r=repeat: on_progress({**row, "backend": b, "repeat": r})) \
+                if on_progress else None
+            if not _run_one(spec, entry, out / "runs" / f"repeat-{repeat}", tagged, say):
                 failed_now.add(name)
             _save(out, result)
 

@@ -191,29 +191,54 @@ def bakeoff_command(
 ) -> None:
     """Run one spec on several backends, prove it like-for-like, measure each, and write report.html."""
     from rich.markdown import Markdown
-    from rich.markup import escape
 
     from .bakeoff import bakeoff, resume_bakeoff
     from .report import markdown_summary
     from .specfile import load_spec
-
-    def say(message: str) -> None:
-        err_console.print(f"[dim]bakeoff[/dim] {escape(message)}", highlight=False)
 
     if resume is not None:
         if spec is not None or backends or output is not None:
             raise UftError("--resume goes on with the bake-off in that folder (its spec, backends and repeats); "
                            "give no SPEC, --backends or -o with it")
         _check_path_option("--resume", resume)
-        result = resume_bakeoff(resume, warmup_steps=warmup_steps, say=say)
+    elif spec is None or not backends:
+        raise UftError("give a spec and --backends, e.g. `uft bakeoff spec.yaml --backends trl,llamafactory`, "
+                       "or --resume DIR")
     else:
-        if spec is None or not backends:
-            raise UftError("give a spec and --backends, e.g. `uft bakeoff spec.yaml --backends trl,llamafactory`, "
-                           "or --resume DIR")
         _check_path_option("-o", output)
-        result = bakeoff(load_spec(spec), backends.split(","), repeats=repeats, strict=strict, out_dir=output,
-                         warmup_steps=warmup_steps, say=say)
+    with _terminal_may_vanish(), _bakeoff_progress() as (say, on_progress):
+        if resume is not None:
+            result = resume_bakeoff(resume, warmup_steps=warmup_steps, say=say, on_progress=on_progress)
+        else:
+            result = bakeoff(load_spec(spec), backends.split(","), repeats=repeats, strict=strict, out_dir=output,
+                             warmup_steps=warmup_steps, say=say, on_progress=on_progress)
     console.print(Markdown(markdown_summary(result)))
+
+
+@contextmanager
+def _bakeoff_progress() -> Iterator[tuple]:
+    """A line per bake-off stage, and a progress bar per run (backend, repeat) with its loss."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[loss]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        tasks: dict[tuple, object] = {}
+
+        def say(message: str) -> None:
+            progress.console.print(f"[dim]bakeoff[/dim] {escape(message)}", highlight=False)
+
+        def on_progress(row: dict) -> None:
+            key = (row.get("backend"), row.get("repeat"))
+            if key not in tasks:
+                tasks[key] = progress.add_task(f"{key[0]} (repeat {key[1]})", total=None, loss="")
+            if row.get("max_steps"):
+                progress.update(tasks[key], total=row["max_steps"])
+            if row.get("loss") is not None:
+                progress.update(tasks[key], completed=row["step"], loss=f"loss {row['loss']:.4f}")
+
+        yield say, on_progress
 
 
 @app.command()
