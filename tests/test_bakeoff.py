@@ -159,6 +159,6 @@ def test_eval_figures_keep_the_judges_not_the_counts(tmp_path):
 
 
 def test_equal_values_have_no_winner():
-    same = {b: _measured([1000, 1000], [900, 900]) for b in ("trl", "swift")}
+    same = {"trl": _measured([1000, 1000], [900, 900]), "swift": _measured([1000.01, 1000.01], [900, 900])}
     rows = {c.measure: c for c in comparisons(_result(same))}
     assert rows["tokens_per_s"].best is None and rows["eval loss"].best is None

@@ -45,6 +45,8 @@ from .specfile import dump_spec, load_spec
 from .supervise import ProgressFn, execute, log_tail
 
 BAKEOFF_FILE = "bakeoff.json"
+#: Means closer than this (relative) are a tie: a float-level difference between frameworks is no win.
+TIE = 1e-4
 Say = Callable[[str], None]
 
 
@@ -323,7 +325,7 @@ def comparisons(result: BakeoffResult) -> list[Comparison]:
 def _compare(measure: str, better: str, stats: dict[str, Stat | None]) -> Comparison:
     means = {b: s.mean for b, s in stats.items() if s is not None and s.mean is not None}
     ranked = sorted(means, key=lambda b: means[b], reverse=better == "higher")
-    tie = len(ranked) >= 2 and math.isclose(means[ranked[0]], means[ranked[1]], rel_tol=1e-9, abs_tol=1e-12)
+    tie = len(ranked) >= 2 and math.isclose(means[ranked[0]], means[ranked[1]], rel_tol=TIE, abs_tol=1e-12)
     best = ranked[0] if len(ranked) >= 2 and not tie else None
     noise = None
     if best is not None:

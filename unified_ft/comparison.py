@@ -112,7 +112,7 @@ class Comparison(BaseModel):
     measure: str
     better: Literal["higher", "lower"]
     best: str | None = Field(description="The backend with the best mean (null: fewer than two measured, or the "
-                             "best two are equal).")
+                             "best two within 0.01% of each other).")
     noise: bool | None = Field(description="true: the best and the runner-up are within each other's spread, "
                                "so it is not a win; null: no spread (one repeat).")
     values: dict[str, float] = Field(description="Backend -> mean.")
