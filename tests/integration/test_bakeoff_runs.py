@@ -143,8 +143,8 @@ def test_a_dpo_bakeoff_is_judged_by_the_reward_judges(tmp_path, tiny_model):
 
 def test_an_interrupted_bakeoff_keeps_what_it_has_and_resumes(tmp_path, tiny_model):
     """Ctrl-C while trl trains (raised from the progress callback, as the signal handler would): trl is recorded
-    as interrupted, llamafactory as not run, the report is written; the resume runs both and reuses the
-    pre-flight."""
+    as interrupted, llamafactory as not run, the report is written; the resume runs both, twice each (repeats
+    interleaved), and reuses the pre-flight."""
     spec = load_spec(same_spec(tmp_path, tiny_model, evaluation={"enabled": False}))
     out = tmp_path / "out"
 
@@ -152,7 +152,7 @@ def test_an_interrupted_bakeoff_keeps_what_it_has_and_resumes(tmp_path, tiny_mod
         raise KeyboardInterrupt
 
     with pytest.raises(RunInterrupted):
-        bakeoff(spec, ["trl", "llamafactory"], out_dir=out, on_progress=ctrl_c)
+        bakeoff(spec, ["trl", "llamafactory"], repeats=2, out_dir=out, on_progress=ctrl_c)
     result = _result(out)
     assert [r.status for r in result.results] == ["interrupted", "not run"]
     assert (out / "report.html").is_file() and result.finished is not None
@@ -162,3 +162,12 @@ def test_an_interrupted_bakeoff_keeps_what_it_has_and_resumes(tmp_path, tiny_mod
     assert resumed.verdict.like_for_like, resumed.verdict.reasons
     assert (out / "preflight" / "trl" / "effective.json").stat().st_mtime == preflight_mtime
     assert len(list(out.glob("runs/repeat-1/*/trl"))) == 2  # the interrupted run is kept beside the new one
+    for entry in resumed.results:
+        m = entry.measurements
+        assert len(entry.run_dirs) == 2 and len(m.wall_s.values) == 2 and m.wall_s.spread is not None
+        assert m.final_loss.values[0] == pytest.approx(m.final_loss.values[1], rel=1e-6)  # same seed, same loss
+        assert len(entry.loss_curves) == 2
+    started = sorted((json.loads(p.read_text())["started_at"], p.parent.parent.parent.name, p.parent.name)
+                     for p in out.glob("runs/repeat-*/*/*/manifest.json") if "failed" not in p.read_text())
+    assert [(r, b) for _t, r, b in started][-4:] == [("repeat-1", "trl"), ("repeat-1", "llamafactory"),
+                                                   ("repeat-2", "trl"), ("repeat-2", "llamafactory")]
