@@ -38,10 +38,13 @@ def write_parquet(path: Path, rows: Iterable[dict[str, Any]], schema: Schema,
     arrow_schema = pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in _checked(schema).items()])
     iterator, first_row = iter(rows), 0
     with pq.ParquetWriter(str(path), arrow_schema) as writer:
+        columns = [(name, kind, _plain_check(kind)) for name, kind in schema.items()]
         while chunk := list(islice(iterator, row_group_rows)):
             for index, row in enumerate(chunk, first_row):
-                for name, kind in schema.items():
-                    _check_value(kind, row.get(name), name, index)
+                for name, kind, fits in columns:
+                    value = row.get(name)
+                    if not fits(value):
+                        _check_value(kind, value, name, index)
             writer.write_table(pa.Table.from_pylist(chunk, schema=arrow_schema))
             first_row += len(chunk)
     return path
@@ -79,6 +82,39 @@ def _arrow_type(kind: Any) -> Any:
     if isinstance(kind, dict) and kind:
         return pa.struct([pa.field(name, _arrow_type(sub)) for name, sub in kind.items()])
     raise ValueError(f"unsupported Parquet column type {kind!r}")
+
+
+def _plain_check(kind: Any) -> Callable[[Any], bool]:
+    """A test, built once per column, that a value fits `kind` with exact built-in types (what parsed JSON
+    holds): the quick answer for almost every value. False sends the value to `_check_value`, which accepts
+    it or names what is wrong, so the quick test only ever saves time."""
+    if kind in ("string", "bool"):
+        exact = str if kind == "string" else bool
+        return lambda value: value is None or type(value) is exact
+    if isinstance(kind, list):
+        item_fits = _plain_check(kind[0])
+
+        def list_fits(value: Any) -> bool:
+            if value is None:
+                return True
+            if type(value) is not list:
+                return False
+            return all(map(item_fits, value))
+        return list_fits
+    texts = tuple(name for name, sub in kind.items() if sub == "string")
+    others = tuple((name, _plain_check(sub)) for name, sub in kind.items() if sub != "string")
+
+    def struct_fits(value: Any) -> bool:
+        if value is None:
+            return True
+        if type(value) is not dict:
+            return False
+        for name in texts:
+            text = value.get(name)
+            if text is not None and type(text) is not str:
+                return False
+        return all(fits(value.get(name)) for name, fits in others)
+    return struct_fits
 
 
 def _check_value(kind: Any, value: Any, where: str, row: int) -> None:

@@ -34,9 +34,26 @@ class MixResult:
     taken: tuple[int, ...]
 
 
+def _record_encoder() -> Callable[[Any], str]:
+    """`json.dumps(record, ensure_ascii=False)` without its per-call cost (a new encoder, then a new C encoder
+    for every row: a fifth of the data step's time): the C encoder that json.dumps builds, built once. Same
+    separators, escaping and key order, so the same bytes; records hold no cycles (they come from parsed
+    files), so the circular-reference check is left to the recursion limit."""
+    encoder = json.JSONEncoder(ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return encoder.encode
+    chunks = make(None, encoder.default, json.encoder.encode_basestring, None, encoder.key_separator,
+                  encoder.item_separator, False, False, True)
+    return lambda record: "".join(chunks(record, 0))
+
+
+_ENCODE = _record_encoder()
+
+
 def dump_record(record: dict[str, Any]) -> bytes:
     """One JSONL line: UTF-8, non-ASCII kept as is, key order as built (deterministic)."""
-    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    return (_ENCODE(record) + "\n").encode("utf-8")
 
 
 def write_records(records: Iterable[dict[str, Any]], path: str | Path, name: str = "dataset") -> array:
