@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import random
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -128,15 +129,32 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
                 records = src() if callable(src) else src
                 offsets.append(_append_records(records, spooled, name))
         codes, counts, taken = _mix_codes(offsets, weights, names, seed, shuffle)
-        with open(spool, "rb") as f, open(out, "wb") as dst:
-            n_src = len(sources)
-            for code in codes:
-                s, j = code % n_src, code // n_src
-                f.seek(offsets[s][j])
-                dst.write(f.readline())
+        _write_lines(spool, offsets, codes, out)
     finally:
         spool.unlink(missing_ok=True)
     return MixResult(out, len(codes), tuple(counts), tuple(taken))
+
+
+def _write_lines(spool: Path, offsets: Sequence[array], codes: array, out: Path) -> None:
+    """Copy the spooled lines named by `codes` (row * n_sources + source) to `out`, in that order.
+
+    The spool is mapped into memory and each line sliced out by its start and the next line's start: a seek
+    and readline per row made the buffered reader fetch a whole buffer for every line (8 KiB for a 200-byte
+    row), most of the shuffle's time on a large file."""
+    n_src = len(offsets)
+    bases, starts = [], array("q")
+    for source_offsets in offsets:  # one sorted array of line starts: the spool holds the sources in order
+        bases.append(len(starts))
+        starts.extend(source_offsets)
+    size = spool.stat().st_size
+    starts.append(size)
+    with open(out, "wb") as dst:
+        if not codes or not size:
+            return
+        with open(spool, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as lines:
+            for code in codes:
+                at = bases[code % n_src] + code // n_src
+                dst.write(lines[starts[at]:starts[at + 1]])
 
 
 def _mix_codes(offsets: Sequence[array], weights: Sequence[float], names: Sequence[str],

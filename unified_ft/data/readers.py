@@ -457,21 +457,24 @@ def _alpaca(row: _Row) -> dict[str, Any]:
     return rec
 
 
+_ALPACA_KEYS = ("output", "instruction", "input", "history", "system")
+
+
 def _plain_alpaca(row: _Row) -> dict[str, Any] | None:
     """The record of the commonest alpaca row (plain text instruction and output, an optional plain text input,
     no history and no system) built directly, or None for any other row, which the full path reads (and whose
     errors it names). For these rows both give the same record: it is a valid chat record by construction (a
     user turn, then a non-empty assistant reply), so the general checks have nothing to find. A third of the
     data step's time on a large file went to those per-field checks."""
-    data, col = row.data, row.columns.get
-    output = data.get(col("output", "output"))
-    instruction = data.get(col("instruction", "instruction"))
-    if type(output) is not str or type(instruction) is not str or not output.strip():
+    data, columns = row.data, row.columns
+    if columns:
+        output, instruction, extra, history, system = (data.get(columns.get(name, name)) for name in _ALPACA_KEYS)
+    else:
+        output, instruction, extra = data.get("output"), data.get("instruction"), data.get("input")
+        history, system = data.get("history"), data.get("system")
+    if (type(output) is not str or type(instruction) is not str or not output.strip() or history is not None
+            or system is not None):
         return None
-    for optional in ("history", "system"):
-        if data.get(col(optional, optional)) is not None:
-            return None
-    extra = data.get(col("input", "input"))
     if extra is None or extra == "":
         query = instruction
     elif type(extra) is str:
