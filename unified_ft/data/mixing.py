@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
+import os
 import random
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -138,23 +138,40 @@ def mix_datasets(sources: Sequence[tuple[Any, ...]], seed: int, work_dir: str | 
 def _write_lines(spool: Path, offsets: Sequence[array], codes: array, out: Path) -> None:
     """Copy the spooled lines named by `codes` (row * n_sources + source) to `out`, in that order.
 
-    The spool is mapped into memory and each line sliced out by its start and the next line's start: a seek
-    and readline per row made the buffered reader fetch a whole buffer for every line (8 KiB for a 200-byte
-    row), most of the shuffle's time on a large file."""
+    Each line is read whole by its start and the next line's start, in one positioned read: a seek and
+    readline per row made the buffered reader fetch a whole buffer for every line (8 KiB for a 200-byte row),
+    most of the shuffle's time on a large file. (Mapping the spool into memory is as fast but counts the
+    whole file in the process's resident memory.)"""
     n_src = len(offsets)
     bases, starts = [], array("q")
     for source_offsets in offsets:  # one sorted array of line starts: the spool holds the sources in order
         bases.append(len(starts))
         starts.extend(source_offsets)
-    size = spool.stat().st_size
-    starts.append(size)
-    with open(out, "wb") as dst:
-        if not codes or not size:
-            return
-        with open(spool, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as lines:
-            for code in codes:
-                at = bases[code % n_src] + code // n_src
-                dst.write(lines[starts[at]:starts[at + 1]])
+    starts.append(spool.stat().st_size)
+    with open(spool, "rb", buffering=0) as f, open(out, "wb") as dst:
+        read_at = _positioned_reader(f)
+        for code in codes:
+            at = bases[code % n_src] + code // n_src
+            start, size = starts[at], starts[at + 1] - starts[at]
+            line = read_at(size, start)
+            while len(line) < size:  # a short read (allowed, though regular files do not do it)
+                more = read_at(size - len(line), start + len(line))
+                if not more:
+                    raise DataError(str(spool), "the spooled data file was truncated while it was read")
+                line += more
+            dst.write(line)
+
+
+def _positioned_reader(f: Any) -> Callable[[int, int], bytes]:
+    """`read(size, offset)` on an unbuffered file: os.pread where there is one, else seek and read."""
+    if hasattr(os, "pread"):
+        fd = f.fileno()
+        return lambda size, offset: os.pread(fd, size, offset)
+
+    def read(size: int, offset: int) -> bytes:
+        f.seek(offset)
+        return f.read(size)
+    return read
 
 
 def _mix_codes(offsets: Sequence[array], weights: Sequence[float], names: Sequence[str],
