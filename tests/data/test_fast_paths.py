@@ -106,3 +106,33 @@ def test_the_quick_parquet_check_accepts_only_what_the_full_check_accepts(kind):
     for value in VALUES:
         if fits(value):
             _check_value(kind, value, "col", 0)  # must not raise
+
+
+def test_one_pass_parquet_names_an_unknown_column_before_a_bad_value_and_writes_nothing(tmp_path):
+    from unified_ft.parquet import write_present_columns
+
+    rows = [{"text": 5}, {"text": "ok", "surprise": "x"}]
+    with pytest.raises(ValueError, match="no Parquet type for column"):
+        write_present_columns(tmp_path / "a.parquet", lambda: iter(rows), {"text": "string"})
+    with pytest.raises(ValueError, match="column text, row 1: expected text"):
+        write_present_columns(tmp_path / "b.parquet", lambda: iter([{"text": "ok"}, {"text": 5}]), {"text": "string"})
+    assert not list(tmp_path.iterdir())
+
+
+def test_one_pass_parquet_keeps_rows_and_only_the_present_columns(tmp_path):
+    import pyarrow.parquet as pq
+
+    from unified_ft.parquet import write_present_columns
+
+    calls = []
+
+    def make_rows():
+        calls.append(1)
+        return ({"text": f"row {i}", **({"flag": True} if i == 3 else {})} for i in range(120_000))
+
+    path = write_present_columns(tmp_path / "c.parquet", make_rows, {"messages": [{"role": "string"}],
+                                                                     "text": "string", "flag": "bool"})
+    table = pq.read_table(path)
+    assert calls == [1] and table.column_names == ["text", "flag"] and table.num_rows == 120_000
+    assert table.column("text")[119_999].as_py() == "row 119999" and table.column("flag")[3].as_py() is True
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3  # 50,000 rows a group, as before
