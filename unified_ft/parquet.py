@@ -16,12 +16,16 @@ written in row groups of ``ROW_GROUP_ROWS``, so memory stays bounded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 ROW_GROUP_ROWS = 50_000
+#: The largest row group (in JSON bytes) parsed as one block by pyarrow's JSON reader (its block size is 32-bit).
+MAX_JSON_BLOCK = (1 << 31) - 2
 
 Schema = dict[str, Any]
 
@@ -32,31 +36,99 @@ def write_parquet(path: Path, rows: Iterable[dict[str, Any]], schema: Schema,
 
     A value that does not fit its type raises ValueError naming the column and the row's index.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    arrow_schema = pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in _checked(schema).items()])
-    iterator, first_row = iter(rows), 0
-    with pq.ParquetWriter(str(path), arrow_schema) as writer:
-        while chunk := list(islice(iterator, row_group_rows)):
-            for index, row in enumerate(chunk, first_row):
-                for name, kind in schema.items():
-                    _check_value(kind, row.get(name), name, index)
-            writer.write_table(pa.Table.from_pylist(chunk, schema=arrow_schema))
-            first_row += len(chunk)
-    return path
+    arrow_schema = _arrow_schema(_checked(schema))
+    checks = _value_checks(schema)
+    groups = (_group_json(chunk, checks, first) for chunk, first in _chunks(rows, row_group_rows))
+    return _write_groups(path, arrow_schema, groups)
 
 
 def write_present_columns(path: Path, make_rows: Callable[[], Iterable[dict[str, Any]]], types: Schema) -> Path:
-    """Write only the columns of `types` that occur in some row, in `types` order (two passes over
-    `make_rows()`, so rows are streamed, never all held); a column not in `types` raises ValueError."""
+    """Write only the columns of `types` that occur in some row, in `types` order; a column not in `types`
+    raises ValueError (before any value error). One pass over `make_rows()`: each row group is kept as JSON
+    lines in a temporary file until the columns are known, so rows are streamed, never all held."""
     present: set[str] = set()
-    for row in make_rows():
-        present.update(row)
-    unknown = sorted(present - set(types))
-    if unknown:
-        raise ValueError(f"no Parquet type for column(s) {', '.join(unknown)}")
-    return write_parquet(path, make_rows(), {name: kind for name, kind in types.items() if name in present})
+    problem: ValueError | None = None
+    checks = _value_checks({name: kind for name, kind in types.items() if _valid_kind(kind)})
+    with tempfile.TemporaryFile() as spool:
+        sizes = []
+        for chunk, first in _chunks(make_rows(), ROW_GROUP_ROWS):
+            for row in chunk:
+                present.update(row)
+            try:
+                text = _group_json(chunk, checks if problem is None else [], first)
+            except ValueError as exc:  # said after the unknown columns, as a second pass used to
+                problem = exc
+                continue
+            spool.write(text)
+            sizes.append(len(text))
+        unknown = sorted(present - set(types))
+        if unknown:
+            raise ValueError(f"no Parquet type for column(s) {', '.join(unknown)}")
+        schema = _checked({name: kind for name, kind in types.items() if name in present})
+        if problem is not None:
+            raise problem
+        spool.seek(0)
+        return _write_groups(path, _arrow_schema(schema), (spool.read(size) for size in sizes))
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """Row groups of `size` rows, each with the index of its first row."""
+    iterator, first = iter(rows), 0
+    while chunk := list(islice(iterator, size)):
+        yield chunk, first
+        first += len(chunk)
+
+
+def _value_checks(schema: Schema) -> list[tuple[str, Any, Callable[[Any], bool]]]:
+    return [(name, kind, _plain_check(kind)) for name, kind in schema.items()]
+
+
+def _group_json(chunk: list[dict[str, Any]], checks: list[tuple[str, Any, Callable[[Any], bool]]],
+                first: int) -> bytes:
+    """A row group's rows, each value checked against its column's type, as JSON lines."""
+    from unified_ft.data.mixing import dump_record
+
+    for index, row in enumerate(chunk, first):
+        for name, kind, fits in checks:
+            value = row.get(name)
+            if not fits(value):
+                _check_value(kind, value, name, index)
+    return b"".join(map(dump_record, chunk))
+
+
+def _write_groups(path: Path, arrow_schema: Any, groups: Iterable[bytes]) -> Path:
+    """One Parquet row group per JSON-lines text, each parsed by pyarrow's own JSON reader into `arrow_schema`:
+    the same table as `Table.from_pylist` about three times faster, without the pandas import (0.3 s) that
+    pyarrow's conversion of Python objects makes. A group too large for one parse block is converted from
+    its rows instead."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    options = pj.ParseOptions(explicit_schema=arrow_schema, unexpected_field_behavior="ignore")
+    with pq.ParquetWriter(str(path), arrow_schema) as writer:
+        for text in groups:
+            if len(text) >= MAX_JSON_BLOCK:
+                table = pa.Table.from_pylist([json.loads(line) for line in text.splitlines()], schema=arrow_schema)
+            else:
+                block = pj.ReadOptions(block_size=max(len(text) + 1, 1 << 16))
+                table = pj.read_json(pa.BufferReader(text), read_options=block, parse_options=options).combine_chunks()
+            writer.write_table(table)
+    return path
+
+
+def _arrow_schema(schema: Schema) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in schema.items()])
+
+
+def _valid_kind(kind: Any) -> bool:
+    try:
+        _arrow_type(kind)
+    except ValueError:
+        return False
+    return True
 
 
 def _checked(schema: Schema) -> Schema:
@@ -79,6 +151,39 @@ def _arrow_type(kind: Any) -> Any:
     if isinstance(kind, dict) and kind:
         return pa.struct([pa.field(name, _arrow_type(sub)) for name, sub in kind.items()])
     raise ValueError(f"unsupported Parquet column type {kind!r}")
+
+
+def _plain_check(kind: Any) -> Callable[[Any], bool]:
+    """A test, built once per column, that a value fits `kind` with exact built-in types (what parsed JSON
+    holds): the quick answer for almost every value. False sends the value to `_check_value`, which accepts
+    it or names what is wrong, so the quick test only ever saves time."""
+    if kind in ("string", "bool"):
+        exact = str if kind == "string" else bool
+        return lambda value: value is None or type(value) is exact
+    if isinstance(kind, list):
+        item_fits = _plain_check(kind[0])
+
+        def list_fits(value: Any) -> bool:
+            if value is None:
+                return True
+            if type(value) is not list:
+                return False
+            return all(map(item_fits, value))
+        return list_fits
+    texts = tuple(name for name, sub in kind.items() if sub == "string")
+    others = tuple((name, _plain_check(sub)) for name, sub in kind.items() if sub != "string")
+
+    def struct_fits(value: Any) -> bool:
+        if value is None:
+            return True
+        if type(value) is not dict:
+            return False
+        for name in texts:
+            text = value.get(name)
+            if text is not None and type(text) is not str:
+                return False
+        return all(fits(value.get(name)) for name, fits in others)
+    return struct_fits
 
 
 def _check_value(kind: Any, value: Any, where: str, row: int) -> None:

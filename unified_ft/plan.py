@@ -6,11 +6,14 @@ location found) and says what it derived, and `uft plan` shows both.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
+import re
 import shutil
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,9 +177,19 @@ def _missing(path: str, where: str, kind: str, hint: str) -> list[Problem]:
     return [] if is_kind else [Problem(where, f"{shown(path)} is not {kind}", hint)]
 
 
+#: Device nodes a GPU that torch.cuda can use shows up as on Linux: NVIDIA, AMD ROCm (HIP), WSL2's GPU bridge.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
 def detect_gpu() -> bool:
-    """Is a CUDA GPU usable here? torch if present, else nvidia-smi; never imports a framework otherwise."""
-    if importlib.util.find_spec("torch") is not None:
+    """Is a CUDA GPU usable here? torch if present, else nvidia-smi; never imports a framework otherwise.
+
+    Importing torch takes about a second, most of `uft plan`'s time, so it is imported only when it could
+    answer yes: its build has CUDA or HIP, and (on Linux) a GPU device node exists."""
+    spec = importlib.util.find_spec("torch")
+    if spec is not None:
+        if not _torch_may_see_gpu(spec):
+            return False
         import torch
 
         return bool(torch.cuda.is_available())
@@ -187,3 +200,18 @@ def detect_gpu() -> bool:
         return subprocess.run([smi, "-L"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def _torch_may_see_gpu(spec: importlib.machinery.ModuleSpec) -> bool:
+    """False when torch.cuda.is_available() must be False without importing torch: a build with neither CUDA
+    nor HIP (its generated torch/version.py says `cuda = None` and `hip = None`), or a Linux host with no GPU
+    device node. True when unsure (the import then answers)."""
+    if sys.platform.startswith("linux") and not any(os.path.exists(node) for node in GPU_DEVICE_NODES):
+        return False
+    folders = list(spec.submodule_search_locations or [])
+    try:
+        text = Path(folders[0], "version.py").read_text(encoding="utf-8") if folders else ""
+    except OSError:
+        return True
+    builds = re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+?)\s*$", text, flags=re.M)
+    return len(builds) < 2 or any(value != "None" for _, value in builds)

@@ -26,6 +26,9 @@ from .plugin import NativeJob
 from .redact import env_secrets, redact_text
 
 ProgressFn = Callable[[dict[str, Any]], None]
+#: How often the framework's exit is checked; progress is read every `poll_s`. Sleeping `poll_s` between
+#: checks kept every run waiting a quarter of a second on average after the framework had ended.
+EXIT_POLL_S = 0.02
 
 
 def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = None, poll_s: float = 0.5, *,
@@ -45,9 +48,12 @@ def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = Non
                                      stdin=subprocess.DEVNULL, start_new_session=True)
             follower = _Follower(job.log_file)
         try:
-            while child.poll() is None:
-                time.sleep(poll_s)
-                follower.feed(on_progress)
+            fed = time.monotonic()
+            while child.poll() is None:  # polled often, so uft ends right after the framework does
+                time.sleep(min(EXIT_POLL_S, poll_s))
+                if time.monotonic() - fed >= poll_s:
+                    follower.feed(on_progress)
+                    fed = time.monotonic()
             follower.feed(on_progress)
         except BaseException as exc:
             stop(child, _signal_to_pass_on(exc), grace_s, on_sent=partial(on_stopping, exc) if on_stopping else None)

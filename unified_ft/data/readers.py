@@ -440,6 +440,9 @@ def _query(row: _Row) -> str:
 
 
 def _alpaca(row: _Row) -> dict[str, Any]:
+    fast = _plain_alpaca(row)
+    if fast is not None:
+        return fast
     output = row.get("output")
     if isinstance(output, (list, tuple)):
         raise row.error("expected a string, got a list", field=row.col("output"),
@@ -452,6 +455,33 @@ def _alpaca(row: _Row) -> dict[str, Any]:
     rec = chat_record(msgs + [message("assistant", text)])
     validate_chat(rec, row.path, row.row, field=row.col("output"))
     return rec
+
+
+_ALPACA_KEYS = ("output", "instruction", "input", "history", "system")
+
+
+def _plain_alpaca(row: _Row) -> dict[str, Any] | None:
+    """The record of the commonest alpaca row (plain text instruction and output, an optional plain text input,
+    no history and no system) built directly, or None for any other row, which the full path reads (and whose
+    errors it names). For these rows both give the same record: it is a valid chat record by construction (a
+    user turn, then a non-empty assistant reply), so the general checks have nothing to find. A third of the
+    data step's time on a large file went to those per-field checks."""
+    data, columns = row.data, row.columns
+    if columns:
+        output, instruction, extra, history, system = (data.get(columns.get(name, name)) for name in _ALPACA_KEYS)
+    else:
+        output, instruction, extra = data.get("output"), data.get("instruction"), data.get("input")
+        history, system = data.get("history"), data.get("system")
+    if (type(output) is not str or type(instruction) is not str or not output.strip() or history is not None
+            or system is not None):
+        return None
+    if extra is None or extra == "":
+        query = instruction
+    elif type(extra) is str:
+        query = f"{instruction}\n{extra}"
+    else:
+        return None
+    return {"messages": [{"role": "user", "content": query}, {"role": "assistant", "content": output}]}
 
 
 def _chat(row: _Row, name: str) -> dict[str, Any]:
