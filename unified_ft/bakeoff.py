@@ -175,6 +175,7 @@ def _preflight_all(spec: JobSpec, plans: dict[str, Plan], result: BakeoffResult,
             effectives[name] = found  # a resumed bake-off keeps what its pre-flight already saw
             continue
         say(f"pre-flight {name}: rendering the first samples through its own template")
+        _set_aside(folder)
         try:
             effectives[name] = preflight(plans[name], folder, say)
         except UftError as exc:
@@ -186,6 +187,16 @@ def _preflight_all(spec: JobSpec, plans: dict[str, Plan], result: BakeoffResult,
     _save(out, result)
     for line in like_for_like(pre.checks):
         say(f"pre-flight: not like-for-like: {line}")
+
+
+def _set_aside(folder: Path) -> None:
+    """An earlier pre-flight attempt (one that failed) keeps its files beside the new one: attempt-1, -2, ..."""
+    if not folder.exists():
+        return
+    attempt = 1
+    while folder.with_name(f"{folder.name}.attempt-{attempt}").exists():
+        attempt += 1
+    folder.rename(folder.with_name(f"{folder.name}.attempt-{attempt}"))
 
 
 def preflight(plan: Plan, folder: Path, say: Say | None = None) -> Effective:

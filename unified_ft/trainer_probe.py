@@ -321,7 +321,7 @@ def _model(model) -> dict:
         trainable += count if param.requires_grad else 0
     found = {"class": type(inner).__name__, "parameter_dtypes": dtypes, "trainable_parameters": trainable,
              "total_parameters": total,
-             "gradient_checkpointing": bool(getattr(inner, "is_gradient_checkpointing", False)),
+             "gradient_checkpointing": _checkpointing(inner),
              "quantization": _quantization(inner)}
     peft_config = getattr(inner, "peft_config", None)
     if isinstance(peft_config, dict) and peft_config:
@@ -330,6 +330,14 @@ def _model(model) -> dict:
                          if k in ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora",
                                   "use_dora", "init_lora_weights", "num_virtual_tokens", "bias", "modules_to_save")}
     return found
+
+
+def _checkpointing(model) -> bool:
+    """Whether activations are recomputed (transformers 5 renamed is_gradient_checkpointing; ask by the new name
+    where it exists, so the old one's deprecation warning stays out of the framework's log)."""
+    name = "is_activation_checkpointing" if hasattr(type(model), "is_activation_checkpointing") else \
+        "is_gradient_checkpointing"
+    return bool(getattr(model, name, False))
 
 
 def _quantization(model) -> dict | None:

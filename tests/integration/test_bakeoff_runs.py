@@ -114,7 +114,10 @@ def test_resume_runs_only_what_is_missing(crashed, capsys):
     assert sorted(crashed.glob("runs/repeat-1/*/trl")) == trl_runs  # the finished run is kept, not run again
     attempts = sorted(crashed.glob("runs/repeat-1/*/llamafactory"))
     assert len(attempts) == 2  # the failed one kept as it was, a new one beside it
-    assert _result(crashed).results[1].status == "failed"
+    resumed = _result(crashed)
+    assert resumed.results[1].status == "failed" and "no-such-checkpoint" in resumed.results[1].log_tail
+    assert "exited with code" in resumed.preflight.errors["llamafactory"]  # its pre-flight really ran again
+    assert (crashed / "preflight" / "llamafactory.attempt-1" / "logs" / "stderr.log").is_file()  # the first kept
 
 
 def test_a_dpo_bakeoff_is_judged_by_the_reward_judges(tmp_path, tiny_model):
