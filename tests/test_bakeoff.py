@@ -162,3 +162,41 @@ def test_equal_values_have_no_winner():
     same = {"trl": _measured([1000, 1000], [900, 900]), "swift": _measured([1000.01, 1000.01], [900, 900])}
     rows = {c.measure: c for c in comparisons(_result(same))}
     assert rows["tokens_per_s"].best is None and rows["eval loss"].best is None
+
+
+PARITY_RUNS = Path(__file__).parent / "data" / "parity"
+
+
+def _preflight_from_files(changed: str | None = None):
+    """What each backend's pre-flight saw, from real runs' effective.json; `changed`'s first sample re-templated."""
+    from unified_ft.effective import Effective
+
+    def fake(plan, folder, say=None):
+        found = Effective.model_validate_json((PARITY_RUNS / f"{plan.backend.name}.json").read_text())
+        if plan.backend.name == changed:
+            found.samples.first_step[0].input_ids[2] += 1
+        return found
+    return fake
+
+
+def test_strict_stops_after_a_failed_preflight_before_any_training(spec_file, monkeypatch, capsys):
+    """The orchestration only (the pre-flight itself runs for real in tests/integration/test_bakeoff_runs.py)."""
+    monkeypatch.setattr("unified_ft.bakeoff.preflight", _preflight_from_files(changed="swift"))
+    out = spec_file.parent / "strict"
+    assert main(["bakeoff", str(spec_file), "--backends", "trl,swift", "--strict", "-o", str(out)]) == 1
+    assert "pre-flight: not like-for-like, nothing was trained" in capsys.readouterr().err
+    result = BakeoffResult.model_validate_json((out / "bakeoff.json").read_text())
+    assert [r.status for r in result.results] == ["not run", "not run"] and not (out / "runs").exists()
+    assert result.preflight.checks[0].passed is False and "sample 1 differs at token 2" in result.verdict.reasons[0]
+    assert not result.verdict.like_for_like and (out / "report.html").is_file()
+
+
+def test_without_strict_a_failed_preflight_is_said_and_the_bakeoff_goes_on(spec_file, monkeypatch):
+    monkeypatch.setattr("unified_ft.bakeoff.preflight", _preflight_from_files(changed="swift"))
+    monkeypatch.setattr("unified_ft.bakeoff._run_all", lambda *args: None)  # training is not what this tests
+    said: list[str] = []
+    from unified_ft.bakeoff import bakeoff
+
+    result = bakeoff(load_spec(spec_file), ["trl", "swift"], out_dir=spec_file.parent / "lax", say=said.append)
+    assert any(line.startswith("pre-flight: not like-for-like: 1. same token ids") for line in said)
+    assert "pre-flight: 1. same token ids" in result.verdict.reasons[0]
