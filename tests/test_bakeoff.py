@@ -11,7 +11,7 @@ import pytest
 import yaml
 from fixtures import preference_rows, sft_rows, write_jsonl
 
-from unified_ft.bakeoff import check_backends, comparisons, judged_by, plan_all
+from unified_ft.bakeoff_run import check_backends, comparisons, judged_by, plan_all
 from unified_ft.cli import main
 from unified_ft.comparison import BackendResult, BakeoffResult, Measurements, Preflight, Stat, Verdict
 from unified_ft.errors import CapabilityError, SpecError
@@ -181,7 +181,7 @@ def _preflight_from_files(changed: str | None = None):
 
 def test_strict_stops_after_a_failed_preflight_before_any_training(spec_file, monkeypatch, capsys):
     """The orchestration only (the pre-flight itself runs for real in tests/integration/test_bakeoff_runs.py)."""
-    monkeypatch.setattr("unified_ft.bakeoff.preflight", _preflight_from_files(changed="swift"))
+    monkeypatch.setattr("unified_ft.bakeoff_run.preflight", _preflight_from_files(changed="swift"))
     out = spec_file.parent / "strict"
     assert main(["bakeoff", str(spec_file), "--backends", "trl,swift", "--strict", "-o", str(out)]) == 1
     assert "pre-flight: not like-for-like, nothing was trained" in capsys.readouterr().err
@@ -192,11 +192,18 @@ def test_strict_stops_after_a_failed_preflight_before_any_training(spec_file, mo
 
 
 def test_without_strict_a_failed_preflight_is_said_and_the_bakeoff_goes_on(spec_file, monkeypatch):
-    monkeypatch.setattr("unified_ft.bakeoff.preflight", _preflight_from_files(changed="swift"))
-    monkeypatch.setattr("unified_ft.bakeoff._run_all", lambda *args: None)  # training is not what this tests
+    monkeypatch.setattr("unified_ft.bakeoff_run.preflight", _preflight_from_files(changed="swift"))
+    monkeypatch.setattr("unified_ft.bakeoff_run._run_all", lambda *args: None)  # training is not what this tests
     said: list[str] = []
-    from unified_ft.bakeoff import bakeoff
+    from unified_ft.bakeoff_run import bakeoff
 
     result = bakeoff(load_spec(spec_file), ["trl", "swift"], out_dir=spec_file.parent / "lax", say=said.append)
     assert any(line.startswith("pre-flight: not like-for-like: 1. same token ids") for line in said)
     assert "pre-flight: 1. same token ids" in result.verdict.reasons[0]
+
+
+def test_the_package_level_bakeoff_is_the_function_even_after_its_stages_are_imported():
+    import unified_ft
+    import unified_ft.bakeoff_run  # noqa: F401 - importing a submodule sets an attribute on the package
+    from unified_ft import bakeoff
+    assert callable(bakeoff) and bakeoff.__module__ == "unified_ft.api" and unified_ft.bakeoff is bakeoff

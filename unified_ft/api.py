@@ -61,8 +61,8 @@ def bakeoff(spec: SpecLike | None, backends: list[str], repeats: int = 1, strict
     With `resume` (a bake-off folder), goes on with that one instead (its spec, backends and repeats).
     Raises BakeoffNotLikeForLike with `strict` when a parity check fails; a failed backend does not raise.
     """
-    from .bakeoff import bakeoff as run_bakeoff
-    from .bakeoff import resume_bakeoff
+    from .bakeoff_run import bakeoff as run_bakeoff
+    from .bakeoff_run import resume_bakeoff
 
     if resume is not None:
         return resume_bakeoff(resume, say=on_message)

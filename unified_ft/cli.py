@@ -192,7 +192,7 @@ def bakeoff_command(
     """Run one spec on several backends, prove it like-for-like, measure each, and write report.html."""
     from rich.markdown import Markdown
 
-    from .bakeoff import bakeoff, resume_bakeoff
+    from .bakeoff_run import bakeoff, resume_bakeoff
     from .report import markdown_summary
     from .specfile import load_spec
 

@@ -12,7 +12,7 @@ import yaml
 from browser import parse_html, png_distinct_rows, render
 from fixtures import preference_rows, same_spec, write_jsonl
 
-from unified_ft.bakeoff import bakeoff, resume_bakeoff
+from unified_ft.bakeoff_run import bakeoff, resume_bakeoff
 from unified_ft.cli import main
 from unified_ft.comparison import BakeoffResult
 from unified_ft.errors import RunInterrupted
