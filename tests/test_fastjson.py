@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
 from unified_ft import fastjson
 from unified_ft.data.files import DECODER
-from unified_ft.data.mixing import dump_record
 
 LINES = [
     '{"instruction": "a", "input": "", "output": "b"}',
@@ -53,36 +51,9 @@ def test_deep_nesting_keeps_the_standard_recursion_error() -> None:
         fastjson.make_loads(json.loads)(line)
 
 
-VALUES = [
-    {"messages": [{"role": "user", "content": "é\u2028\x00\"\\"}], "tools": None},
-    {"a": [True, False, None, "", []]},
-    {"a": 1, "b": [2.5]},  # numbers: the standard line
-    {"a": math.nan}, {"a": [math.inf]},  # orjson would write null
-    {"a": 2 ** 70}, {1: "x"}, {"a": object()},
-]
-
-
-def test_dumps_line_parses_to_what_the_standard_line_parses_to() -> None:
-    dumps = fastjson.make_dumps_line(dump_record)
-    for value in VALUES[:-1]:
-        line = dumps(value)
-        assert line.endswith(b"\n") and line.count(b"\n") == 1
-        assert repr(json.loads(line)) == repr(json.loads(dump_record(value)))
-    for value in VALUES[2:-1]:  # whatever orjson would write differently goes the standard way
-        assert dumps(value) == dump_record(value)
-    with pytest.raises(TypeError):
-        dumps(VALUES[-1])
-
-
-def test_dumps_line_keeps_the_standard_error_for_a_lone_surrogate() -> None:
-    with pytest.raises(UnicodeEncodeError):
-        fastjson.make_dumps_line(dump_record)({"a": "\ud800"})
-
-
 def test_without_orjson_the_standard_functions_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastjson, "orjson", None)
     assert fastjson.make_loads(json.loads) is json.loads
-    assert fastjson.make_dumps_line(dump_record) is dump_record
 
 
 @pytest.mark.parametrize("depth", [63, 64, 65, 999, 1010, 1024])
@@ -98,5 +69,3 @@ def test_nesting_near_the_limits_gives_the_standard_outcome(depth: int) -> None:
     except RecursionError:
         got = RecursionError
     assert got == want
-    value = json.loads("[" * 70 + "]" * 70)
-    assert fastjson.make_dumps_line(dump_record)(value) == dump_record(value)

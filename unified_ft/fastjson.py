@@ -1,13 +1,13 @@
-"""JSON through orjson where it gives exactly what the standard library gives, for speed.
+"""JSON lines parsed by orjson where it gives exactly what the standard library gives, for speed.
 
-orjson parses and writes a line several times faster than `json`, but it differs on numbers: an integer
-past 64 bits is parsed as a float, NaN and Infinity are refused when read and written as null, and it cannot
+orjson parses a line several times faster than `json`, but it differs on numbers: an integer
+past 64 bits is parsed as a float, NaN and Infinity are refused, and it cannot
 keep numbers as text the way uft's data reader does. So orjson is used only for a line with no number in it
 (text, true/false, null, lists and objects of them: nearly every training row), and anything orjson refuses
-(a lone surrogate, a key that is not text) goes to the caller's standard-library function, whose result or
+(a lone surrogate, nesting past 1,024 levels) goes to the caller's standard-library function, whose result or
 error stands. Without orjson installed everything takes the standard path.
 
-Whether a value holds a number is read off the parsed (or to be written) value, by exact built-in types.
+Whether a value holds a number is read off the parsed value, by exact built-in types.
 """
 
 from __future__ import annotations
@@ -61,20 +61,3 @@ def make_loads(standard: Callable[[str], Any]) -> Callable[[str], Any]:
         return value if _plain(value) else standard(text)
     return loads
 
-
-def make_dumps_line(standard: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    """A JSON-line writer for text that only a JSON parser reads back (never for bytes kept as they are):
-    orjson's compact line where it holds no number, which parses to the same value as `standard`'s
-    line; `standard`'s line (or error) for anything else and anything orjson refuses."""
-    if orjson is None:
-        return standard
-    fast, refused, newline = orjson.dumps, orjson.JSONEncodeError, orjson.OPT_APPEND_NEWLINE
-
-    def dumps_line(value: Any) -> bytes:
-        if not _plain(value):
-            return standard(value)
-        try:
-            return fast(value, option=newline)
-        except refused:
-            return standard(value)
-    return dumps_line
