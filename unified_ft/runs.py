@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProblemsError, RunDirError, UftError
+from .fastjson import make_loads
 from .redact import env_secrets, redact_data
 from .spec import JobSpec
 from .specfile import validate_spec_dict
@@ -124,6 +125,9 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+_LOADS = make_loads(json.loads)
+
+
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file; a missing file has none; a torn last line (a killed writer) is skipped."""
     path = Path(path)
@@ -133,7 +137,7 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         for line in handle:
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    yield _LOADS(line)
                 except json.JSONDecodeError:
                     continue
 

@@ -277,8 +277,15 @@ def dataset_entry(spec: JobSpec, file_name: str, has_tools: bool = False) -> dic
 def _write_dataset(spec: JobSpec, source: Path, target: Path) -> bool:
     """Canonical records in LLaMA-Factory's sharegpt (role/content tags) or plain-text shapes, as Parquet;
     True if any row carries tools."""
-    write_present_columns(target, lambda: llamafactory_rows(spec, source), COLUMN_TYPES)
-    return any("tools" in row for row in llamafactory_rows(spec, source))
+    seen: list[bool] = []  # noted while the rows are written: a second pass read the whole file again
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for row in llamafactory_rows(spec, source):
+            if not seen and "tools" in row:
+                seen.append(True)
+            yield row
+    write_present_columns(target, rows, COLUMN_TYPES)
+    return bool(seen)
 
 
 def llamafactory_rows(spec: JobSpec, source: Path) -> Iterator[dict[str, Any]]:

@@ -110,6 +110,10 @@ def test_split_eval_sizes_and_determinism(tmp_path: Path) -> None:
     split_eval(src, 0.1, 6, tmp_path / "t3", tmp_path / "e3")
     assert lines(tmp_path / "e3") != ev
     assert split_eval(src, 0.001, 5, tmp_path / "t4", tmp_path / "e4") == (99, 1)  # at least one eval row
+    # the row count given by the caller (mix_datasets knows it) saves the counting pass, same files
+    assert split_eval(src, 0.1, 5, tmp_path / "t5", tmp_path / "e5", rows=100) == (90, 10)
+    assert (tmp_path / "t5").read_bytes() == (tmp_path / "t1").read_bytes()
+    assert (tmp_path / "e5").read_bytes() == (tmp_path / "e1").read_bytes()
 
 
 def test_split_eval_impossible(tmp_path: Path) -> None:

@@ -148,7 +148,8 @@ def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ra
             os.replace(mixed.path, train_tmp)
             train_rows = mixed.rows
         elif eval_ratio is not None:
-            train_rows, eval_rows = split_eval(mixed.path, eval_ratio, seed, train_tmp, eval_tmp)
+            train_rows, eval_rows = split_eval(mixed.path, eval_ratio, seed, train_tmp, eval_tmp,
+                                               rows=mixed.rows)
         else:
             os.replace(mixed.path, train_tmp)
             train_rows, eval_rows, has_eval = mixed.rows, 0, False

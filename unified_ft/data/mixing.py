@@ -208,17 +208,20 @@ def _mix_codes(offsets: Sequence[array], weights: Sequence[float], names: Sequen
 
 
 def split_eval(records_path: str | Path, ratio: float, seed: int, train_out: str | Path,
-               eval_out: str | Path) -> tuple[int, int]:
+               eval_out: str | Path, rows: int | None = None) -> tuple[int, int]:
     """Split a JSONL file into train and eval by ``ratio``; return ``(train_rows, eval_rows)``.
 
     ``max(1, round(rows * ratio))`` rows chosen by a seeded sample go to eval, the rest to train;
-    both keep the input's order. It is an error unless each side gets at least one row.
+    both keep the input's order. It is an error unless each side gets at least one row. ``rows`` is the
+    file's count of non-blank lines when the caller knows it (``mix_datasets``' result), saving a pass.
     """
     records_path = Path(records_path)
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
         raise DataError(records_path, f"eval_ratio must be between 0 and 1 (exclusive), got {ratio!r}")
-    with open(records_path, "rb") as f:
-        n = sum(1 for line in f if line.strip())
+    if rows is None:
+        with open(records_path, "rb") as f:
+            rows = sum(1 for line in f if line.strip())
+    n = rows
     n_eval = max(1, round(n * ratio))
     if n_eval >= n:
         raise DataError(records_path, f"cannot split {n} row(s) with eval_ratio {ratio}: train and eval each need "
