@@ -55,23 +55,12 @@ def build_model(folder: Path) -> Path:
     if (folder / "config.json").is_file():
         return folder
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from fixtures import CHATML, SPECIAL, _make_readable_by_older_transformers
+    from fixtures import _make_readable_by_older_transformers, train_tokenizer
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=TOKENIZER_VOCAB, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator((text for row in rows(4000, seed=1) for text in row.values()), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   bos_token=None, unk_token=None)
-    fast.chat_template = CHATML
-    fast.save_pretrained(folder)
+    fast = train_tokenizer((text for row in rows(4000, seed=1) for text in row.values()), TOKENIZER_VOCAB, folder)
     torch.manual_seed(0)
     config = Qwen2Config(**QWEN2_5_0_5B, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
                          bos_token_id=None, torch_dtype="bfloat16")

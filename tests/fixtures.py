@@ -26,11 +26,10 @@ def corpus() -> list[str]:
     return lines + ["{\"name\": \"Ana\", \"age\": 31, \"city\": \"Lyon\"}", "0123456789 .,:;!?'\"()[]{}"]
 
 
-def build_tiny_model(folder: Path, vocab_size: int = 400) -> Path:
-    """Write a tokenizer + randomly initialised 2-layer Qwen2 (about 60k parameters) to `folder`."""
-    import torch
+def train_tokenizer(texts, vocab_size: int, folder: Path):
+    """A byte-level BPE tokenizer trained on `texts`, with ChatML's special tokens and template, saved to `folder`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.BPE(unk_token=None))
@@ -38,12 +37,20 @@ def build_tiny_model(folder: Path, vocab_size: int = 400) -> Path:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus(), trainer)
+    tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
     fast.chat_template = CHATML
     fast.save_pretrained(folder)
+    return fast
 
+
+def build_tiny_model(folder: Path, vocab_size: int = 400) -> Path:
+    """Write a tokenizer + randomly initialised 2-layer Qwen2 (about 60k parameters) to `folder`."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    fast = train_tokenizer(corpus(), vocab_size, folder)
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
