@@ -31,7 +31,7 @@ from .comparison import (
     Stat,
     Verdict,
 )
-from .effective import Effective, attach_probe, load_effective, read_back
+from .effective import Effective, attach_probe, load_effective, read_back, write_effective
 from .errors import CapabilityError, Problem, RunFailed, RunInterrupted, SpecError, UftError
 from .interrupts import StopSignals, signal_name, stop_signum
 from .launch import prepare_data, ready_plan, run_job, translate_to
@@ -214,8 +214,6 @@ def preflight(plan: Plan, folder: Path, say: Say | None = None) -> Effective:
         tail = log_tail(folder / "logs" / "stderr.log")
         why = f"exited with code {code}" if code != 0 else "built no training batch"
         raise UftError(f"{plan.backend.name} {why} in the pre-flight ({folder})\n--- last lines ---\n{tail}")
-    from .effective import write_effective
-
     write_effective(folder, effective)
     return effective
 
@@ -249,11 +247,11 @@ def _run_one(spec: JobSpec, entry: BackendResult, runs_root: Path, on_progress: 
         entry.status, entry.error = "interrupted", str(exc).splitlines()[0]
         raise
     except (RunFailed, UftError) as exc:
-        _failed(entry, str(exc), runs_root)
+        _failed(entry, str(exc))
         say(f"{entry.backend} failed: {str(exc).splitlines()[0]}")
         return False
     except Exception as exc:  # the evaluation or export after a finished training
-        _failed(entry, f"{type(exc).__name__}: {exc}", runs_root)
+        _failed(entry, f"{type(exc).__name__}: {exc}")
         say(f"{entry.backend} failed after training: {exc}")
         return False
     entry.run_dirs.append(str(run.run_dir))
@@ -261,10 +259,11 @@ def _run_one(spec: JobSpec, entry: BackendResult, runs_root: Path, on_progress: 
     return True
 
 
-def _failed(entry: BackendResult, error: str, runs_root: Path) -> None:
-    entry.status, entry.error = "failed", error.split("\n--- last lines")[0]
-    tails = sorted(runs_root.glob(f"*/{entry.backend}/logs/stderr.log"), key=lambda p: p.stat().st_mtime)
-    entry.log_tail = log_tail(tails[-1]) if tails else None
+def _failed(entry: BackendResult, error: str) -> None:
+    """The error as uft reported it, split into the reason and the framework's log tail that RunFailed carries."""
+    reason, found, rest = error.partition("\n--- last lines of ")
+    entry.status, entry.error = "failed", reason
+    entry.log_tail = rest.split(" ---\n", 1)[-1] if found else None
 
 
 def succeeded_runs(out: Path, backend: str) -> list[Path]:

@@ -200,8 +200,7 @@ def _preflight(trainer, loader) -> None:
     wanted = max(1, int(trainer.args.gradient_accumulation_steps or 1))
     batches = []
     for batch in loader:
-        batches.append({k: v.detach().cpu().tolist() for k, v in batch.items()
-                        if hasattr(v, "dtype") and not v.dtype.is_floating_point and v.dim() == 2})
+        batches.append(_token_tensors(batch))
         if len(batches) >= wanted:
             break
     obs.data["first_step"] = _samples(trainer, batches)
@@ -260,8 +259,13 @@ def _see_inputs(trainer, inputs) -> None:
     labels = [v for k, v in inputs.items() if k.endswith("labels") and hasattr(v, "dim") and v.dim() == 2]
     obs.supervised += int(sum(int((v != -100).sum()) for v in labels))
     if trainer.state.global_step == 0:
-        obs.step_inputs.append({k: v.detach().cpu().tolist() for k, v in inputs.items()
-                                if hasattr(v, "dtype") and not v.dtype.is_floating_point and v.dim() == 2})
+        obs.step_inputs.append(_token_tensors(inputs))
+
+
+def _token_tensors(batch) -> dict:
+    """A batch's integer 2-D tensors (ids, masks, labels) as lists: what a sample is rebuilt from."""
+    return {k: v.detach().cpu().tolist() for k, v in batch.items()
+            if hasattr(v, "dtype") and not v.dtype.is_floating_point and v.dim() == 2}
 
 
 def _samples(trainer, batches: list) -> list:
