@@ -71,11 +71,11 @@ def test_unsupported_types_are_refused(tmp_path):
             write_parquet(tmp_path / "t.parquet", [{}], schema)
 
 
-def _trl_runner():
-    """backends/trl/runner.py as a module (it imports uft's chat_tokens/modeling as files beside it)."""
+def _runner_support():
+    """unified_ft/runner_support.py as the runners import it: a file beside them, with chat_tokens.py."""
     sys.path.insert(0, str(Path(unified_ft.__file__).parent))
-    spec = importlib.util.spec_from_file_location("uft_trl_runner", Path(unified_ft.__file__).parents[1] /
-                                                  "backends" / "trl" / "runner.py")
+    spec = importlib.util.spec_from_file_location("uft_runner_support", Path(unified_ft.__file__).parent /
+                                                  "runner_support.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -83,7 +83,7 @@ def _trl_runner():
 
 def test_trl_runner_reads_record_files_as_literal_text(tmp_path):
     pytest.importorskip("datasets")
-    runner = _trl_runner()
+    runner = _runner_support()
     rows = [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": t}]} for t in TRICKY]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2] * 3), encoding="utf-8")  # all dates

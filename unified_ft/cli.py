@@ -402,6 +402,7 @@ def _matrix_cell(cap: Capability | None) -> str:
 
 def _print_matrix(loaded: list[Backend]) -> None:
     """Features x backends in one table: the view for choosing backends that can run the same job."""
+    from rich.console import Console
     from rich.table import Table
 
     from .plugin import all_features
@@ -411,7 +412,9 @@ def _print_matrix(loaded: list[Backend]) -> None:
     features = list(dict.fromkeys(all_features()))  # a feature the spec can produce two ways is one row
     for feature in features:
         table.add_row(feature, *(_matrix_cell(b.capabilities.get(feature)) for b in loaded))
-    console.print(table)
+    # One line per feature, never a truncated name: as wide as the table needs, even on a narrow terminal.
+    needed = max(map(len, features)) + sum(max(len(b.name), len("unsupported GPU")) + 1 for b in loaded) + 2
+    Console(width=max(console.width, needed), highlight=False).print(table)
 
 
 env_app = typer.Typer(help="Isolated backend environments: uv venvs made from the locks kept in the repo, cached "

@@ -91,7 +91,8 @@ class Schedule(BaseModel):
 class Adapter(BaseModel):
     """The adapter as the framework saved it (adapter_config.json) and what the trainer trained."""
 
-    type: str | None = Field(description="peft_type of the saved adapter (null: full weights or no adapter).")
+    type: str | None = Field(description="peft_type of the saved adapter; \"none (full weights saved)\" when the run "
+                             "saved the whole model instead; null when neither was found.")
     target_modules: list[str] | None = Field(description="Module names that got the adapter (leaf names, sorted).")
     r: int | None = Field(None, description="LoRA rank.")
     alpha: float | None = Field(None, description="LoRA alpha.")
@@ -244,13 +245,18 @@ def _schedule(observed: dict, args: dict) -> Schedule:
                     per_step=observed.get("learning_rate", []))
 
 
+#: `Adapter.type` of a run that saved the whole model and no adapter.
+FULL_WEIGHTS = "none (full weights saved)"
+
+
 def _adapter(run_dir: Path, observed: dict, notes: list[str]) -> Adapter:
     model = observed.get("model", {})
     counts = {"trainable_parameters": model.get("trainable_parameters"),
               "total_parameters": model.get("total_parameters")}
     config_path = run_dir / "adapter" / "adapter_config.json"
     if not config_path.is_file():
-        return Adapter(type=None, target_modules=None, **counts)
+        full = (run_dir / "model" / "config.json").is_file()  # no adapter but the whole model: a full fine-tune
+        return Adapter(type=FULL_WEIGHTS if full else None, target_modules=None, **counts)
     saved = json.loads(config_path.read_text(encoding="utf-8"))
     targets = saved.get("target_modules")
     if isinstance(targets, str):
@@ -368,6 +374,7 @@ def compare(spec: JobSpec, effective: Effective, backend: str) -> list[Check]:
     if e.batch.optimizer_steps:
         add("warmup steps", math.ceil(t.warmup_ratio * e.batch.optimizer_steps), e.learning_rate.warmup_steps)
     if a.type in ("lora", "qlora", "dora"):
+        add("adapter saved (peft type)", "LORA", e.adapter.type)
         add("adapter rank", a.r, e.adapter.r)
         add("adapter alpha", a.alpha, e.adapter.alpha)
         add("adapter dropout", a.dropout, e.adapter.dropout)

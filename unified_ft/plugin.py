@@ -33,7 +33,7 @@ ENTRY_POINT_GROUP = "unified_ft.backends"
 BUILTIN_DISTRIBUTION = "unified-ft"
 
 #: Backends the project plans; asking for one says so instead of "unknown".
-PLANNED_BACKENDS = ("unsloth", "colossalai")
+PLANNED_BACKENDS = ("colossalai",)
 
 Level = Literal["native", "emulated", "unsupported"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from unified_ft import chat_tokens, modeling
+from unified_ft import chat_tokens, modeling, runner_support
 from unified_ft.data.records import as_unpaired
 from unified_ft.hf_trainer import OPTIMIZER, PRECISION, SEEDS, copy_trained, pick, trainer_arguments
 from unified_ft.modeling import model_config
@@ -40,7 +40,7 @@ from unified_ft.templates import chat_template_text
 
 RUNNER = Path(__file__).with_name("runner.py")
 #: uft's standalone helpers the runner imports; copied beside it so the native folder runs without uft.
-HELPERS = (Path(chat_tokens.__file__), Path(modeling.__file__))
+HELPERS = (Path(chat_tokens.__file__), Path(modeling.__file__), Path(runner_support.__file__))
 STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 INSTALL_HINT = "pip install torch==2.13.0 && pip install 'unified_ft[trl]'  (from a checkout: pip install -e '.[trl]')"
 
@@ -101,9 +101,9 @@ class TrlBackend(BackendBase):
         """Write config.yaml, the data files and train.py into `out_dir`; return the command."""
         out_dir.mkdir(parents=True, exist_ok=True)
         config = native_config(spec, has_eval=data.eval_path is not None)
-        files = [_write_data(spec, Path(data.train_path), out_dir / "train.jsonl")]
+        files = [write_trl_data(spec, Path(data.train_path), out_dir / "train.jsonl")]
         if data.eval_path is not None:
-            files.append(_write_data(spec, Path(data.eval_path), out_dir / "eval.jsonl"))
+            files.append(write_trl_data(spec, Path(data.eval_path), out_dir / "eval.jsonl"))
         config_path = out_dir / "config.yaml"
         header = (f"# trl job written by uft for spec {spec.name!r}.\n"
                   "# Run it with trl alone: python train.py config.yaml\n")
@@ -121,7 +121,7 @@ class TrlBackend(BackendBase):
     def check(self, job: NativeJob) -> None:
         """trl's own config class built from config.yaml (what train.py would build), without training."""
         program = ("import yaml, train\ncfg = yaml.safe_load(open('config.yaml', encoding='utf-8'))\n"
-                   "train._classes(cfg['method'])[0](**cfg['trainer'])")
+                   "train.trainer_classes(cfg['method'])[0](**cfg['trainer'])")
         run_native_check(self.name, [sys.executable, "-c", program], job.native_dir)
 
     def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
@@ -152,7 +152,29 @@ class TrlBackend(BackendBase):
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     """The trl config for a spec: every setting explicit, named as trl/peft name it."""
-    t, a, method = spec.training, spec.adapter, spec.method.name
+    a, method = spec.adapter, spec.method.name
+    trainer = trainer_settings(spec)
+    passthrough = merge_passthrough(spec, "trl", trainer)
+    return {
+        "method": method,
+        "model": model_config(spec, head="sequence_classification" if method == "rm" else "causal_lm"),
+        "chat_template": chat_template_text(spec),
+        "data": {"train": "train.jsonl", "eval": "eval.jsonl" if has_eval else None,
+                 "train_on_prompt": spec.data.train_on_prompt},
+        "peft": _peft(spec),
+        "loraplus": ({"lr_ratio": a.loraplus_lr_ratio, "lr_embedding": LORAPLUS_LR_EMBEDDING}
+                     if getattr(a, "loraplus_lr_ratio", None) is not None else None),
+        "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
+        "quantization": {"bits": a.bits} if a.type == "qlora" else None,
+        "passthrough": passthrough,
+        "trainer": trainer,
+    }
+
+
+def trainer_settings(spec: JobSpec) -> dict[str, Any]:
+    """trl's trainer config (SFTConfig, DPOConfig, ...) for a spec, every setting explicit; unsloth trains
+    with trl's trainers and takes the same."""
+    t, method = spec.training, spec.method.name
     args = trainer_arguments(spec)
     trainer: dict[str, Any] = {
         "output_dir": "output",
@@ -183,21 +205,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         trainer.update({"loss_type": "simpo" if method == "simpo" else "sigmoid", "cpo_alpha": spec.method.nll_weight})
         if method == "simpo":
             trainer["simpo_gamma"] = spec.method.gamma
-    passthrough = merge_passthrough(spec, "trl", trainer)
-    return {
-        "method": method,
-        "model": model_config(spec, head="sequence_classification" if method == "rm" else "causal_lm"),
-        "chat_template": chat_template_text(spec),
-        "data": {"train": "train.jsonl", "eval": "eval.jsonl" if has_eval else None,
-                 "train_on_prompt": spec.data.train_on_prompt},
-        "peft": _peft(spec),
-        "loraplus": ({"lr_ratio": a.loraplus_lr_ratio, "lr_embedding": LORAPLUS_LR_EMBEDDING}
-                     if getattr(a, "loraplus_lr_ratio", None) is not None else None),
-        "freeze": {"trainable_layers": a.trainable_layers} if a.type == "freeze" else None,
-        "quantization": {"bits": a.bits} if a.type == "qlora" else None,
-        "passthrough": passthrough,
-        "trainer": trainer,
-    }
+    return trainer
 
 
 def pissa_init(iters: int | None) -> str:
@@ -221,7 +229,7 @@ def _peft(spec: JobSpec) -> dict[str, Any] | None:
     return None
 
 
-def _write_data(spec: JobSpec, source: Path, target: Path) -> Path:
+def write_trl_data(spec: JobSpec, source: Path, target: Path) -> Path:
     """Canonical records are already trl's conversational shapes; KTO wants unpaired rows."""
     if spec.method.name != "kto" or spec.record_kind == "unpaired":
         shutil.copyfile(source, target)
