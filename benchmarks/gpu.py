@@ -6,7 +6,8 @@ the figures are those of the real architecture (the loss is not meaningful: the 
 job is a LoRA SFT in bf16, evaluation off, run by `uft bakeoff` across the backends; tokens/s, peak GPU
 memory and MFU are read from its bakeoff.json (`unified_ft.comparison.BakeoffResult`).
 
-    python benchmarks/gpu.py [--backends trl,llamafactory,swift] [--steps 60] [--repeats 1] [-o DIR]
+    python benchmarks/gpu.py [--backends trl,llamafactory,swift,unsloth,colossalai] [--adapter lora|qlora]
+                             [--steps 60] [--repeats 1] [-o DIR]
     python benchmarks/gpu.py --dry-run      # write the spec and data, print the command; no GPU needed
 
 Without CUDA it refuses (exit 2) unless --dry-run.
@@ -80,14 +81,21 @@ def rows(count: int, seed: int = 0, words: int = 180) -> list[dict[str, str]]:
             for i in range(count)]
 
 
-def prepare(work: Path, steps: int, build: bool) -> Path:
+#: The adapters compared: LoRA on the bf16 base, or QLoRA (4-bit NF4 base, bitsandbytes) where a backend has it.
+ADAPTERS = {"lora": {"type": "lora", "r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+            "qlora": {"type": "qlora", "bits": 4, "r": 16, "alpha": 32, "dropout": 0.0,
+                      "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}}
+ALL_BACKENDS = "trl,llamafactory,swift,unsloth,colossalai"
+
+
+def prepare(work: Path, steps: int, build: bool, adapter: str = "lora") -> Path:
     """The data, the model (unless a dry run) and the spec; returns the spec's path."""
     work.mkdir(parents=True, exist_ok=True)
     data = work / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows(steps * 8 + 64)), encoding="utf-8")
     model = build_model(work / "model") if build else work / "model"
     return write_spec(work, model, "gpu-bench", data, steps=steps,
-                      adapter={"type": "lora", "r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+                      adapter=ADAPTERS[adapter],
                       data={"train": [{"path": str(data), "format": "alpaca"}], "max_length": 1024},
                       training={"max_steps": steps, "learning_rate": 1.0e-4, "per_device_batch_size": 8,
                                 "gradient_accumulation_steps": 1, "precision": "bf16", "logging_steps": 5,
@@ -122,7 +130,9 @@ def summary(result: dict[str, Any]) -> list[list[object]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="trl,llamafactory,swift")
+    parser.add_argument("--backends", default=ALL_BACKENDS)
+    parser.add_argument("--adapter", choices=sorted(ADAPTERS), default="lora",
+                        help="qlora: a 4-bit base (uft bakeoff refuses a backend that has no QLoRA, naming it)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("-o", "--out", type=Path, default=Path("gpu-bench"),
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ["bakeoff", str(args.out / "gpu-bench.yaml"), "--backends", args.backends,
                "--repeats", str(args.repeats), "-o", str(args.out / "bakeoff")]
     if args.dry_run:
-        spec = prepare(args.out, args.steps, build=False)
+        spec = prepare(args.out, args.steps, build=False, adapter=args.adapter)
         print(f"spec: {spec}\nmodel: built at {args.out / 'model'} on the real run (Qwen2.5-0.5B shape, "
               f"{QWEN2_5_0_5B['num_hidden_layers']} layers)\nwould run: uft {' '.join(command)}")
         return 0
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.out / "bakeoff").exists():
         print(f"{args.out / 'bakeoff'} exists; choose another -o (a bake-off is never overwritten)", file=sys.stderr)
         return 2
-    prepare(args.out, args.steps, build=True)
+    prepare(args.out, args.steps, build=True, adapter=args.adapter)
     print(f"on {device}: uft {' '.join(command)}", flush=True)
     done = subprocess.run(uft_command(*command))
     report = args.out / "bakeoff" / "bakeoff.json"
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"uft bakeoff wrote no {report} (exit {done.returncode})", file=sys.stderr)
         return 1
     result = json.loads(report.read_text(encoding="utf-8"))
-    print(f"\nQwen2.5-0.5B shape, LoRA r16 bf16, {args.steps} steps, batch 8 x 1024 max tokens, on {device}")
+    print(f"\nQwen2.5-0.5B shape, {args.adapter} r16 bf16, {args.steps} steps, batch 8 x 1024 max tokens, on {device}")
     print(table(["backend", "status", "tokens/s", "supervised tok/s", "peak alloc MB", "peak reserved MB", "MFU",
                  "train s"], summary(result)))
     return 0 if done.returncode == 0 else 1

@@ -42,6 +42,14 @@ def test_gpu_dry_run_writes_a_valid_spec_of_the_real_shape_job(tmp_path):
     assert load_spec(tmp_path / "gpu-bench.yaml").adapter.r == 16
 
 
+def test_gpu_dry_run_defaults_to_all_five_backends_and_offers_qlora(tmp_path):
+    done = _run("gpu.py", "--dry-run", "-o", str(tmp_path), "--adapter", "qlora")
+    assert done.returncode == 0, done.stderr
+    assert "--backends trl,llamafactory,swift,unsloth,colossalai" in done.stdout
+    adapter = yaml.safe_load((tmp_path / "gpu-bench.yaml").read_text())["adapter"]
+    assert adapter["type"] == "qlora" and adapter["bits"] == 4
+
+
 def test_gpu_benchmark_refuses_without_cuda(tmp_path):
     from unified_ft.plan import detect_gpu
 
