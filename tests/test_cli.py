@@ -223,17 +223,20 @@ def test_run_ppo_on_trl_names_feature_and_backend(tmp_path, capsys):
     assert not runs.exists() or not any(runs.iterdir())
 
 
-def test_run_qlora_without_gpu_says_it_needs_cuda(tmp_path, capsys):
+@pytest.mark.parametrize("backend", ["trl", "unsloth"])
+def test_run_qlora_without_gpu_says_it_needs_cuda_while_translate_writes_it(backend, tmp_path, capsys):
     from unified_ft.plan import detect_gpu
 
     if detect_gpu():
         pytest.skip("this machine has a CUDA GPU")
     runs = tmp_path / "runs"
-    spec = write_spec(tmp_path, "adapter:\n  type: qlora\n  bits: 4\n")
-    assert main(["run", str(spec), "--backend", "trl", "--runs-dir", str(runs)]) == 2
+    spec = write_spec(tmp_path, "adapter:\n  type: qlora\n  bits: 4\n  target_modules: [q_proj, v_proj]\n")
+    assert main(["run", str(spec), "--backend", backend, "--runs-dir", str(runs)]) == 2
     _, err = outputs(capsys)
     assert "adapter.qlora needs a CUDA GPU" in err and "adapter.type: qlora" in err
     assert not runs.exists() or not any(runs.iterdir())
+    assert main(["translate", str(spec), "--backend", backend, "-o", str(tmp_path / "native")]) == 0
+    assert (tmp_path / "native").is_dir() and any((tmp_path / "native").iterdir())
 
 
 def test_run_missing_dataset_names_file_and_leaves_no_run_dir(tmp_path, capsys):

@@ -211,7 +211,8 @@ def target_modules(spec: JobSpec) -> list[str] | str:
         return ALL_LINEAR[family]
     if config.is_file():
         raise SpecError("unsloth needs the LoRA target modules by name for this model", [Problem(
-            "adapter.target_modules", f"all-linear for a {family!r} model is not a list uft knows",
+            "adapter.target_modules", f"all-linear for a model of type {family!r} (config.json model_type) is not a "
+            "list uft knows" if family else "all-linear, and the model's config.json names no model_type",
             "name the modules, e.g. [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]")])
     return "all-linear"  # a hub id: unsloth expands it as peft does (every linear layer but the output head)
 

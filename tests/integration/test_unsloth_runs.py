@@ -89,3 +89,19 @@ def test_preference_methods_train_on_unsloths_cpu_path(method, fmt, tmp_path, ti
     trainer = json.loads((run_dir / "probe" / "observed.json").read_text())["trainer"]
     assert any(f"{method.upper()}Trainer" in name for name in trainer)
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.gpu
+def test_qlora_on_a_4bit_base_on_unsloths_gpu_path(tmp_path, tiny_model):
+    """What the CPU path cannot do: a 4-bit NF4 base (bitsandbytes) with LoRA on it, bf16 compute."""
+    from unified_ft.plan import detect_gpu
+
+    if not detect_gpu():
+        pytest.skip("needs a CUDA GPU (run through the device machine when one is lent)")
+    spec = _spec(tmp_path, tiny_model, "qlora", evaluation={"enabled": False},
+                 adapter={"type": "qlora", "bits": 4, "r": 4, "alpha": 8, "target_modules": "all-linear"},
+                 training={"max_steps": 2, "per_device_batch_size": 2, "precision": "bf16"})
+    assert main(["run", str(spec), "--backend", "unsloth", "--runs-dir", str(tmp_path / "runs")]) == 0
+    effective = json.loads((tmp_path / "runs" / "qlora" / "unsloth" / "effective.json").read_text())
+    assert effective["precision"]["quantization"]["load_in_4bit"] is True
+    assert effective["precision"]["compute"] == "bf16"
