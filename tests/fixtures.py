@@ -124,6 +124,8 @@ def check_golden(path: Path, text: str) -> None:
     assert text == path.read_text(encoding="utf-8"), f"{path} differs; if intended, regenerate and review"
 
 
+#: Every backend of the project's scope: the integration bake-off runs one spec on all of them.
+BAKEOFF_BACKENDS = ("trl", "llamafactory", "swift", "unsloth", "colossalai")
 SAME_ROWS = 14  # distinct rows, so which row a sample came from is unambiguous
 
 

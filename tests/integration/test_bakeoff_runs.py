@@ -1,4 +1,4 @@
-"""A real CPU bake-off of trl, LLaMA-Factory and ms-swift on the tiny model: like-for-like proven from the
+"""A real CPU bake-off of all five backends on the tiny model: like-for-like proven from the
 frameworks' own outputs, measured, reported, and the report checked in headless Chromium as a person sees it;
 then a bake-off where one backend crashes still reports, and a resume runs only what is missing."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import parse_html, png_distinct_rows, render
-from fixtures import preference_rows, same_spec, write_jsonl
+from fixtures import BAKEOFF_BACKENDS, preference_rows, same_spec, write_jsonl
 
 from unified_ft.bakeoff_run import bakeoff, resume_bakeoff
 from unified_ft.cli import main
@@ -20,24 +20,24 @@ from unified_ft.specfile import load_spec
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ["trl", "llamafactory", "swift"]
+BACKENDS = list(BAKEOFF_BACKENDS)
 
 
 def _result(out: Path) -> BakeoffResult:
     return BakeoffResult.model_validate_json((out / "bakeoff.json").read_text())
 
 
-def test_the_three_backends_are_like_for_like(same_job_bakeoff):
+def test_the_five_backends_are_like_for_like(same_job_bakeoff):
     result = _result(same_job_bakeoff)
     assert result.verdict.like_for_like, result.verdict.reasons
-    assert [r.status for r in result.results] == ["succeeded"] * 3
+    assert [r.status for r in result.results] == ["succeeded"] * len(BACKENDS)
     assert {r.number for r in result.parity} == set(range(1, 10))
     assert all(r.passed for r in result.parity if r.severity == "breaks"), \
         [r for r in result.parity if r.severity == "breaks" and not r.passed]
     pre = result.preflight
     assert not pre.errors and sorted(pre.first_samples) == sorted(BACKENDS)
     assert [r.passed for r in pre.checks] == [True, True, True]
-    assert pre.first_samples["trl"][0] == pre.first_samples["swift"][0] == pre.first_samples["llamafactory"][0]
+    assert all(pre.first_samples[b][0] == pre.first_samples["trl"][0] for b in BACKENDS)
     assert "<|im_start|>user" in pre.first_samples["trl"][0]  # each framework's own chatml rendering
 
 

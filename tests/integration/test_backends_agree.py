@@ -1,4 +1,4 @@
-"""One spec on trl, LLaMA-Factory and ms-swift (the bake-off's runs): what each framework really did
+"""One spec on all five backends (the bake-off's runs): what each framework really did
 (effective.json, read back by the trainer probe inside each framework's own environment) agrees on every field
 the spec fixes, and their per-step losses agree. Real runs of the tiny model; nothing mocked."""
 
@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from fixtures import BAKEOFF_BACKENDS
 
 from unified_ft.cli import main
 from unified_ft.effective import Effective, compare, differences, load_effective
@@ -16,15 +17,14 @@ from unified_ft.specfile import load_spec
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ("trl", "llamafactory", "swift")
 ROWS = 14  # distinct rows, so which row a sample came from is unambiguous (see conftest.py)
 
 
 @pytest.fixture(scope="module")
-def three_runs(same_job_bakeoff) -> dict[str, Path]:
+def runs_of(same_job_bakeoff) -> dict[str, Path]:
     """The bake-off's runs of one spec on each backend (conftest.py: 3 optimizer steps of 2 x 2 samples, warmup,
     cosine, seed 7), read here field by field."""
-    return {backend: same_job_bakeoff / "runs" / "repeat-1" / "same" / backend for backend in BACKENDS}
+    return {backend: same_job_bakeoff / "runs" / "repeat-1" / "same" / backend for backend in BAKEOFF_BACKENDS}
 
 
 def _effective(run_dir: Path) -> Effective:
@@ -33,8 +33,8 @@ def _effective(run_dir: Path) -> Effective:
     return found
 
 
-def test_every_backend_did_what_the_spec_says(three_runs):
-    for backend, run_dir in three_runs.items():
+def test_every_backend_did_what_the_spec_says(runs_of):
+    for backend, run_dir in runs_of.items():
         effective = _effective(run_dir)
         spec = load_spec(run_dir / "spec.yaml")
         checks = compare(spec, effective, backend)
@@ -45,8 +45,8 @@ def test_every_backend_did_what_the_spec_says(three_runs):
         assert effective.notes == [], (backend, effective.notes)
 
 
-def test_the_three_backends_agree_field_by_field(three_runs):
-    found = {backend: _effective(run_dir) for backend, run_dir in three_runs.items()}
+def test_the_backends_agree_field_by_field(runs_of):
+    found = {backend: _effective(run_dir) for backend, run_dir in runs_of.items()}
     trl = found["trl"]
     assert len(trl.samples.first_step) == 4 and trl.samples.first_step[0].input_ids
     assert trl.samples.supervised_tokens_total and trl.samples.framework_rows == ROWS
@@ -70,14 +70,16 @@ def test_the_three_backends_agree_field_by_field(three_runs):
         assert other.versions["torch"] and other.versions["transformers"], backend
     assert found["llamafactory"].versions["llamafactory"] == "0.9.5"
     assert found["swift"].versions["ms-swift"] == "4.6.0"
+    assert found["unsloth"].versions["unsloth"] == "2026.10.9"
+    assert found["colossalai"].versions["colossalai"] == "0.5.0"
 
 
 def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_same_losses_and_one_metrics_schema(three_runs):
-    rows = {backend: _metrics(run_dir) for backend, run_dir in three_runs.items()}
+def test_same_losses_and_one_metrics_schema(runs_of):
+    rows = {backend: _metrics(run_dir) for backend, run_dir in runs_of.items()}
     for backend, found in rows.items():
         assert [r["step"] for r in found] == [1, 2, 3], backend
         for row in found:  # every field means the same on every backend, and none is missing
@@ -91,8 +93,8 @@ def test_same_losses_and_one_metrics_schema(three_runs):
     assert rows["trl"][0]["learning_rate"] == 0.0  # warmup: step 1 uses lr 0 on every backend
 
 
-def test_inspect_prints_what_the_framework_did(three_runs, capsys):
-    assert main(["inspect", str(three_runs["swift"])]) == 0
+def test_inspect_prints_what_the_framework_did(runs_of, capsys):
+    assert main(["inspect", str(runs_of["swift"])]) == 0
     out = capsys.readouterr().out
     assert "spec vs what swift did" in out and "DIFFERS" not in out
     assert "trainable parameters" in out and "settings the spec fixes are what swift did" in out
