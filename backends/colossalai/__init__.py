@@ -161,6 +161,10 @@ def options(spec: JobSpec) -> dict[str, Any]:
                                     "use 0 (none), 1 or 2"))
         if settings["pp_size"] != 1 or "microbatch_size" in given:
             settings["microbatch_size"] = given.get("microbatch_size", 1)
+        if isinstance(settings["pp_size"], int) and settings["pp_size"] > 1:
+            problems.append(Problem(f"{where}.pp_size", "pipeline parallelism runs through booster.execute_pipeline, "
+                                    "which uft's ColossalAI runner does not drive yet",
+                                    "use pp_size 1 (tp_size and zero_stage still shard the model)"))
         problems += _tp_problems(spec, settings["tp_size"], where)
     lora = spec.adapter.type in ("lora", "qlora", "dora")
     if lora and plugin not in LORA_PLUGINS:

@@ -111,7 +111,9 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
             model.enable_input_require_grads()
     pissa_dir = save_pissa_init(model, out, cfg.get("peft")) if log.is_main else None
 
-    loader = dataloader(rows, t["per_device_batch_size"], tokenizer.pad_token_id, world)
+    dp_size = int(getattr(plugin, "dp_size", world) or world)  # hybrid_parallel: processes that read other data
+    dp_group = getattr(plugin, "dp_group", None)
+    loader, sampler_name = dataloader(rows, t["per_device_batch_size"], tokenizer.pad_token_id, plugin, world)
     steps_per_epoch = max(math.ceil(len(loader) / t["gradient_accumulation_steps"]), 1)
     max_steps = t["max_steps"] if t["max_steps"] > 0 else math.ceil(t["num_train_epochs"] * steps_per_epoch)
     epochs = math.ceil(max_steps / steps_per_epoch) if t["max_steps"] > 0 else math.ceil(t["num_train_epochs"])
@@ -125,9 +127,9 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
 
     probe = loop_probe()
     if probe is not None:
-        probe.begin(arguments=probe_arguments(cfg, world, max_steps, warmup), tokenizer=tokenizer,
+        probe.begin(arguments=probe_arguments(cfg, dp_size, max_steps, warmup), tokenizer=tokenizer,
                     schedule={"max_steps": max_steps, "num_train_epochs": epochs, "warmup_steps": warmup},
-                    optimizer=optimizer, model=peft_model, rows=rows, dataloader=loader, sampler=TORCH_SAMPLER,
+                    optimizer=optimizer, model=peft_model, rows=rows, dataloader=loader, sampler=sampler_name,
                     precision={"bf16": cfg["precision"] == "bf16", "fp16": cfg["precision"] == "fp16",
                                "mixed_precision": cfg["precision"] if cfg["precision"] != "fp32" else "no"},
                     trainer=["colossalai.booster.Booster", f"{type(plugin).__module__}.{type(plugin).__name__}"])
@@ -149,7 +151,7 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
                 probe.step_begin(step + 1, lr)
             # the denominator of transformers' loss: every target token of the accumulated batch (labels shifted)
             targets = sum(int((b["labels"][:, 1:] != -100).sum()) for b in group)
-            targets = all_reduce_sum(targets, world, device)
+            targets = all_reduce_sum(targets, dp_size, device, dp_group)
             step_loss = 0.0
             for batch in group:
                 if probe is not None:
@@ -158,10 +160,11 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
                 tokens += int(batch["attention_mask"].sum())
                 with autocast(cfg["precision"], device, cfg["plugin"]["name"]):
                     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                loss = token_loss(logits, batch["labels"], max(targets, 1)) * world  # DDP averages gradients
+                # data-parallel processes average their gradients: scaled so the mean is over every target token
+                loss = token_loss(logits, batch["labels"], max(targets, 1)) * dp_size
                 booster.backward(loss, optimizer)
-                step_loss += float(loss.detach()) / world
-            step_loss = all_reduce_sum(step_loss, world, device)  # this process's share -> the whole batch's loss
+                step_loss += float(loss.detach()) / dp_size
+            step_loss = all_reduce_sum(step_loss, dp_size, device, dp_group)  # the whole batch's loss
             seen += len(group)
             grad_norm = clip(optimizer, t["max_grad_norm"], cfg["plugin"]["name"])
             optimizer.step()
@@ -175,7 +178,7 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
                 row = {"step": step, "epoch": epoch, "loss": step_loss, "grad_norm": grad_norm, "learning_rate": lr}
                 if probe is not None:
                     probe.log(row)
-                log.write({**row, "num_tokens": tokens * world, "elapsed_s": round(time.monotonic() - log.started, 3),
+                log.write({**row, "num_tokens": tokens * dp_size, "elapsed_s": round(time.monotonic() - log.started, 3),
                            "peak_memory_mb": peak_memory_mb()})
             if t.get("save_steps") and step % t["save_steps"] == 0 and step < max_steps:
                 save(booster, model, peft_model, tokenizer, out / f"checkpoint-{step}", cfg, None)
@@ -260,12 +263,12 @@ def tokenized_rows(cfg: dict, base: Path, tokenizer, log: EventLog) -> list[dict
     return rows
 
 
-def dataloader(rows: list[dict], batch_size: int, pad_id: int, world: int):
-    """Batches in the data file's order (a DistributedSampler without shuffling across processes), padded on the
-    right to the longest sample of the batch."""
+def dataloader(rows: list[dict], batch_size: int, pad_id: int, plugin, world: int):
+    """Batches in the data file's order, padded on the right to the longest sample of the batch, and the name of
+    what orders them: one process reads the file in order; several read it through the plugin's distributed
+    sampler with shuffling off (each data-parallel process every N-th row, in file order)."""
     import torch
     from torch.utils.data import DataLoader, SequentialSampler
-    from torch.utils.data.distributed import DistributedSampler
 
     def collate(samples: list[dict]) -> dict:
         longest = max(len(s["input_ids"]) for s in samples)
@@ -277,8 +280,11 @@ def dataloader(rows: list[dict], batch_size: int, pad_id: int, world: int):
             labels.append(s["labels"] + [-100] * pad)
         return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
 
-    sampler = SequentialSampler(rows) if world == 1 else DistributedSampler(rows, shuffle=False)
-    return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+    if world == 1:
+        return DataLoader(rows, batch_size=batch_size, sampler=SequentialSampler(rows), collate_fn=collate), \
+            TORCH_SAMPLER
+    loader = plugin.prepare_dataloader(rows, batch_size, shuffle=False, drop_last=False, collate_fn=collate)
+    return loader, "DistributedSampler(shuffle=False)"
 
 
 def token_loss(logits, labels, targets: int):
@@ -291,15 +297,15 @@ def token_loss(logits, labels, targets: int):
     return F.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="sum") / targets
 
 
-def all_reduce_sum(value, world: int, device: str):
-    """A number summed over every process (an int stays an int)."""
-    if world == 1:
+def all_reduce_sum(value, processes: int, device: str, group=None):
+    """A number summed over the data-parallel processes (an int stays an int)."""
+    if processes == 1:
         return value
     import torch
     import torch.distributed as dist
 
     tensor = torch.tensor([value], device=device, dtype=torch.float64 if isinstance(value, float) else torch.int64)
-    dist.all_reduce(tensor)
+    dist.all_reduce(tensor, group=group)
     return type(value)(tensor.item())
 
 
@@ -340,7 +346,8 @@ def plugin_settings(cfg: dict) -> tuple[str, dict]:
                                     cfg["training"]["gradient_accumulation_steps"] > 1}
     if name == "hybrid_parallel":
         kwargs = {"tp_size": settings["tp_size"], "pp_size": settings["pp_size"],
-                  "zero_stage": settings["zero_stage"], "precision": precision, "max_norm": max_norm}
+                  "zero_stage": settings["zero_stage"], "precision": precision, "max_norm": max_norm,
+                  "parallel_output": False}  # whole-vocabulary logits on every process: the loss is computed here
         if "microbatch_size" in settings:
             kwargs["microbatch_size"] = settings["microbatch_size"]
         return "HybridParallelPlugin", kwargs
