@@ -145,11 +145,11 @@ def test_backends_matrix_is_one_table_of_features_by_backend(capsys):
     out, _ = outputs(capsys)
     rows = _matrix_rows(out)
     header = rows.pop("feature")
-    assert header == ["llamafactory", "swift", "trl"]
+    assert header == ["colossalai", "llamafactory", "swift", "trl"]
     assert set(rows) == set(all_features())
     assert len(out.splitlines()) < len(all_features()) + 10  # one line per feature, not a table per backend
     column = {name: i for i, name in enumerate(header)}
-    assert rows["method.sft"] == ["native"] * 3
+    assert rows["method.sft"] == ["native"] * 4
     assert rows["adapter.prefix"][column["trl"]] == "native"
     assert rows["adapter.prefix"][column["llamafactory"]] == "unsupported"
     assert rows["adapter.freeze"][column["swift"]] == "emulated"
@@ -209,7 +209,7 @@ def test_run_unknown_backend_names_available(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["run", str(write_spec(tmp_path)), "--backend", "nosuch", "--runs-dir", str(runs)]) == 2
     _, err = outputs(capsys)
-    assert "'nosuch'" in err and "available: llamafactory, swift, trl" in err and "Traceback" not in err
+    assert "'nosuch'" in err and "available: colossalai, llamafactory, swift, trl" in err and "Traceback" not in err
     assert not runs.exists() or not any(runs.iterdir())
 
 

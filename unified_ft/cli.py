@@ -411,7 +411,10 @@ def _print_matrix(loaded: list[Backend]) -> None:
     features = list(dict.fromkeys(all_features()))  # a feature the spec can produce two ways is one row
     for feature in features:
         table.add_row(feature, *(_matrix_cell(b.capabilities.get(feature)) for b in loaded))
-    console.print(table)
+    # one line per feature, never cut: as wide as the table needs (a feature name and "unsupported GPU" per backend)
+    width = max(len(f) for f in features) + 1 + sum(max(len(b.name), len("unsupported GPU")) + 3 for b in loaded)
+    wide = Console(highlight=False, width=max(console.width, width)) if width > console.width else console
+    wide.print(table)
 
 
 env_app = typer.Typer(help="Isolated backend environments: uv venvs made from the locks kept in the repo, cached "
