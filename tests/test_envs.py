@@ -59,6 +59,17 @@ def test_two_runs_asking_at_once_build_it_once(recipe, tmp_path):
     assert envs.check_env(recipe) == {"six": "1.16.0"}
 
 
+def test_a_cuda_torch_mismatch_is_named_when_an_import_fails(tmp_path, monkeypatch):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("torch==2.5.1\nnvidia-cuda-runtime-cu12==12.4.127\n")
+    recipe = envs.EnvRecipe(backend="demo", lock=lock)
+    monkeypatch.setattr(envs, "detected_gpus", lambda: (("NVIDIA H100", "470.1"),))
+    said = envs.cuda_mismatch("ImportError: libcudnn.so.9: cannot open shared object file", recipe)
+    assert "CUDA/torch mismatch" in said and "torch 2.5.1 is built for CUDA 12" in said and "470.1" in said
+    assert envs.cuda_mismatch("OSError: torchvision/_C.so: undefined symbol: _ZN3c10", recipe)
+    assert envs.cuda_mismatch("ModuleNotFoundError: No module named 'six'", recipe) == ""
+
+
 def test_broken_environment_is_reported_with_the_fix(recipe):
     path = envs.create_env(recipe)
     for found in path.rglob("six.py"):

@@ -9,7 +9,7 @@ import pytest
 
 from unified_ft import plugin
 from unified_ft.cli import main
-from unified_ft.errors import BackendInvalid, BackendNotFound, CapabilityError
+from unified_ft.errors import BackendInvalid, BackendNotFound, CapabilityError, Problem
 from unified_ft.plugin import (
     CHOICE_FEATURES,
     FLAG_FEATURES,
@@ -210,7 +210,8 @@ def test_native_job_command_quotes_env_and_args(tmp_path):
 def test_the_protocol_declares_everything_the_core_uses():
     attributes, methods = plugin.protocol_members()
     assert attributes == ["name", "capabilities", "import_native"]
-    assert methods == ["environment", "env_recipe", "translate", "check", "progress", "collect", "effective", "notes"]
+    assert methods == ["environment", "env_recipe", "translate", "check", "progress", "collect", "effective", "notes",
+                       "gpu_needs"]
 
 
 def test_a_backend_object_lacking_members_is_named_with_them():
@@ -218,15 +219,32 @@ def test_a_backend_object_lacking_members_is_named_with_them():
         check_contract(FakeBackend(BASIC), "fake", "entry point fake = tests:FakeBackend")
     text = str(info.value)
     assert "backend 'fake' (entry point fake = tests:FakeBackend)" in text
-    assert "lacks import_native, environment, env_recipe, translate, check, progress, collect, effective, notes" in text
+    assert ("lacks import_native, environment, env_recipe, translate, check, progress, collect, effective, notes, "
+            "gpu_needs") in text
 
 
 def test_the_base_class_gives_the_optional_members():
     base = BackendBase()
     assert base.import_native is None and base.env_recipe() is None and base.notes(make_spec()) == []
+    assert base.gpu_needs(make_spec()) == []
     base.name = "toy"
     effective = base.effective(Path("."), make_spec(), 3)  # a run with no probe output: notes, never a crash
     assert effective.backend == "toy" and any("probe wrote nothing" in note for note in effective.notes)
+
+
+def test_gpu_problems_add_what_the_backend_says_its_own_options_need():
+    """A backend setting outside the portable features (ColossalAI's plugin) that needs CUDA is refused at run."""
+    class Needy(BackendBase):
+        name, capabilities = "needy", {}
+
+        def gpu_needs(self, spec):
+            return [Problem("backend_options.needy.plugin", "needs CUDA", "use a GPU machine")]
+
+    problems = plugin.gpu_problems(make_spec(), Needy())
+    assert [p.where for p in problems] == ["backend_options.needy.plugin"]
+    plain = BackendBase()
+    plain.capabilities = {}
+    assert plugin.gpu_problems(make_spec(), plain) == []
 
 
 def test_every_builtin_backend_is_one_folder_with_one_entry_point():

@@ -277,10 +277,33 @@ def check_env(recipe: EnvRecipe) -> dict[str, str]:
     done = subprocess.run([str(env_python(target)), "-c", program], capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise UftError(f"the {recipe.backend} environment at {target} is broken: {last}\n"
+        why = cuda_mismatch(done.stderr, recipe)
+        raise UftError(f"the {recipe.backend} environment at {target} is broken: {last}{why}\n"
                        f"    fix: uft env remove {recipe.backend} && uft env create {recipe.backend}")
     versions = json.loads(done.stdout.strip().splitlines()[-1])
     return described_versions(versions, recipe)
+
+
+#: What an import failure says when torch and the CUDA libraries (or packages built against another torch) disagree.
+CUDA_MISMATCH = re.compile(r"libcu\w*\.so|libnv\w*\.so|cudnn|nccl|CUDA driver|cuda runtime|undefined symbol|"
+                           r"(?:compiled|built) (?:with|against|for) (?:a different )?(?:CUDA|PyTorch|torch)|"
+                           r"torchvision.*torch|operator torchvision::nms does not exist", re.I)
+
+
+def cuda_mismatch(stderr: str, recipe: EnvRecipe) -> str:
+    """A sentence naming a CUDA/torch mismatch when an environment's import failure looks like one, else ""."""
+    if not CUDA_MISMATCH.search(stderr or ""):
+        return ""
+    choice = choose_lock(recipe)
+    major = lock_cuda_major(choice.lock) if choice.lock.is_file() else None
+    torch = re.search(r"^torch==(\S+)", choice.lock.read_text(encoding="utf-8"), flags=re.M) \
+        if choice.lock.is_file() else None
+    built = f"torch {torch.group(1)}" if torch else "the environment's torch"
+    built += f" is built for CUDA {major}" if major else f" is a {choice.build} build"
+    gpus = detected_gpus()
+    host = f"this host's NVIDIA driver is {gpus[0][1] or 'unknown'}" if gpus else "this host has no NVIDIA GPU"
+    return (f" (a CUDA/torch mismatch: {built} ({choice.lock.name}), {host}; a package built against another "
+            "torch or CUDA fails the same way)")
 
 
 def described_versions(versions: dict[str, str], recipe: EnvRecipe) -> dict[str, str]:

@@ -21,6 +21,20 @@ def model_config(spec, head: str = "causal_lm") -> dict:
     }
 
 
+def dtype_keyword(version: str | None = None) -> str:
+    """from_pretrained's name for the weights' dtype: `dtype` from transformers 4.56 on, `torch_dtype` before (the
+    backends pin releases from 4.51 on: ColossalAI's 4.51 knows only `torch_dtype`)."""
+    if version is None:
+        import transformers
+
+        version = transformers.__version__
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit()) if part else ""
+        parts.append(int(digits or 0))
+    return "dtype" if tuple(parts) >= (4, 56) else "torch_dtype"
+
+
 def _common_kwargs(model_cfg: dict) -> dict:
     common = {"trust_remote_code": bool(model_cfg.get("trust_remote_code", False))}
     if model_cfg.get("revision"):
@@ -50,13 +64,14 @@ def load_model(model_cfg: dict, quant: dict | None = None, chat_template: str | 
 
     common = _common_kwargs(model_cfg)
     tokenizer = load_tokenizer(model_cfg, chat_template)
-    kwargs = dict(common, dtype=getattr(torch, model_cfg.get("dtype", "float32")))
+    dtype = getattr(torch, model_cfg.get("dtype", "float32"))
+    kwargs = dict(common, **{dtype_keyword(): dtype})
     if quant:
         from transformers import BitsAndBytesConfig
 
         if quant["bits"] == 4:
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"],
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
                 bnb_4bit_use_double_quant=True)
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)

@@ -33,7 +33,7 @@ ENTRY_POINT_GROUP = "unified_ft.backends"
 BUILTIN_DISTRIBUTION = "unified-ft"
 
 #: Backends the project plans; asking for one says so instead of "unknown".
-PLANNED_BACKENDS = ("colossalai",)
+PLANNED_BACKENDS: tuple[str, ...] = ()
 
 Level = Literal["native", "emulated", "unsupported"]
 
@@ -112,7 +112,7 @@ class Backend(Protocol):
     """Everything the core uses of a framework plugin; `load_backend` checks a plugin has all of it.
 
     `translate` is pure (no framework import) so it runs and is tested anywhere. Inherit `BackendBase`
-    for the optional members (env_recipe, notes, effective, import_native)."""
+    for the optional members (env_recipe, notes, gpu_needs, effective, import_native)."""
 
     name: str
     capabilities: dict[str, Capability]
@@ -135,6 +135,8 @@ class Backend(Protocol):
 
     def notes(self, spec: JobSpec) -> list[str]: ...
 
+    def gpu_needs(self, spec: JobSpec) -> list[Problem]: ...
+
 
 class BackendBase:
     """Defaults for the members of `Backend` that a backend may leave out."""
@@ -147,6 +149,11 @@ class BackendBase:
 
     def notes(self, spec: JobSpec) -> list[str]:
         """Nothing to warn about beyond what the capability table says."""
+        return []
+
+    def gpu_needs(self, spec: JobSpec) -> list[Problem]:
+        """Settings outside the portable features (e.g. a plugin named in backend_options) that need a CUDA GPU on
+        this backend; the capability table already covers the spec's own features."""
         return []
 
     def effective(self, run_dir: Path, spec: JobSpec, uft_rows: int | None) -> Effective:
@@ -385,7 +392,8 @@ def gpu_problems(spec: JobSpec, backend: Backend) -> list[Problem]:
         if cap is not None and cap.level != "unsupported" and cap.needs_gpu:
             problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
                                     "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
-    return problems
+    own = getattr(backend, "gpu_needs", None)  # a loaded plugin has it (check_contract); a bare test double may not
+    return problems + (list(own(spec)) if own is not None else [])
 
 
 def supporting_backends(feature: str) -> list[str]:

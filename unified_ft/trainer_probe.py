@@ -47,7 +47,7 @@ FIRST_ROWS = 5
 #: Characters of decoded text kept per sample.
 MAX_TEXT = 4000
 STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "llamafactory", "ms-swift",
-         "unsloth", "bitsandbytes", "deepspeed", "tokenizers")
+         "unsloth", "colossalai", "bitsandbytes", "deepspeed", "tokenizers")
 
 
 class _AfterImport:
@@ -203,7 +203,7 @@ def _preflight(trainer, loader) -> None:
         batches.append(_token_tensors(batch))
         if len(batches) >= wanted:
             break
-    obs.data["first_step"] = _samples(trainer, batches)
+    obs.data["first_step"] = _samples(_tokenizer(trainer), batches)
 
 
 def _exit_after_preflight() -> None:
@@ -221,7 +221,7 @@ def _on_step_end(state) -> None:
         obs.data["steps"].append({"step": state.global_step, "t": time.time(), "tokens": obs.tokens,
                                   "supervised_tokens": obs.supervised})
     if state.global_step == 1 and obs.step_inputs:
-        obs.data["first_step"] = _samples(obs.trainer, obs.step_inputs)
+        obs.data["first_step"] = _samples(_tokenizer(obs.trainer), obs.step_inputs)
         obs.step_inputs = []
         obs.write()
 
@@ -250,7 +250,13 @@ def _on_train_end(state) -> None:
 
 def _see_inputs(trainer, inputs) -> None:
     """Count the tokens fed to the model, and keep the first optimizer step's micro-batches."""
-    obs = _OBSERVER
+    _count_inputs(_OBSERVER, inputs)
+    if trainer.state.global_step == 0:
+        _OBSERVER.step_inputs.append(_token_tensors(inputs))
+
+
+def _count_inputs(obs: _Observer, inputs) -> None:
+    """Tokens fed to the model (non-padding where a mask says so) and tokens carrying loss, added up."""
     masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
     if masks:
         obs.tokens += int(sum(int(m.sum()) for m in masks))
@@ -258,8 +264,6 @@ def _see_inputs(trainer, inputs) -> None:
         obs.tokens += int(inputs["input_ids"].numel())
     labels = [v for k, v in inputs.items() if k.endswith("labels") and hasattr(v, "dim") and v.dim() == 2]
     obs.supervised += int(sum(int((v != -100).sum()) for v in labels))
-    if trainer.state.global_step == 0:
-        obs.step_inputs.append(_token_tensors(inputs))
 
 
 def _token_tensors(batch) -> dict:
@@ -268,9 +272,8 @@ def _token_tensors(batch) -> dict:
             if hasattr(v, "dtype") and not v.dtype.is_floating_point and v.dim() == 2}
 
 
-def _samples(trainer, batches: list) -> list:
+def _samples(tokenizer, batches: list) -> list:
     """The first step's samples: padding removed by the attention mask; labels as the loss saw them."""
-    tokenizer = _tokenizer(trainer)
     samples = []
     for batch in batches:
         ids_key = "input_ids" if "input_ids" in batch else next((k for k in batch if k.endswith("input_ids")), None)
@@ -367,17 +370,24 @@ def _dataset(dataset, tokenizer) -> dict:
     supervision = next((c for c in ("labels", "assistant_masks", "completion_mask") if c in columns), None)
     if ids is None or not found["samples"] or found["samples"] > MAX_ROWS_SCANNED:
         return found
-    lengths, supervised = [], []
     rows = (dataset[i] for i in range(found["samples"])) if lazy else \
         dataset.select_columns([c for c in (ids, supervision) if c])
+    found.update(_row_counts(rows, supervision))
+    found["first_rows_text"] = [_decode(tokenizer, dataset[i][ids])
+                                for i in range(min(FIRST_ROWS, len(found["lengths"])))]
+    return found
+
+
+def _row_counts(rows, supervision: str | None) -> dict:
+    """Token lengths (of input_ids) and supervised tokens (from `supervision`: labels, or a 0/1 mask) per row."""
+    lengths, supervised = [], []
     for row in rows:
-        lengths.append(len(row[ids]))
+        lengths.append(len(row["input_ids"]))
         if supervision == "labels":
             supervised.append(sum(1 for x in row["labels"] if x != -100))
         elif supervision:
             supervised.append(int(sum(row[supervision])))
-    found["lengths"] = lengths
-    found["first_rows_text"] = [_decode(tokenizer, dataset[i][ids]) for i in range(min(FIRST_ROWS, len(lengths)))]
+    found: dict = {"lengths": lengths}
     if supervision:
         found["supervised_tokens"] = supervised
         found["supervised_from"] = supervision
@@ -470,6 +480,151 @@ def _versions() -> dict:
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
     return found
+
+
+class LoopObserver:
+    """The probe for a training loop of its own (no transformers.Trainer: uft's ColossalAI runner).
+
+    The loop calls these at the points where a Trainer's callbacks would fire, and the probe writes observed.json
+    and metrics.jsonl in the same schema, with the same helpers, as for a Trainer, so uft's read-back and the
+    bake-off's parity checks treat the run like any other. Get one with `loop_observer()` (None when uft is not
+    probing). Every method is guarded: an error is recorded in observed.json, never raised into the training.
+
+        probe = sitecustomize.loop_observer()     # None unless uft launched the run
+        probe.begin(arguments=..., schedule=..., optimizer=..., model=..., rows=..., dataloader=..., ...)
+        for each optimizer step s (1, 2, ...):
+            probe.step_begin(s, lr)               # the learning rate this step uses
+            probe.see_inputs(micro_batch)         # every micro-batch fed to the model (input_ids, mask, labels)
+            probe.step_end(s)
+            probe.log({"step": s, "epoch": ..., "loss": ..., "grad_norm": ...})
+        probe.end(global_step, epoch)
+
+    With UFT_PROBE_PREFLIGHT=1, `begin` draws the first optimizer step's micro-batches from `dataloader` (the
+    loop's own), writes observed.json and ends the process with exit code 0 before any step.
+    """
+
+    #: The argument names a Trainer's observation carries (TrainingArguments' names); the loop gives each.
+    ARGUMENTS = ("per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "learning_rate",
+                 "lr_scheduler_type", "warmup_ratio", "warmup_steps", "num_train_epochs", "max_steps", "optim",
+                 "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "data_seed",
+                 "bf16", "fp16", "gradient_checkpointing", "group_by_length", "dataloader_drop_last")
+
+    def __init__(self, observer: _Observer) -> None:
+        self.obs = observer
+        self.tokenizer = None
+        self.world_size = 1
+        self.global_step = 0
+
+    def begin(self, *, arguments: dict, schedule: dict, optimizer, model, rows: list, tokenizer=None,
+              dataloader=None, sampler: str | None = None, precision: dict | None = None,
+              trainer: list | None = None) -> None:
+        """The loop is about to train. `arguments`: TrainingArguments-named settings (ARGUMENTS; missing ones are
+        null); `schedule`: max_steps, num_train_epochs, warmup_steps; `optimizer`: the torch optimizer (or a
+        wrapper holding it as .optim/.optimizer); `model`: the model as trained (a peft model for an adapter);
+        `rows`: the training samples in the loop's order, each a dict with input_ids and labels (or a 0/1
+        assistant_masks); `sampler`: the class name of what orders them; `precision`: bf16, fp16, mixed_precision;
+        `trainer`: names of what trains (e.g. the booster and plugin classes)."""
+        _guarded(self._begin, arguments, schedule, optimizer, model, rows, tokenizer, dataloader, sampler,
+                 precision, trainer)
+
+    def _begin(self, arguments, schedule, optimizer, model, rows, tokenizer, dataloader, sampler, precision,
+               trainer) -> None:
+        obs = self.obs
+        obs.started = time.monotonic()
+        self.tokenizer = tokenizer
+        self.world_size = int(arguments.get("world_size") or 1)
+        obs.data["trainer"] = list(trainer or [])
+        obs.data["arguments"] = {name: _plain(arguments.get(name)) for name in self.ARGUMENTS}
+        obs.data["arguments"]["train_dataloader_shuffle"] = arguments.get("train_dataloader_shuffle")
+        obs.data["schedule"] = {k: schedule.get(k) for k in ("max_steps", "num_train_epochs", "warmup_steps")}
+        obs.data["optimizer"] = _optimizer(getattr(optimizer, "optim", optimizer))
+        obs.data["model"] = _model(model)
+        obs.data["precision"] = {"bf16": False, "fp16": False, "mixed_precision": "no", **(precision or {})}
+        data = {"samples": len(rows), "class": type(rows).__name__, "columns": list(rows[0]) if rows else []}
+        if 0 < len(rows) <= MAX_ROWS_SCANNED:
+            supervision = next((c for c in ("labels", "assistant_masks", "completion_mask") if c in rows[0]), None)
+            data.update(_row_counts(rows, supervision))
+            data["first_rows_text"] = [_decode(tokenizer, row["input_ids"]) for row in rows[:FIRST_ROWS]]
+        obs.data["data"] = data
+        obs.data["sampler"] = sampler
+        obs.data["seed"] = {"args_seed": arguments.get("seed"), "data_seed": arguments.get("data_seed"),
+                            "torch_initial_seed": _torch_seed()}
+        obs.data["versions"]["torch.version.cuda"] = _torch_cuda()
+        if os.environ.get(PREFLIGHT_ENV) == "1":
+            _guarded(self._preflight, dataloader, int(arguments.get("gradient_accumulation_steps") or 1))
+            _exit_after_preflight()
+        obs.write()
+
+    def _preflight(self, dataloader, accumulation: int) -> None:
+        self.obs.data["preflight"] = True
+        batches = []
+        for batch in dataloader if dataloader is not None else ():
+            batches.append(_token_tensors(batch))
+            if len(batches) >= max(1, accumulation):
+                break
+        self.obs.data["first_step"] = _samples(self.tokenizer, batches)
+
+    def see_inputs(self, batch) -> None:
+        """A micro-batch as fed to the model (a dict of tensors: input_ids, attention_mask, labels)."""
+        _guarded(self._see_inputs, batch)
+
+    def _see_inputs(self, batch) -> None:
+        _count_inputs(self.obs, batch)
+        if self.global_step == 0:
+            self.obs.step_inputs.append(_token_tensors(batch))
+
+    def step_begin(self, step: int, lr: float) -> None:
+        """Optimizer step `step` (1 first) begins and uses learning rate `lr`."""
+        self.obs.data["learning_rate"][str(step)] = lr
+
+    def step_end(self, step: int) -> None:
+        """Optimizer step `step` has updated the weights."""
+        _guarded(self._step_end, step)
+
+    def _step_end(self, step: int) -> None:
+        obs = self.obs
+        self.global_step = step
+        if len(obs.data["steps"]) < MAX_STEP_TIMES:
+            obs.data["steps"].append({"step": step, "t": time.time(), "tokens": obs.tokens,
+                                      "supervised_tokens": obs.supervised})
+        if step == 1 and obs.step_inputs:
+            obs.data["first_step"] = _samples(self.tokenizer, obs.step_inputs)
+            obs.step_inputs = []
+            obs.write()
+
+    def log(self, row: dict) -> None:
+        """A logging step: step, epoch, loss, grad_norm (eval_loss too, if any); the probe adds the learning rate
+        that step used, the tokens fed so far, the elapsed time and peak memory, as for a Trainer."""
+        _guarded(self._log, row)
+
+    def _log(self, row: dict) -> None:
+        obs, step = self.obs, row.get("step")
+        out = {"step": step, "epoch": row.get("epoch"), "loss": row.get("loss"),
+               "learning_rate": obs.data["learning_rate"].get(str(step), row.get("learning_rate")),
+               "grad_norm": row.get("grad_norm"), "tokens": obs.tokens * max(1, self.world_size),
+               "elapsed_s": round(time.monotonic() - obs.started, 3), "peak_memory_mb": _peak_memory_mb()}
+        if "eval_loss" in row:
+            out["eval_loss"] = row["eval_loss"]
+        if out["loss"] is not None or "eval_loss" in out:
+            obs.log_row(out)
+
+    def end(self, global_step: int, epoch: float | None = None) -> None:
+        """Training is over: `global_step` optimizer steps ran, ending at `epoch`."""
+        _guarded(self._end, global_step, epoch)
+
+    def _end(self, global_step: int, epoch: float | None) -> None:
+        obs = self.obs
+        obs.data["done"] = {"global_step": global_step, "epoch": epoch,
+                            "elapsed_s": round(time.monotonic() - obs.started, 3), "tokens": obs.tokens,
+                            "supervised_tokens": obs.supervised, "peak_memory_mb": _peak_memory_mb(),
+                            "ended": time.time(), **_device()}
+        obs.write()
+
+
+def loop_observer() -> LoopObserver | None:
+    """The probe for a custom training loop, or None when uft is not probing this run (UFT_PROBE_OUT unset)."""
+    install()
+    return LoopObserver(_OBSERVER) if _OBSERVER is not None else None
 
 
 def _chain_next_sitecustomize() -> None:
