@@ -23,21 +23,22 @@ STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "gguf
 
 
 class EventLog:
-    """Append-only JSONL writer, flushed per line so a follower sees progress at once."""
+    """Append-only JSONL writer (process 0 only), flushed per line so a follower sees progress at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rank: int = 0) -> None:
         self.path = path
         self.started = time.monotonic()
-        self.handle = path.open("a", encoding="utf-8")
+        self.is_main = rank == 0
+        self.handle = path.open("a", encoding="utf-8") if self.is_main else None
 
     def write(self, row: dict) -> None:
-        self.handle.write(json.dumps(row, default=str) + "\n")
-        self.handle.flush()
+        if self.handle is not None:
+            self.handle.write(json.dumps(row, default=str) + "\n")
+            self.handle.flush()
 
 
 def jsonl_log_callback(log: EventLog):
     """A TrainerCallback mirroring the trainer's logs to `log`, which uft (or a person) can follow live."""
-    import torch
     from transformers import TrainerCallback
 
     class JsonlLog(TrainerCallback):
@@ -47,7 +48,7 @@ def jsonl_log_callback(log: EventLog):
         def on_log(self, args, state, control, logs=None, **kwargs):
             row = {"step": state.global_step, "epoch": state.epoch, **(logs or {})}
             row["elapsed_s"] = round(time.monotonic() - log.started, 3)
-            row["peak_memory_mb"] = peak_memory_mb(torch)
+            row["peak_memory_mb"] = peak_memory_mb()
             log.write(row)
 
     return JsonlLog()
@@ -85,6 +86,18 @@ def trainer_classes(method: str):
     raise SystemExit(f"method {method!r} is not supported by this runner")
 
 
+def apply_freeze(model, freeze: dict | None) -> None:
+    """Train only the last N decoder layers (LLaMA-Factory's `freeze`)."""
+    if not freeze:
+        return
+    layers = model.model.layers
+    keep = set(range(len(layers) - freeze["trainable_layers"], len(layers)))
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        idx = next((int(p) for p in parts if p.isdigit()), None)
+        param.requires_grad = idx in keep and ".layers." in name
+
+
 def use_loraplus(trainer, loraplus: dict | None) -> None:
     """LoRA+: the trainer's own optimizer, with the B matrices at lr x ratio (peft's optimizer groups)."""
     if not loraplus:
@@ -111,7 +124,6 @@ def save_pissa_init(model, out: Path, peft_cfg: dict | None) -> Path | None:
 
 def save_trained(trainer, tokenizer, out: Path, pissa_dir: Path | None, log: EventLog) -> Path:
     """The adapter (peft) or full model, with the tokenizer, in out/final; the run's end event."""
-    import torch
 
     final = out / "final"
     if pissa_dir:
@@ -121,7 +133,7 @@ def save_trained(trainer, tokenizer, out: Path, pissa_dir: Path | None, log: Eve
         trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
     log.write({"event": "end", "global_step": trainer.state.global_step,
-               "elapsed_s": round(time.monotonic() - log.started, 3), "peak_memory_mb": peak_memory_mb(torch)})
+               "elapsed_s": round(time.monotonic() - log.started, 3), "peak_memory_mb": peak_memory_mb()})
     return final
 
 
@@ -214,7 +226,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def peak_memory_mb(torch) -> float:
+def peak_memory_mb() -> float:
+    """Peak allocated GPU memory, or the process's peak RSS on CPU (MiB)."""
+    import torch
+
     if torch.cuda.is_available():
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -4,7 +4,7 @@ ColossalAI has no fine-tuning CLI, so `translate` writes `colossalai_job.json` (
 booster plugin and its sizes, precision, LoRA, optimizer, schedule, seed, data) and `train.py` (a copy of
 `runner.py`: canonical records -> uft's masking -> `colossalai.launch_from_torch` -> `Booster(plugin)` ->
 `booster.enable_lora` -> a plain loop with gradient accumulation, the spec's scheduler, AdamW and clipping),
-with uft's `chat_tokens.py` and `modeling.py` beside it. The folder runs without uft:
+with uft's `chat_tokens.py`, `modeling.py` and `runner_support.py` beside it. The folder runs without uft:
     python train.py colossalai_job.json          (one process; the runner sets the torch.distributed defaults)
     colossalai run --nproc_per_node N train.py colossalai_job.json
 in the environment `uft env path colossalai`.
@@ -31,7 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from unified_ft import chat_tokens, envs, modeling
+from unified_ft import chat_tokens, envs, modeling, runner_support
 from unified_ft.errors import Problem, SpecError
 from unified_ft.hf_trainer import copy_trained, resolved_precision, trainer_arguments
 from unified_ft.modeling import model_config
@@ -51,7 +51,7 @@ from unified_ft.templates import chat_template_text
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "runner.py"
-HELPERS = (Path(chat_tokens.__file__), Path(modeling.__file__))
+HELPERS = (Path(chat_tokens.__file__), Path(modeling.__file__), Path(runner_support.__file__))
 JOB_FILE = "colossalai_job.json"
 COLOSSALAI_VERSION = "0.5.0"
 RECIPE = envs.EnvRecipe(
@@ -338,8 +338,9 @@ def readme(spec: JobSpec, config: dict[str, Any]) -> str:
             f"activate\"`):\n\n    {launch}\n\n"
             "(`python train.py colossalai_job.json` runs one process; `colossalai run --nproc_per_node N train.py "
             "colossalai_job.json` runs N.)\n"
-            f"Booster plugin: {plugin}. Every setting is in {JOB_FILE}; train.py is uft's runner, chat_tokens.py and "
-            "modeling.py are uft's masking and model loading. Output: output/trainer_log.jsonl, output/final/.\n")
+            f"Booster plugin: {plugin}. Every setting is in {JOB_FILE}; train.py is uft's runner, chat_tokens.py, "
+            "modeling.py and runner_support.py are uft's masking, model loading and runner plumbing. Output: "
+            "output/trainer_log.jsonl, output/final/.\n")
 
 
 def _init_weights(init: str, iters: int | None) -> Any:

@@ -5,8 +5,8 @@ Usage: python train.py colossalai_job.json            (one process: torch.distri
        python train.py colossalai_job.json --check    (read the job and build its configs, without training)
 
 uft copies this program into a run's native/ folder next to colossalai_job.json, data/train.jsonl and
-chat_tokens.py and modeling.py (uft's canonical masking and model loading), so the run can be repeated with
-ColossalAI alone. It imports no part of uft. The flow:
+chat_tokens.py, modeling.py and runner_support.py (uft's canonical masking, model loading and runner plumbing),
+so the run can be repeated with ColossalAI alone. It imports no part of uft. The flow:
   records (uft's JSONL) -> tokens with uft's label mask -> model -> colossalai.launch_from_torch
   -> Booster(plugin) -> booster.enable_lora -> a training loop: samples in the file's order, gradient
   accumulation, transformers.get_scheduler, AdamW/SGD with explicit settings, gradient clipping
@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import resource
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from chat_tokens import tokenize_chat, tokenize_text  # noqa: E402  (uft's canonical masking, copied beside this file)
 from modeling import load_model  # noqa: E402  (uft's model loading, copied beside this file)
+from runner_support import (  # noqa: E402  (uft's runner support, copied beside this file)
+    EventLog,
+    apply_freeze,
+    peak_memory_mb,
+    save_pissa_init,
+    versions,
+)
+
+#: Packages whose versions the run reports (versions.json).
+STACK = ("colossalai", "torch", "transformers", "peft", "accelerate", "safetensors", "bitsandbytes")
 
 #: torch.distributed's variables for a single process started with plain `python` (torchrun sets them).
 SINGLE_PROCESS = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
@@ -90,7 +99,7 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     colossalai.launch_from_torch(backend="nccl" if device == "cuda" else "gloo", seed=t["seed"], verbose=False)
     world = int(os.environ["WORLD_SIZE"])
     if log.is_main:
-        (out / "versions.json").write_text(json.dumps(versions(), indent=2))
+        (out / "versions.json").write_text(json.dumps(versions(STACK), indent=2))
 
     tokenizer, model = load_model(cfg["model"], None, cfg.get("chat_template"))  # QLoRA: quantized by enable_lora
     apply_freeze(model, cfg.get("freeze"))
@@ -190,20 +199,6 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     log.write({"event": "end", "global_step": step, "elapsed_s": round(time.monotonic() - log.started, 3),
                "peak_memory_mb": peak_memory_mb()})
     return 0
-
-
-class EventLog:
-    """Append-only JSONL writer (process 0 only), flushed per line so a follower sees progress at once."""
-
-    def __init__(self, path: Path, rank: int = 0) -> None:
-        self.started = time.monotonic()
-        self.is_main = rank == 0
-        self.handle = path.open("a", encoding="utf-8") if self.is_main else None
-
-    def write(self, row: dict) -> None:
-        if self.handle is not None:
-            self.handle.write(json.dumps(row, default=str) + "\n")
-            self.handle.flush()
 
 
 def loop_probe():
@@ -425,29 +420,6 @@ def make_optimizer(model, cfg: dict):
                              eps=t["adam_epsilon"])
 
 
-def apply_freeze(model, freeze: dict | None) -> None:
-    """Train only the last N decoder layers (LLaMA-Factory's `freeze`)."""
-    if not freeze:
-        return
-    layers = model.model.layers
-    keep = set(range(len(layers) - freeze["trainable_layers"], len(layers)))
-    for name, param in model.named_parameters():
-        idx = next((int(p) for p in name.split(".") if p.isdigit()), None)
-        param.requires_grad = idx in keep and ".layers." in name
-
-
-def save_pissa_init(model, out: Path, peft_cfg: dict | None) -> Path | None:
-    """Keep the PiSSA starting adapter, which converting the trained one back to plain LoRA needs."""
-    if not peft_cfg or not str(peft_cfg.get("init_lora_weights", "")).startswith("pissa"):
-        return None
-    init_dir = out / "pissa_init"
-    config = model.peft_config["default"]
-    config.init_lora_weights = True  # saved as a plain LoRA start point (peft's documented recipe)
-    model.save_pretrained(str(init_dir))
-    config.init_lora_weights = peft_cfg["init_lora_weights"]
-    return init_dir
-
-
 def save(booster, model, peft_model, tokenizer, folder: Path, cfg: dict, pissa_dir: Path | None) -> None:
     """The adapter in peft format (adapter_config.json + adapter_model.safetensors), or the full model."""
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -467,24 +439,6 @@ def save(booster, model, peft_model, tokenizer, folder: Path, cfg: dict, pissa_d
             model.unwrap().config.save_pretrained(str(folder))
     if is_main:
         tokenizer.save_pretrained(str(folder))
-
-
-def peak_memory_mb() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": sys.version.split()[0]}
-    for name in ("colossalai", "torch", "transformers", "peft", "accelerate", "safetensors", "bitsandbytes"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[name] = version(name)
-    return found
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE))
 from modeling import load_model  # noqa: E402  (uft's model loading, copied beside this file)
 from runner_support import (  # noqa: E402  (uft's runner support, copied beside this file)
     EventLog,
+    apply_freeze,
     datasets_for,
     jsonl_log_callback,
     read_in_order,
@@ -64,7 +65,7 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    _apply_freeze(model, cfg.get("freeze"))
+    apply_freeze(model, cfg.get("freeze"))
     peft_config = _peft_config(cfg.get("peft"))
 
     train_ds, eval_ds = datasets_for(cfg, base, tokenizer, method, log)
@@ -88,18 +89,6 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     trainer.train()
     save_trained(trainer, tokenizer, out, pissa_dir, log)
     return 0
-
-
-def _apply_freeze(model, freeze: dict | None) -> None:
-    """Train only the last N decoder layers (LLaMA-Factory's `freeze`)."""
-    if not freeze:
-        return
-    layers = model.model.layers
-    keep = set(range(len(layers) - freeze["trainable_layers"], len(layers)))
-    for name, param in model.named_parameters():
-        parts = name.split(".")
-        idx = next((int(p) for p in parts if p.isdigit()), None)
-        param.requires_grad = idx in keep and ".layers." in name
 
 
 def _peft_config(peft_cfg: dict | None):
