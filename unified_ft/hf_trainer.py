@@ -8,13 +8,15 @@ into the run directory. Each of those is decided here once; a translator only ch
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .data.records import as_unpaired
-from .plugin import NOT_SHARED, single_answers
+from .plugin import NOT_SHARED, NativeJob, RunOutputs, final_metrics, single_answers
+from .runs import read_jsonl, write_jsonl
 from .spec import JobSpec
 
 SCHEDULE = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
@@ -87,3 +89,18 @@ def copy_trained(source: Path, run_dir: Path, ignore: Iterable[str] = ()) -> Pat
     if (source / "config.json").exists():
         shutil.copytree(source, run_dir / "model", ignore=patterns)
     return None
+
+
+def collect_runner_output(progress: Callable[[dict[str, Any]], dict[str, Any] | None], run_dir: Path,
+                          job: NativeJob) -> RunOutputs:
+    """What a runner uft ships (trl's, unsloth's, ColossalAI's) leaves in native/output, as the standard outputs:
+    trainer_log.jsonl -> metrics.jsonl (through the backend's `progress`); final/ -> adapter/ (peft) or model/
+    (full weights); versions.json -> the versions that ran."""
+    output = job.native_dir / "output"
+    rows = [r for r in (progress(x) for x in read_jsonl(output / "trainer_log.jsonl")) if r and "step" in r]
+    metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
+    adapter_dir = copy_trained(output / "final", run_dir)
+    versions_file = output / "versions.json"
+    versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
+    return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
+                      versions=versions)

@@ -37,6 +37,18 @@ class EventLog:
             self.handle.flush()
 
 
+def run_logged(out: Path, train, rank: int = 0) -> int:
+    """`train(log)` with the run's event log in out/trainer_log.jsonl; Ctrl-C is logged as interrupted (exit 130)."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = EventLog(out / "trainer_log.jsonl", rank)
+    try:
+        return train(log)
+    except KeyboardInterrupt:
+        log.write({"event": "interrupted"})
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
 def jsonl_log_callback(log: EventLog):
     """A TrainerCallback mirroring the trainer's logs to `log`, which uft (or a person) can follow live."""
     from transformers import TrainerCallback

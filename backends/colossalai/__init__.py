@@ -33,7 +33,7 @@ from typing import Any
 
 from unified_ft import chat_tokens, envs, modeling, runner_support
 from unified_ft.errors import Problem, SpecError
-from unified_ft.hf_trainer import copy_trained, resolved_precision, trainer_arguments
+from unified_ft.hf_trainer import collect_runner_output, resolved_precision, trainer_arguments
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -41,11 +41,9 @@ from unified_ft.plugin import (
     Capability,
     NativeJob,
     RunOutputs,
-    final_metrics,
     loss_type_capabilities,
     run_native_check,
 )
-from unified_ft.runs import read_jsonl, write_jsonl
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING, JobSpec
 from unified_ft.templates import chat_template_text
 
@@ -319,14 +317,7 @@ class ColossalAIBackend(envs.OwnEnvironment):
 
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
         """trainer_log.jsonl -> metrics.jsonl; output/final -> adapter/ (peft) or model/ (full weights)."""
-        output = job.native_dir / "output"
-        rows = [r for r in (self.progress(x) for x in read_jsonl(output / "trainer_log.jsonl")) if r and "step" in r]
-        metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
-        adapter_dir = copy_trained(output / "final", run_dir)
-        versions_file = output / "versions.json"
-        versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
-        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
-                          versions=versions)
+        return collect_runner_output(self.progress, run_dir, job)
 
 
 def readme(spec: JobSpec, config: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ from runner_support import (  # noqa: E402  (uft's runner support, copied beside
     EventLog,
     apply_freeze,
     peak_memory_mb,
+    run_logged,
     save_pissa_init,
     versions,
 )
@@ -62,14 +63,7 @@ def main(argv: list[str]) -> int:
     if check:
         return check_job(cfg)
     out = base / cfg["output_dir"]
-    out.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out / "trainer_log.jsonl", rank=int(os.environ.get("RANK", "0")))
-    try:
-        return train(cfg, base, out, log)
-    except KeyboardInterrupt:
-        log.write({"event": "interrupted"})
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_logged(out, lambda log: train(cfg, base, out, log), rank=int(os.environ.get("RANK", "0")))
 
 
 def check_job(cfg: dict) -> int:

@@ -7,7 +7,6 @@ keys, peft's LoraConfig keys), the data in trl's conversational JSONL shapes, an
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +16,14 @@ import yaml
 
 from unified_ft import chat_tokens, modeling, runner_support
 from unified_ft.data.records import as_unpaired
-from unified_ft.hf_trainer import OPTIMIZER, PRECISION, SEEDS, copy_trained, pick, trainer_arguments
+from unified_ft.hf_trainer import (
+    OPTIMIZER,
+    PRECISION,
+    SEEDS,
+    collect_runner_output,
+    pick,
+    trainer_arguments,
+)
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -27,7 +33,6 @@ from unified_ft.plugin import (
     EnvStatus,
     NativeJob,
     RunOutputs,
-    final_metrics,
     loss_type_capabilities,
     merge_passthrough,
     module_available,
@@ -140,14 +145,7 @@ class TrlBackend(BackendBase):
 
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
         """trainer_log.jsonl -> metrics.jsonl; output/final -> adapter/ (peft) or model/ (full weights)."""
-        output = job.native_dir / "output"
-        rows = [r for r in (self.progress(x) for x in read_jsonl(output / "trainer_log.jsonl")) if r and "step" in r]
-        metrics_path = write_jsonl(run_dir / "metrics.jsonl", rows)
-        adapter_dir = copy_trained(output / "final", run_dir)
-        versions_file = output / "versions.json"
-        versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
-        return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
-                          versions=versions)
+        return collect_runner_output(self.progress, run_dir, job)
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from runner_support import (  # noqa: E402  (uft's runner support, copied beside
     datasets_for,
     jsonl_log_callback,
     read_in_order,
+    run_logged,
     save_pissa_init,
     save_trained,
     trainer_classes,
@@ -42,14 +43,7 @@ def main(argv: list[str]) -> int:
     cfg = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     base = config_path.parent
     out = base / cfg["trainer"]["output_dir"]
-    out.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out / "trainer_log.jsonl")
-    try:
-        return train(cfg, base, out, log)
-    except KeyboardInterrupt:
-        log.write({"event": "interrupted"})
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_logged(out, lambda log: train(cfg, base, out, log))
 
 
 def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:

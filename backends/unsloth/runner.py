@@ -31,18 +31,11 @@ def main(argv: list[str]) -> int:
     job_path = Path(argv[0] if argv else HERE / "unsloth_job.json").resolve()
     job = json.loads(job_path.read_text(encoding="utf-8"))
     os.environ.update(job.get("environment", {}))  # before unsloth is imported: it reads them at import
-    from runner_support import EventLog
+    from runner_support import run_logged
 
     base = job_path.parent
     out = base / job["trainer"]["output_dir"]
-    out.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out / "trainer_log.jsonl")
-    try:
-        return train(job, base, out, log)
-    except KeyboardInterrupt:
-        log.write({"event": "interrupted"})
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_logged(out, lambda log: train(job, base, out, log))
 
 
 def train(job: dict, base: Path, out: Path, log) -> int:
