@@ -1,10 +1,18 @@
-"""What the runners uft ships share: trl's and unsloth's (both train with trl's trainers), and any other.
+"""What the runners uft ships share: trl's, unsloth's (both train with trl's trainers) and ColossalAI's.
 
 Copied beside a runner in a run's native/ folder, so it imports no part of uft: the standard library at
 import time, torch/datasets/transformers/trl only inside the functions that need them. It holds the event
-log a runner writes while training (one JSON object per line, flushed: start, log rows, dropped, end,
-interrupted), the record files read as literal text, SFT chats tokenized with uft's canonical masks, the
-sequential sample order, trl's trainer classes by method, and the versions and peak memory a run reports.
+log, the record files read as literal text, SFT chats tokenized with uft's canonical masks, the sequential
+sample order, trl's trainer classes by method, saving, and the versions and peak memory a run reports.
+
+The event log, output/trainer_log.jsonl, is one JSON object per line, flushed as written (uft follows it for
+progress, and `collect` turns its log rows into metrics.jsonl). Its rows:
+  {"event": "start", "max_steps": N, "num_train_epochs": E, ...}   as the training loop begins
+  {"step": N, "epoch": E, "loss": L, "learning_rate": LR, "grad_norm": G, "elapsed_s": S, "peak_memory_mb": M,
+   ...}                                                            one per logging step (a trainer may add keys)
+  {"event": "dropped", "split": "train", "count": N, "reason": R}  samples skipped (no supervised token left)
+  {"event": "end", "global_step": N, "elapsed_s": S, "peak_memory_mb": M}
+  {"event": "interrupted"}                                         Ctrl-C or SIGINT; the process exits 130
 """
 
 from __future__ import annotations
