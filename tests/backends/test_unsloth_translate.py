@@ -126,3 +126,20 @@ def test_the_runner_puts_back_the_optimizer_unsloth_swapped_and_stops_on_a_dropp
     with pytest.raises(SystemExit, match="unsloth turned bf16 off"):
         runner.keep_requested(SimpleNamespace(optim="adamw_torch", bf16=False, fp16=False, packing=False),
                               {"optim": "adamw_torch", "bf16": True})
+
+
+def test_the_locks_hold_a_torch_torchvision_pair_unsloth_accepts():
+    """unsloth's import refuses torch 2.Y with torchvision below 0.(Y+15) (import_fixes.py); the CUDA lock pins
+    the pair, the CPU lock has no torchvision (PyPI's is a CUDA build), which unsloth's check lets pass."""
+    import re
+
+    from unified_ft.backends.unsloth import RECIPE
+
+    def pins(lock):
+        return dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", lock.read_text(), flags=re.M))
+
+    cuda, cpu = pins(RECIPE.lock), pins(RECIPE.cpu_lock)
+    major, minor = (int(x) for x in cuda["torch"].split(".")[:2])
+    assert major == 2 and tuple(int(x) for x in cuda["torchvision"].split(".")[:2]) >= (0, minor + 15)
+    assert cpu["torch"].endswith("+cpu") and "torchvision" not in cpu and "xformers" in cuda
+    assert cuda["unsloth"] == cpu["unsloth"] == "2026.10.9" and cuda["transformers"] == cpu["transformers"]
