@@ -74,6 +74,17 @@ def test_parity_table_one_row_per_check(html):
     cells = [td.all_text() for td in four.find_all("td")]
     assert "batch 16, steps 60" in cells and "batch 32, steps 30" in cells
     assert len(four.find_all("td", cls="differs")) == 2  # two backends, no majority: both marked
+    one = rows[0]  # swift failed, so it has no value here: each backend keeps its own column
+    assert not one.find_all("td", cls="same") and "-" in [td.all_text() for td in one.find_all("td")]
+
+
+def test_a_value_every_backend_shares_is_one_cell_across_their_columns():
+    from unified_ft.report import parity_cells
+
+    names = ["trl", "llamafactory", "swift", "unsloth", "colossalai"]
+    assert parity_cells({n: 14 for n in names}, names) == [{"text": "14", "differs": False, "span": 5}]
+    split = parity_cells({**{n: 14 for n in names}, "swift": 13}, names)
+    assert [c["span"] for c in split] == [1] * 5 and [c["differs"] for c in split] == [False, False, True, False, False]
 
 
 def test_one_backend_row_each_and_the_failed_one_shows_why(html):

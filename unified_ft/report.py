@@ -373,12 +373,15 @@ def comparison_label(measure: str) -> str:
 
 def parity_cells(values: dict[str, Any], backends: list[str]) -> list[dict[str, Any]]:
     """A parity row's value per backend; a value that differs from the most common one is marked (all of them
-    when no value is the majority)."""
+    when no value is the majority). When every backend has the same value it is one cell across them (`span`),
+    so five narrow columns do not repeat it five times."""
     shown = [short_value(values[b]) if b in values else "-" for b in backends]
     present = [s for s in shown if s != "-"]
     ranked = Counter(present).most_common(2)
+    if len(backends) > 1 and len(present) == len(backends) and len(ranked) == 1:
+        return [{"text": shown[0], "differs": False, "span": len(backends)}]
     common = ranked[0][0] if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]) else None  # tie: none
-    return [{"text": s, "differs": s != "-" and len(ranked) > 1 and s != common} for s in shown]
+    return [{"text": s, "differs": s != "-" and len(ranked) > 1 and s != common, "span": 1} for s in shown]
 
 
 def backend_rows(result: BakeoffResult, metric: str | None) -> list[dict[str, Any]]:
