@@ -104,3 +104,11 @@ def collect_runner_output(progress: Callable[[dict[str, Any]], dict[str, Any] | 
     versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
     return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
                       versions=versions)
+
+
+def copy_runner(runner: Path, helpers: Iterable[Path], out_dir: Path) -> list[Path]:
+    """A runner uft ships, as native/train.py, with uft's standalone helpers beside it (so the folder runs
+    without uft); returns the files written."""
+    copied = [Path(shutil.copyfile(runner, out_dir / "train.py"))]
+    copied += [Path(shutil.copyfile(helper, out_dir / helper.name)) for helper in helpers]
+    return copied

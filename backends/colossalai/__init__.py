@@ -33,7 +33,7 @@ from typing import Any
 
 from unified_ft import chat_tokens, envs, modeling, runner_support
 from unified_ft.errors import Problem, SpecError
-from unified_ft.hf_trainer import collect_runner_output, resolved_precision, trainer_arguments
+from unified_ft.hf_trainer import collect_runner_output, copy_runner, resolved_precision, trainer_arguments
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -288,11 +288,7 @@ class ColossalAIBackend(envs.OwnEnvironment):
         shutil.copyfile(Path(data.train_path), train_file)
         job_path = out_dir / JOB_FILE
         job_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        shutil.copyfile(RUNNER, out_dir / "train.py")
-        files = [train_file, job_path, out_dir / "train.py"]
-        for helper in HELPERS:
-            shutil.copyfile(helper, out_dir / helper.name)
-            files.append(out_dir / helper.name)
+        files = [train_file, job_path, *copy_runner(RUNNER, HELPERS, out_dir)]
         (out_dir / "README.md").write_text(readme(spec, config), encoding="utf-8")
         files.append(out_dir / "README.md")
         python = envs.env_python(envs.env_dir(RECIPE))

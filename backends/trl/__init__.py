@@ -21,6 +21,7 @@ from unified_ft.hf_trainer import (
     PRECISION,
     SEEDS,
     collect_runner_output,
+    copy_runner,
     pick,
     trainer_arguments,
 )
@@ -114,11 +115,7 @@ class TrlBackend(BackendBase):
                   "# Run it with trl alone: python train.py config.yaml\n")
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
-        shutil.copyfile(RUNNER, out_dir / "train.py")
-        files += [config_path, out_dir / "train.py"]
-        for helper in HELPERS:
-            shutil.copyfile(helper, out_dir / helper.name)
-            files.append(out_dir / helper.name)
+        files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir)]
         return NativeJob(native_dir=out_dir, files=files, argv=[sys.executable, "train.py", "config.yaml"],
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")

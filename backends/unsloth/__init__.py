@@ -29,14 +29,13 @@ tensor parallelism with UNSLOTH_TP_SIZE; it refuses pipeline parallelism (`DISTR
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from unified_ft import chat_tokens, envs, runner_support
 from unified_ft.backends.trl import TrlBackend, pissa_init, trainer_settings, write_trl_data
 from unified_ft.errors import Problem, SpecError
-from unified_ft.hf_trainer import resolved_precision
+from unified_ft.hf_trainer import copy_runner, resolved_precision
 from unified_ft.plugin import (
     AUTO_PRECISION,
     NATIVE,
@@ -129,11 +128,7 @@ class UnslothBackend(envs.OwnEnvironment):
             files.append(write_trl_data(spec, Path(data.eval_path), out_dir / "eval.jsonl"))
         job_path = out_dir / JOB_FILE
         job_path.write_text(json.dumps(redact_data(job), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        shutil.copyfile(RUNNER, out_dir / "train.py")
-        files += [job_path, out_dir / "train.py"]
-        for helper in HELPERS:
-            shutil.copyfile(helper, out_dir / helper.name)
-            files.append(out_dir / helper.name)
+        files += [job_path, *copy_runner(RUNNER, HELPERS, out_dir)]
         (out_dir / "README.md").write_text(
             f"# unsloth {UNSLOTH_VERSION} job written by uft for spec {spec.name!r}\n\n"
             f"Run it with unsloth alone: `python train.py {JOB_FILE}` (uft's environment for it: "
