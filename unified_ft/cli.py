@@ -19,6 +19,7 @@ from rich.console import Console
 from .errors import RunFailed, RunInterrupted, UftError
 
 if TYPE_CHECKING:
+    from .migrate import ImportResult
     from .plugin import Backend, Capability
 
 app = typer.Typer(
@@ -328,17 +329,37 @@ def import_command(
                           "    fix: choose a new file in an existing folder (nothing was written)")
     options = {key: value for key, value in {"dataset_info": dataset_info}.items() if value is not None}
     imported = plugin.import_native(config, **options)
+    imported.tool = imported.tool or backend
     validate_spec_dict(imported.spec, str(config))
     console.print(f"{config} -> {output}")
-    for native_key, spec_key in imported.mapped:
-        console.print(f"  {native_key:<34} {spec_key}")
-    for native_key in imported.kept:
-        console.print(f"  {native_key:<34} backend_options.{backend}.{native_key} (kept verbatim)")
+    _print_ledger(imported)
     for note in imported.notes:
         _note(note, "  ")
     write_text_file(output, f"# Imported by uft from {config}\n" + dump_yaml(imported.spec), may_exist=False,
                     what="spec")
     console.print(f"[green]wrote[/green] {output}")
+
+
+#: How each ledger status looks in `uft import`'s table.
+_LEDGER_COLOURS = {"mapped": "green", "default": "cyan", "kept": "yellow", "unknown": "red", "ignored": "dim"}
+
+
+def _print_ledger(imported: ImportResult) -> None:
+    """The key ledger: every native key (mapped, kept, unknown, ignored) and the tool defaults written out."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("native key", "", "in the spec / why", box=None, pad_edge=False)
+    for row in imported.rows():
+        colour = _LEDGER_COLOURS[row.status]
+        table.add_row(escape(row.key), f"[{colour}]{row.status}[/{colour}]", escape(row.detail))
+    console.print(table)
+    counts = imported.counts()
+    console.print("  " + ", ".join(f"{n} {status}" for status, n in counts.items()) +
+                  f"; {len(imported.defaults)} {imported.tool} defaults written out")
+    if imported.unknown:
+        console.print(f"  [red]{len(imported.unknown)} key(s) {imported.tool} does not know[/red]: "
+                      "fix or remove them in backend_options before running")
 
 
 @app.command()

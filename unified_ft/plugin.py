@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, get_origin, runtime_checkable
 
 from .errors import BackendInvalid, BackendNotFound, CapabilityError, Problem, SpecError, UftError
+from .migrate import ImportResult  # noqa: F401  (re-exported: plugins import it from here)
 from .redact import env_secrets, redact_text
 from .spec import LOSS_TYPES, TEMPLATE_NAMES, AdapterType, JobSpec, LoraFamilyAdapter, MethodName
 
@@ -95,16 +96,6 @@ class RunOutputs:
     metrics_path: Path
     final: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ImportResult:
-    """What every importer returns: the spec (a dict, validated by the caller) and its key ledger."""
-
-    spec: dict[str, Any] = field(default_factory=dict)
-    mapped: list[tuple[str, str]] = field(default_factory=list)  # (native key, spec key)
-    kept: dict[str, Any] = field(default_factory=dict)  # native keys kept verbatim in backend_options.<name>
-    notes: list[str] = field(default_factory=list)  # what the user should know about the import
 
 
 @runtime_checkable

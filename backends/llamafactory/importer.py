@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import ImportResult
+from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, check_tool
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
@@ -28,10 +28,19 @@ DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lor
             "weight_decay": 0.0, "max_grad_norm": 1.0, "seed": 42, "logging_steps": 500, "report_to": "none",
             "trust_remote_code": False, "disable_shuffling": False}
 
-#: Keys that only steer LLaMA-Factory's own bookkeeping, equivalent under uft's run directories.
-IGNORED = {"do_train", "output_dir", "overwrite_output_dir", "overwrite_cache", "plot_loss", "dataset_dir",
-           "save_strategy", "preprocessing_num_workers", "dataloader_num_workers", "data_seed", "mask_history",
-           "save_only_model", "resume_from_checkpoint", "ddp_timeout"}
+#: Keys that do not change what is trained under uft, each with why.
+IGNORED = {
+    "do_train": "uft trains whenever it runs a job",
+    "output_dir": BOOKKEEPING, "overwrite_output_dir": BOOKKEEPING, "overwrite_cache": WORKERS,
+    "plot_loss": "uft's report plots the loss of every run",
+    "dataset_dir": "read to find dataset_info.json; the spec holds the resolved dataset paths",
+    "save_strategy": "read with save_steps; uft saves the final model always",
+    "preprocessing_num_workers": WORKERS, "dataloader_num_workers": WORKERS,
+    "data_seed": "uft's data step orders the rows by the spec's seed",
+    "mask_history": "uft always trains on every assistant turn, as LLaMA-Factory's default",
+    "save_only_model": "uft keeps the final model (and adapter) only, not optimizer states",
+    "resume_from_checkpoint": RESUME, "ddp_timeout": LAUNCH,
+}
 
 
 def import_config(config_path: str | Path, dataset_info: str | Path | None = None) -> ImportResult:
@@ -43,14 +52,11 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
         raise SpecError(f"{config_path} is not a LLaMA-Factory config", [Problem(
             str(config_path), "expected a mapping of keys" if native else "the file is empty",
             "give LLaMA-Factory's training YAML (stage, model_name_or_path, dataset, ...)")])
-    get = lambda key: native.get(key, DEFAULTS.get(key))  # noqa: E731
-    mapped: list[tuple[str, str]] = []
-    used = set(IGNORED)
-
-    def take(key: str, target: str) -> Any:
-        used.add(key)
-        mapped.append((key, target))
-        return get(key)
+    check_tool(native, "llamafactory", str(config_path))
+    ledger = KeyLedger(native, "llamafactory", defaults=DEFAULTS)
+    get, take = ledger.get, ledger.take
+    for key, reason in IGNORED.items():
+        ledger.ignore(key, reason)
 
     stage, pref_loss = take("stage", "method.name"), get("pref_loss")
     method_name = pref_loss if stage == "dpo" and pref_loss in ("orpo", "simpo") else stage
@@ -62,7 +68,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     if stage == "kto":
         method["beta"] = take("pref_beta", "method.beta")
     if stage == "dpo":
-        used.add("pref_loss")
+        take("pref_loss", "method.loss_type")
         method["beta"] = take("pref_beta", "method.beta")
         if pref_loss not in ("sigmoid", "orpo", "simpo"):
             method["loss_type"] = pref_loss
@@ -74,9 +80,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     adapter: dict[str, Any] = {"type": finetuning}
     if finetuning == "lora":
         rank = take("lora_rank", "adapter.r")
-        alpha = native.get("lora_alpha", rank * 2)  # LLaMA-Factory's default: twice the rank
-        used.add("lora_alpha")
-        mapped.append(("lora_alpha", "adapter.alpha"))
+        alpha = take("lora_alpha", "adapter.alpha", rank * 2)  # LLaMA-Factory's default: twice the rank
         target = take("lora_target", "adapter.target_modules")
         adapter.update({"r": rank, "alpha": alpha, "dropout": take("lora_dropout", "adapter.dropout"),
                         "target_modules": "all-linear" if target == "all" else
@@ -84,14 +88,14 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
                         "rslora": take("use_rslora", "adapter.rslora")})
         if take("loraplus_lr_ratio", "adapter.loraplus_lr_ratio") is not None:
             adapter["loraplus_lr_ratio"] = native["loraplus_lr_ratio"]
-        _only_default(native, "loraplus_lr_embedding", LORAPLUS_LR_EMBEDDING, used)
-        used.update({"pissa_iter", "pissa_convert"})  # uft always converts PiSSA adapters back to plain LoRA
+        _only_default(ledger, "loraplus_lr_embedding", LORAPLUS_LR_EMBEDDING)
+        ledger.ignore("pissa_convert", "uft always converts PiSSA adapters back to plain LoRA when it saves")
         if take("pissa_init", "adapter.init"):
             iters = take("pissa_iter", "adapter.pissa_iters")
             adapter.update(init="pissa", pissa_iters=0 if iters == -1 else iters)
         if take("use_dora", "adapter.use_dora"):
             adapter["type"] = "dora"
-        if native.get("quantization_bit"):
+        if ledger.has("quantization_bit"):
             adapter.update(type="qlora", bits=take("quantization_bit", "adapter.bits"))
     elif finetuning == "freeze":
         adapter["trainable_layers"] = take("freeze_trainable_layers", "adapter.trainable_layers")
@@ -128,7 +132,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
         "logging_steps": take("logging_steps", "training.logging_steps"),
         "report_to": [report] if isinstance(report, str) else list(report),
     }
-    if native.get("save_steps") and native.get("save_strategy", "steps") != "no":
+    if ledger.has("save_steps") and native.get("save_strategy", "steps") != "no":
         training["save_steps"] = take("save_steps", "training.save_steps")
 
     info_path = Path(dataset_info) if dataset_info else config_path.parent / native.get("dataset_dir", "data") / \
@@ -139,27 +143,24 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
             "train_on_prompt": take("train_on_prompt", "data.train_on_prompt"),
             # LLaMA-Factory reads rows in file order with disable_shuffling, else its sampler shuffles them
             "shuffle": not take("disable_shuffling", "data.shuffle")}
-    if native.get("eval_dataset"):
+    if ledger.has("eval_dataset"):
         data["eval"] = _datasets(take("eval_dataset", "data.eval"), info_path, method_name)[0]
     spec = {"name": _name(config_path), "model": {"path": take("model_name_or_path", "model.path"),
                                                   "trust_remote_code": take("trust_remote_code",
                                                                             "model.trust_remote_code")},
             "template": reverse[template], "method": method, "adapter": adapter, "data": data, "training": training}
-    if native.get("model_revision"):
+    if ledger.has("model_revision"):
         spec["model"]["revision"] = take("model_revision", "model.revision")
-    kept = {k: v for k, v in native.items() if k not in used}
-    if kept:
-        spec["backend_options"] = {"llamafactory": kept}
-    return ImportResult(spec, mapped, kept)
+    return ledger.finish(spec)
 
 
-def _only_default(native: dict[str, Any], key: str, default: Any, used: set[str]) -> None:
+def _only_default(ledger: KeyLedger, key: str, default: Any) -> None:
     """A key uft writes with a fixed value: accepted at that value, an error (not a silent change) otherwise."""
-    used.add(key)
-    if native.get(key, default) != default:
+    if ledger.get(key, default) != default:
         raise SpecError("This LLaMA-Factory config cannot be imported as it is", [Problem(
-            key, f"{native[key]!r} differs from the value uft always uses ({default!r})",
+            key, f"{ledger.native[key]!r} differs from the value uft always uses ({default!r})",
             f"remove {key} (uft writes {default!r}) or keep using LLaMA-Factory for this run")])
+    ledger.ignore(key, f"uft always uses {default!r}, the value the config has")
 
 
 def _datasets(names: str, info_path: Path, method: str) -> list[dict[str, Any]]:
