@@ -72,7 +72,7 @@ def test_ms_swift_example_scripts_import(script, tmp_path, capsys):
     train = spec.data.train[0]
     assert train.hub and train.format == "auto" and train.hub_site == "modelscope"
     printed = capsys.readouterr().out
-    assert "kept verbatim" in printed and "ModelScope id" in printed
+    assert "backend_options.swift." in printed and "ModelScope id" in printed
     if script == "qlora_bnb_train.sh":
         assert spec.adapter.type == "qlora" and spec.adapter.bits == 4
     if script == "rlhf_dpo_lora.sh":
