@@ -67,7 +67,8 @@ def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
 
     train = [source(ds) for ds in d.train]
     eval_source = source(d.eval) if d.eval else None
-    return prepare_records(train, eval_source, d.eval_split, seed, out_dir, spec.record_kind, d.shuffle)
+    return prepare_records(train, eval_source, d.eval_split, seed, out_dir, spec.record_kind, d.shuffle,
+                           spec.template.system)
 
 
 def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple[Plan, NativeJob]:

@@ -135,6 +135,10 @@ class TemplateSpec(_Strict):
         "tokenizer's own chat template; `jinja` uses the inline `jinja` text (only backends that take one).",
     )
     jinja: str | None = Field(None, description="Inline Jinja chat template, with `name: jinja`.")
+    system: str | None = Field(
+        None, description="System prompt put first in every conversation that has none of its own (a row's own "
+        "system turn wins), by uft's data step, so every backend trains on the same text; null: rows as they are "
+        "(templates with a default system prompt, such as qwen, still add theirs).")
 
     @model_validator(mode="after")
     def _check(self) -> TemplateSpec:
@@ -679,6 +683,8 @@ class JobSpec(_Strict):
                              "reference model; use the default init, or orpo (no reference model)")
         if self.template.name == "jinja" and method == "pt":
             raise ValueError("method pt uses no chat template; remove template")
+        if self.template.system is not None and method == "pt":
+            raise ValueError("method pt trains on plain text, which has no system turn; remove template.system")
         self._resolve_evaluation()
         return self
 

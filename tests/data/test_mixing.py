@@ -190,3 +190,24 @@ def test_prepare_records_bad_row_leaves_nothing(tmp_path: Path) -> None:
         prepare_records([(a, "preference", None, 1)], None, None, 0, tmp_path / "o", "preference")
     assert info.value.row == 2 and info.value.field == "rejected"
     assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_spec_system_prompt_goes_first_where_a_conversation_has_none(tmp_path: Path) -> None:
+    rows = [{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+            {"messages": [{"role": "system", "content": "own"}, {"role": "user", "content": "c"},
+                          {"role": "assistant", "content": "d"}]}]
+    src = tmp_path / "chat.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prepare_records([(src, "messages", None, 1.0)], None, None, 0, tmp_path / "out", "chat", shuffle=False,
+                    system="Be brief.")
+    written = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert [m["messages"][0] for m in written] == [{"role": "system", "content": "Be brief."},
+                                                   {"role": "system", "content": "own"}]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": [{"role": "user", "content": "q"}],
+                                 "chosen": [{"role": "assistant", "content": "y"}],
+                                 "rejected": [{"role": "assistant", "content": "n"}]}) + "\n")
+    prepare_records([(pairs, "preference", None, 1.0)], None, None, 0, tmp_path / "pref", "preference",
+                    system="Be brief.")
+    pair = json.loads((tmp_path / "pref" / "train.jsonl").read_text())
+    assert pair["prompt"][0] == {"role": "system", "content": "Be brief."} and len(pair["chosen"]) == 1

@@ -32,6 +32,7 @@ from unified_ft.data.readers import (
 from unified_ft.data.records import (
     RECORD_KINDS,
     ROLES,
+    message,
     record_kind,
     validate_chat,
     validate_preference,
@@ -91,11 +92,21 @@ def _checked(path: PathLike, fmt: str, columns: Mapping[str, str] | None, kind: 
         yield rec
 
 
-def _records(src: DatasetSource, kind: str, seed: int) -> Iterator[dict[str, Any]]:
+def with_system(record: dict[str, Any], system: str | None) -> dict[str, Any]:
+    """The record with ``system`` as its first message where it has no system message of its own."""
+    turns_key = "messages" if "messages" in record else "prompt"
+    turns = record.get(turns_key)
+    if not system or not isinstance(turns, list) or (turns and turns[0].get("role") == "system"):
+        return record
+    return {**record, turns_key: [message("system", system), *turns]}
+
+
+def _records(src: DatasetSource, kind: str, seed: int, system: str | None = None) -> Iterator[dict[str, Any]]:
     """A source's checked records, sampled from the file itself when ``samples`` is set (so errors name the
-    user's file and row, never a copy)."""
+    user's file and row, never a copy), each given the spec's system prompt where it has none."""
     def read() -> Iterator[dict[str, Any]]:
-        return _checked(src.path, src.fmt, src.columns, kind)
+        records = _checked(src.path, src.fmt, src.columns, kind)
+        return records if not system else (with_system(rec, system) for rec in records)
 
     return read() if src.samples is None else sample_records(read, src.samples, seed)
 
@@ -110,7 +121,7 @@ def _unpack(source: Source, what: str, weighted: bool) -> DatasetSource:
 
 
 def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ratio: float | None, seed: int,
-                    out_dir: PathLike, kind: str, shuffle: bool = True) -> PreparedData:
+                    out_dir: PathLike, kind: str, shuffle: bool = True, system: str | None = None) -> PreparedData:
     """Write ``out_dir/train.jsonl`` (and ``eval.jsonl``) from the spec's datasets; return what was written.
 
     ``train`` holds ``DatasetSource``s or ``(path, fmt, columns, weight)`` tuples (paths already
@@ -120,7 +131,8 @@ def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ra
     "preference" or "text"), e.g. a DPO run given an alpaca file fails before reading it. Files
     are written to a temporary name and moved into place, so a failure leaves no half-written
     train.jsonl; a stale eval.jsonl is removed when there is no eval set. ``shuffle`` false keeps the
-    training rows in file order (see ``mix_datasets``).
+    training rows in file order (see ``mix_datasets``). ``system`` is put first in every conversation
+    (train and eval) that has no system message.
     """
     if kind not in RECORD_KINDS:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
@@ -139,12 +151,12 @@ def prepare_records(train: Sequence[Source], eval_source: Source | None, eval_ra
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
     with tempfile.TemporaryDirectory(dir=out, prefix=".uft-data-") as tmp_name:
         tmp = Path(tmp_name)
-        streams = [(lambda s=src: _records(s, kind, seed), src.weight, str(src.path)) for src in sources]
+        streams = [(lambda s=src: _records(s, kind, seed, system), src.weight, str(src.path)) for src in sources]
         mixed = mix_datasets(streams, seed, tmp, shuffle=shuffle)
         train_tmp, eval_tmp = tmp / "train.jsonl", tmp / "eval.jsonl"
         has_eval = True
         if eval_src is not None:
-            eval_rows = len(write_records(_records(eval_src, kind, seed), eval_tmp, str(eval_src.path)))
+            eval_rows = len(write_records(_records(eval_src, kind, seed, system), eval_tmp, str(eval_src.path)))
             os.replace(mixed.path, train_tmp)
             train_rows = mixed.rows
         elif eval_ratio is not None:
