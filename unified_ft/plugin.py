@@ -264,9 +264,15 @@ def backend_name_problem(name: object) -> Problem | None:
 
 
 def unused_options_notes(spec: JobSpec, backend: str) -> list[str]:
-    """Options kept for other backends are fine (one spec, many backends), but the plan says they are not used."""
-    return [f"backend_options.{name} is not used by backend {backend}" for name in sorted(spec.backend_options)
-            if name != backend]
+    """Options kept for other backends are fine (one spec, many backends), but the plan names each one that does
+    not reach this backend (a swift `system`, a DeepSpeed config...), so a migration loses nothing unseen."""
+    notes = []
+    for name in sorted(set(spec.backend_options) - {backend}):
+        keys = sorted(spec.backend_options[name])
+        shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+        notes.append(f"backend_options.{name} is not used by backend {backend}: {shown or 'nothing set'} "
+                     f"{'does' if len(keys) == 1 else 'do'} not reach {backend}")
+    return notes
 
 
 def _lora(spec: JobSpec) -> bool:

@@ -56,7 +56,7 @@ EXAMPLE = {"model_name_or_path": "Qwen/Qwen3-4B-Instruct-2507", "stage": "sft", 
 def test_llamafactory_defaults_become_explicit_and_unknown_keys_stay_visible(tmp_path):
     path = _write(tmp_path, EXAMPLE, {"demo": {"file_name": "demo.json"}})
     imported = import_config(path)
-    spec, mapped, kept = imported.spec, imported.mapped, imported.kept
+    spec, kept = imported.spec, imported.kept
     assert spec["adapter"]["alpha"] == 16  # LLaMA-Factory's implicit 2 x rank
     assert spec["training"]["gradient_checkpointing"] is True  # on by default in LLaMA-Factory
     assert spec["training"]["precision"] == "bf16" and spec["data"]["train"][0]["format"] == "alpaca"

@@ -1,0 +1,121 @@
+"""Cross-translation of real upstream example configs: every example each tool's importer accepts (as listed
+in tests/backends/<tool>_examples/MANIFEST.yaml) is imported, translated to every backend, and the native
+files each translator wrote are read back (tests/migration_readback.py): the portable settings (learning
+rate, batch, accumulation, epochs/steps, LoRA rank/alpha/dropout/targets, max length, template, system
+prompt, precision) must arrive unchanged, or the backend must refuse before writing anything, naming the
+setting it cannot honour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.migration_readback import READERS
+from unified_ft.errors import ProblemsError
+from unified_ft.launch import translate_to
+from unified_ft.plan import make_plan
+from unified_ft.plugin import load_backend
+from unified_ft.spec import LoraFamilyAdapter
+from unified_ft.specfile import validate_spec_dict
+from unified_ft.templates import chat_template_text
+
+HERE = Path(__file__).resolve().parent
+NAME_TEMPLATES = {"llamafactory", "swift"}  # backends that take a template name rather than Jinja text
+
+_ROWS = {
+    "chat": {"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]},
+    "preference": {"prompt": [{"role": "user", "content": "Say hi."}],
+                   "chosen": [{"role": "assistant", "content": "Hi."}],
+                   "rejected": [{"role": "assistant", "content": "No."}]},
+    "unpaired": {"prompt": [{"role": "user", "content": "Say hi."}],
+                 "completion": [{"role": "assistant", "content": "Hi."}], "label": True},
+    "text": {"text": "Plain text to continue."},
+}
+_FORMATS = {"chat": "messages", "preference": "preference", "unpaired": "unpaired", "text": "text"}
+
+
+def _examples() -> list[tuple[str, Path, dict[str, Any]]]:
+    found = []
+    for manifest in sorted(HERE.glob("*_examples/MANIFEST.yaml")):
+        tool = manifest.parent.name.removesuffix("_examples")
+        for name, entry in (yaml.safe_load(manifest.read_text()) or {}).items():
+            if (entry or {}).get("expect", "ok") == "ok":
+                found.append((tool, manifest.parent / name, entry or {}))
+    return found
+
+
+EXAMPLES = _examples()
+
+
+def _imported_spec(tool: str, path: Path, entry: dict[str, Any], tmp_path: Path):
+    """The example as a spec, its datasets replaced by one small local file of the same kind (the hub is
+    unreachable here), everything else as the importer wrote it."""
+    options = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    imported = load_backend(tool).import_native(path, **options)
+    spec = dict(imported.spec)
+    kind = validate_spec_dict(spec, str(path)).record_kind
+    rows = tmp_path / f"rows.{kind}.jsonl"
+    rows.write_text("".join(json.dumps(_ROWS[kind]) + "\n" for _ in range(4)))
+    spec["data"] = {**spec["data"], "train": [{"path": str(rows), "format": _FORMATS[kind]}]}
+    spec["data"].pop("eval", None)
+    spec["data"].pop("eval_split", None)
+    spec["evaluation"] = {"enabled": False}
+    spec.pop("export", None)
+    return validate_spec_dict(spec, str(path))
+
+
+def _expected(spec, backend: str) -> dict[str, Any]:
+    t = spec.training
+    lora = None
+    if isinstance(spec.adapter, LoraFamilyAdapter):
+        lora = {"r": spec.adapter.r, "alpha": float(spec.adapter.alpha), "dropout": float(spec.adapter.dropout),
+                "targets": spec.adapter.target_modules}
+    return {"learning_rate": t.learning_rate, "batch": t.per_device_batch_size,
+            "accumulation": t.gradient_accumulation_steps, "max_steps": t.max_steps or -1,
+            **({} if t.max_steps else {"epochs": t.epochs}), "lora": lora, "max_length": spec.data.max_length,
+            "template": spec.template.name if backend in NAME_TEMPLATES else chat_template_text(spec),
+            "system": spec.template.system, "precision": t.precision}
+
+
+def _unordered_targets(lora: dict[str, Any]) -> dict[str, Any]:
+    targets = lora["targets"]
+    return {**lora, "targets": sorted(targets) if isinstance(targets, list) else targets}
+
+
+def _compare(expected: dict[str, Any], found: dict[str, Any], backend: str) -> list[str]:
+    wrong = []
+    for key, want in expected.items():
+        got = found[key]
+        if key == "template" and backend in NAME_TEMPLATES:
+            ok = want in got
+        elif key == "lora" and want and got:
+            ok = _unordered_targets(want) == _unordered_targets(got)
+        else:
+            ok = got == want
+        if not ok:
+            wrong.append(f"{key}: spec {want!r}, {backend}'s native files {got!r}")
+    return wrong
+
+
+@pytest.mark.skipif(not EXAMPLES, reason="no example manifests")
+@pytest.mark.parametrize(("tool", "path", "entry"), EXAMPLES, ids=[f"{t}/{p.name}" for t, p, _ in EXAMPLES])
+def test_upstream_example_keeps_its_portable_settings_on_every_backend(tool, path, entry, tmp_path):
+    spec = _imported_spec(tool, path, entry, tmp_path)
+    outcome = {}
+    for backend, read in READERS.items():
+        try:
+            plan = make_plan(spec, backend)
+        except ProblemsError as exc:  # refused before anything is written, naming each setting and a fix
+            assert exc.problems and all(p.where and p.hint for p in exc.problems), str(exc)
+            outcome[backend] = "cannot: " + ", ".join(p.where for p in exc.problems)
+            continue
+        _, job = translate_to(spec, backend, tmp_path / backend)
+        wrong = _compare(_expected(plan.spec, backend), read(job.native_dir), backend)
+        assert not wrong, f"{tool} example {path.name} -> {backend}:\n  " + "\n  ".join(wrong)
+        outcome[backend] = "kept"
+    print(f"\n{tool}/{path.name}: " + json.dumps(outcome))  # the table in the closing note comes from this
+    assert outcome["trl"] == "kept"  # the embedded default takes every portable setting
