@@ -233,7 +233,7 @@ def check_tool(native: dict[str, Any], tool: str, source: str) -> None:
     found = detect_tool(native)
     own = sum(key in native for key in SIGNATURES.get(tool, ()) + SIGNATURES.get(f"{tool}-v1", ()))
     if found and found != tool and own < 2:
-        raise SpecError(f"{source} looks like a {found} config, not a {tool} one", [Problem(
+        raise SpecError(f"{source} looks like a config for {found}, not for {tool}", [Problem(
             source, f"it has {found}'s keys (" + ", ".join(k for k in SIGNATURES[found] if k in native) + ")",
             f"import it with `uft import {found} {source}`")])
 
