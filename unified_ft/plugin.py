@@ -208,15 +208,139 @@ def single_answers(record: dict[str, Any], backend: str, source: object) -> None
             "use the trl backend for multi-turn preference answers")])
 
 
+@dataclass(frozen=True)
+class CheckCause:
+    """Why a framework's own check failed: `kind` is "spec" (the translated config), "machine" (this host lacks
+    a GPU or a precision), "network" (a hub model or dataset out of reach) or "package" (a module the
+    environment lacks); `cause` says what (empty for "spec"), `fix` what to do."""
+
+    kind: Literal["spec", "machine", "network", "package"]
+    cause: str
+    fix: str
+
+
+SPEC_FIX = "correct the spec or backend_options (the framework's own parser said this)"
+_TRACEBACK = "Traceback (most recent call last):"
+#: (pattern in the final error, what the machine lacks, fix); the first match wins.
+_MACHINE = (
+    (r"doesn't support bf16|bf16 mixed precision requires|bf16.*not supported on|Ampere\+? GPU",
+     "a CUDA GPU with bf16 (Ampere or newer)",
+     "run on such a GPU, or set training.precision: fp32 (or auto: bf16 only where the GPU has it)"),
+    (r"fp16.*can only be used on CUDA|fp16 mixed precision requires",
+     "a CUDA GPU for fp16",
+     "run on a CUDA GPU, or set training.precision: fp32 (or auto)"),
+    (r"Found no NVIDIA driver|Torch not compiled with CUDA|CUDA is not available|No CUDA GPUs are available|"
+     r"cannot find any torch accelerator|You need a GPU|is not available on CPU|requires a (?:CUDA )?GPU|"
+     r"CUDA driver initialization failed|no CUDA-capable device",
+     "a usable CUDA GPU (torch sees none: no NVIDIA driver, no visible device, or a CPU-only torch build)",
+     "run on a machine with a CUDA GPU, or drop the GPU-only setting from the spec or backend_options"),
+    (r"CUDA out of memory|OutOfMemoryError",
+     "enough GPU memory",
+     "use a larger GPU or lower the memory use (smaller batch or max_length, qlora, gradient checkpointing)"),
+)
+_MISSING = (
+    r"No module named '([\w.]+)'",
+    r"package (?:for )?(FlashAttention\d?|[\w.-]+) (?:doesn't seem to be|seems to be not|is not) installed",
+    r"requires (?:the )?`?([\w.-]+)`?: `pip install",
+    r"\b(DeepSpeed|bitsandbytes|flash_attn|liger[_-]kernel|deepspeed) is not installed",
+)
+_NETWORK = (r"couldn't connect to|LocalEntryNotFoundError|OfflineModeIsEnabled|outgoing traffic has been disabled|"
+            r"HF_HUB_OFFLINE|Couldn't reach|Max retries exceeded|Failed to establish a new connection|"
+            r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+            r"ConnectTimeout|ConnectionError|check your (?:internet )?connection")
+_NOT_ON_HUB = (r"is not a local folder and is not a valid model identifier|RepositoryNotFoundError|"
+               r"doesn't exist on the Hub|Repository Not Found")
+#: (pattern whose last group is a hub id, what it names: None when the text around it says).
+_HUB_ID = (
+    (r"repo_id: ([\w.-]+(?:/[\w.-]+)?)", None),
+    (r"([\w.-]+(?:/[\w.-]+)?)['\"]? is not a local folder", "model"),
+    (r"Couldn't reach (?:the Hugging Face Hub for dataset )?'([^'\s]+)'", "dataset"),  # the datasets library
+    (r"Dataset '([^'\s]+)' doesn't exist", "dataset"),
+    (r"(?:load|find) (?:the )?(?:configuration|config|tokenizer|model|files?) (?:of|for) '([^'\s]+)'", "model"),
+    (r"(?:huggingface\.co|url: )/?(?:api/)?(?:(datasets)/|models/)?([\w.-]+/[\w.-]+)/(?:resolve|revision|tree)",
+     None),
+)
+#: Module -> the distribution that provides it, where the names differ.
+_DISTRIBUTIONS = {"flash_attn": "flash-attn", "liger_kernel": "liger-kernel", "yaml": "pyyaml",
+                  "sklearn": "scikit-learn", "google": "protobuf"}
+
+
+def final_error(text: str) -> str:
+    """The error a failed program ended with: the message lines of its last traceback (a chained exception's
+    last one), else its last non-empty line. Warnings printed earlier (torch's "Found no NVIDIA driver" on any
+    CPU host) are not the error."""
+    if _TRACEBACK in text:
+        tail = text.rsplit(_TRACEBACK, 1)[1].splitlines()
+        lines = [line for line in tail if line.strip() and not line[:1].isspace() and not line.startswith("^")]
+        if lines:
+            return "\n".join(lines)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _hub_id(text: str) -> tuple[str, str] | None:
+    """(id, "model" or "dataset") of the hub repository an error names, if it names one."""
+    for pattern, kind in _HUB_ID:
+        found = re.search(pattern, text)
+        if found:
+            dataset = "/datasets/" in found.group(0) or "repo_type: dataset" in text
+            return found.group(found.lastindex or 1), kind or ("dataset" if dataset else "model")
+    return None
+
+
+def classify_check_failure(text: str, backend: str, own_environment: bool = False) -> CheckCause:
+    """Why `backend`'s own check failed, from what it printed (stderr). `own_environment`: the check ran in
+    uft's own environment (trl) rather than the backend's locked one."""
+    error = final_error(text)
+    for pattern, lacks, fix in _MACHINE:
+        if re.search(pattern, error, re.IGNORECASE):
+            return CheckCause("machine", f"this machine lacks {lacks}", fix)
+    for number, pattern in enumerate(_MISSING):
+        found = re.search(pattern, error, re.IGNORECASE)
+        if found:
+            module = found.group(1) if number == 0 else found.group(1).lower().replace("-", "_")  # "DeepSpeed"
+            module = "flash_attn" if module.startswith("flashattention") else module
+            top = module.split(".")[0]
+            dist = _DISTRIBUTIONS.get(top, top)
+            where = ("uft's own environment" if own_environment
+                     else f"{backend}'s environment (its lock in backends/{backend}/ does not have it)")
+            add = (f"`pip install {dist}` into the environment uft runs in" if own_environment else
+                   f"add {dist} to backends/{backend}/requirements.in (and requirements-cpu.in), refresh the locks "
+                   f"with `scripts/lock.sh {backend}` and recreate the environment (`uft env remove {backend}`)")
+            return CheckCause("package", f"the module {module!r} is not installed in {where}",
+                              f"{add}, or drop the setting that needs it from the spec or backend_options")
+    not_found = re.search(_NOT_ON_HUB, error, re.IGNORECASE)
+    if not_found or re.search(_NETWORK, error, re.IGNORECASE):
+        # The id may be named by a chained exception above the last traceback, so look at the whole text.
+        hub = _hub_id(error) or _hub_id(text)
+        name = f"the {hub[1]} {hub[0]!r}" if hub else "a model or dataset"
+        download = (f"`hf download {hub[0]}{' --repo-type dataset' if hub[1] == 'dataset' else ''}`" if hub
+                    else "`hf download <id>`")
+        key = "data.train[].path" if hub and hub[1] == "dataset" else "model.path"
+        local = f"download it where the hub is reachable ({download}) and give its local path in {key}"
+        if not_found:
+            return CheckCause("network", f"{name} is neither a local folder nor found on the Hugging Face hub",
+                              f"correct the id, or {local}; a private or gated repo needs HF_TOKEN")
+        return CheckCause("network", f"{name} is not in the local cache and the Hugging Face hub cannot be "
+                          "reached from here (offline, or HF_HUB_OFFLINE is set)", local)
+    return CheckCause("spec", "", SPEC_FIX)
+
+
 def run_native_check(backend: str, argv: list[str], cwd: Path, timeout_s: int = 600) -> None:
-    """Run a framework's own argument parsing on translated files; its complaint becomes a clear error."""
+    """Run a framework's own argument parsing on translated files; its complaint becomes a clear error that says
+    whether the spec, this machine, the network or a missing package is the cause."""
     import subprocess
+    import sys
 
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
-        lines = [redact_text(line, env_secrets()) for line in done.stderr.strip().splitlines() if line.strip()]
-        raise UftError(f"{backend} rejects the translated config in {cwd}: {lines[-1] if lines else 'no message'}\n"
-                       "    fix: correct the spec or backend_options (the framework's own parser said this)")
+        stderr = redact_text(done.stderr, env_secrets())
+        said = final_error(stderr).split("\n", 1)[0] or "no message"  # "OSError: We couldn't connect ..."
+        why = classify_check_failure(stderr, backend, own_environment=bool(argv) and argv[0] == sys.executable)
+        if why.kind == "spec":
+            raise UftError(f"{backend} rejects the translated config in {cwd}: {said}\n    fix: {why.fix}")
+        raise UftError(f"{backend} could not check the translated config in {cwd}: {said}\n"
+                       f"    cause ({why.kind}): {why.cause}\n    fix: {why.fix}")
 
 
 def merge_passthrough(spec: JobSpec, backend: str, native: dict[str, Any],
