@@ -18,14 +18,16 @@ def traceback(*messages: str, frames: str = 'train.py", line 12, in <module>') -
     return "\n\nThe above exception was the direct cause of the following exception:\n\n".join(blocks) + "\n"
 
 
+LOCAL_ENTRY = ("huggingface_hub.errors.LocalEntryNotFoundError: Cannot find the requested files in the disk cache "
+               "and outgoing traffic has been disabled. To enable hf.co look-ups and downloads online, set "
+               "'local_files_only' to False.")
+COULDNT_CONNECT = ("OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them "
+                   "in the cached files.\nCheck your internet connection or see how to run the library in offline "
+                   "mode at 'https://huggingface.co/docs/transformers/installation#offline-mode'.")
 OFFLINE_MODEL = traceback(
     "huggingface_hub.errors.OfflineModeIsEnabled: Cannot access file since 'local_files_only=True' as been set. "
     "(repo_id: Qwen/Qwen2.5-0.5B-Instruct, repo_type: model, revision: main, filename: config.json)",
-    "huggingface_hub.errors.LocalEntryNotFoundError: Cannot find the requested files in the disk cache and outgoing "
-    "traffic has been disabled. To enable hf.co look-ups and downloads online, set 'local_files_only' to False.",
-    "OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached "
-    "files.\nCheck your internet connection or see how to run the library in offline mode at "
-    "'https://huggingface.co/docs/transformers/installation#offline-mode'.")
+    LOCAL_ENTRY, COULDNT_CONNECT)
 
 NO_ROUTE = traceback(
     "urllib3.exceptions.MaxRetryError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded "
@@ -71,6 +73,12 @@ def test_the_model_id_is_named_from_a_chained_exception():
     assert "`hf download Qwen/Qwen2.5-0.5B-Instruct`" in why.fix
     why = classify_check_failure(NO_ROUTE, "trl")
     assert "'HuggingFaceTB/SmolLM2-135M'" in why.cause
+
+
+def test_transformers_offline_error_without_an_id_is_the_model():
+    """What `AutoConfig.from_pretrained(id)` prints with HF_HUB_OFFLINE=1 (transformers 5.24): no id anywhere."""
+    why = classify_check_failure(traceback(LOCAL_ENTRY, COULDNT_CONNECT), "trl")
+    assert why.kind == "network" and why.cause.startswith("the model in model.path is not in the local cache")
 
 
 def test_an_offline_snapshot_without_an_id_says_so():

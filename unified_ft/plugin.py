@@ -313,7 +313,9 @@ def classify_check_failure(text: str, backend: str, own_environment: bool = Fals
     if not_found or re.search(_NETWORK, error, re.IGNORECASE):
         # The id may be named by a chained exception above the last traceback, so look at the whole text.
         hub = _hub_id(error) or _hub_id(text)
-        name = f"the {hub[1]} {hub[0]!r}" if hub else "a model or dataset"
+        # transformers names no id when it cannot reach the hub, but it is loading a model (or its tokenizer).
+        model = hub is None and re.search(r"couldn't connect to .* to load the files", error) is not None
+        name = f"the {hub[1]} {hub[0]!r}" if hub else "the model in model.path" if model else "a model or dataset"
         download = (f"`hf download {hub[0]}{' --repo-type dataset' if hub[1] == 'dataset' else ''}`" if hub
                     else "`hf download <id>`")
         key = "data.train[].path" if hub and hub[1] == "dataset" else "model.path"
