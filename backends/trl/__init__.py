@@ -32,8 +32,10 @@ from unified_ft.plugin import (
     BackendBase,
     Capability,
     EnvStatus,
+    ImportResult,
     NativeJob,
     RunOutputs,
+    importer_options,
     loss_type_capabilities,
     merge_passthrough,
     module_available,
@@ -143,6 +145,13 @@ class TrlBackend(BackendBase):
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
         """trainer_log.jsonl -> metrics.jsonl; output/final -> adapter/ (peft) or model/ (full weights)."""
         return collect_runner_output(self.progress, run_dir, job)
+
+    def import_native(self, path: Path, **options: Any) -> ImportResult:
+        """A trl CLI YAML (`trl sft --config x.yaml`) as a spec."""
+        from .importer import import_trl
+
+        importer_options(self.name, options)
+        return import_trl(path)
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:

@@ -35,3 +35,18 @@ def test_no_dataset_is_a_clear_error(tmp_path):
     cfg.write_text("model_name_or_path: m\n")
     with pytest.raises(SpecError, match="no dataset"):
         import_trl(cfg)
+
+
+EXAMPLES = __import__("pathlib").Path(__file__).parent / "trl_examples"
+
+
+@pytest.mark.parametrize("name", sorted(__import__("yaml").safe_load((EXAMPLES / "MANIFEST.yaml").read_text())))
+def test_upstream_example(name):
+    expect = __import__("yaml").safe_load((EXAMPLES / "MANIFEST.yaml").read_text())[name]["expect"]
+    if expect == "ok":
+        result = import_trl(EXAMPLES / name)
+        assert result.spec["model"]["path"] and result.counts()
+        print(name, result.counts())
+    else:
+        with pytest.raises(SpecError, match=expect):
+            import_trl(EXAMPLES / name)
