@@ -50,3 +50,15 @@ def test_upstream_example(name):
     else:
         with pytest.raises(SpecError, match=expect):
             import_trl(EXAMPLES / name)
+
+
+def test_imported_spec_validates(tmp_path):
+    from unified_ft.specfile import validate_spec_dict
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n')
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text(f"model_name_or_path: Qwen/Qwen2-0.5B\ndataset_name: {data.name}\nuse_peft: true\n")
+    spec = validate_spec_dict(import_trl(cfg).spec)
+    assert spec.adapter.r == 16 and spec.training.learning_rate == 2e-5
+    assert spec.data.train[0].path == str(data.resolve())
