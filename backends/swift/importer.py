@@ -76,6 +76,8 @@ def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[st
     text = read_user_file(path, "swift config", READ_HINT)
     if path.suffix in (".yaml", ".yml"):
         args = _mapping(path, load_yaml(text, str(path), "swift config").data or {})
+        # swift's argparse takes `dataset: a#5` as one value; a string is never walked char by char
+        args = {k: [v] if k in LIST_ARGS and isinstance(v, str) else v for k, v in args.items()}
         env = _env_of(path, args)
         return _command_of(args), args, env, set(args)
     return parse_script(path, text)
@@ -295,7 +297,9 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
     report = take("report_to", "training.report_to")
     bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
     dtype = args.get("torch_dtype")
-    if bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
+    if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
+        bf16 = fp16 = None
+    elif bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
         bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
     training = {
         **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": epochs}),
@@ -305,7 +309,7 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
         "per_device_batch_size": batch,
         "gradient_accumulation_steps": accumulation,
         "gradient_checkpointing": take("gradient_checkpointing", "training.gradient_checkpointing"),
-        "precision": "bf16" if bf16 else "fp16" if fp16 else ("fp32" if dtype or bf16 is False else "auto"),
+        "precision": "bf16" if bf16 else "fp16" if fp16 else ("auto" if bf16 is None and fp16 is None else "fp32"),
         "optimizer": OPTIMIZERS[optimizer],
         "weight_decay": take("weight_decay", "training.weight_decay"),
         "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),

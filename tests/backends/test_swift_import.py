@@ -128,3 +128,26 @@ def test_kto_on_unpaired_answers_round_trips(tmp_path):
     job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
     back = validate_spec_dict(import_swift(job.native_dir / "train.sh").spec)
     assert back.method == spec.method and back.data.train[0].format == "unpaired"
+
+
+def _messages(path: Path) -> None:
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "a"},
+                                             {"role": "assistant", "content": "b"}]}) + "\n")
+
+
+@pytest.mark.parametrize(("flags", "precision"), [
+    ("", "auto"), ("--torch_dtype bfloat16", "bf16"), ("--torch_dtype float16", "fp16"),
+    ("--bf16 true", "bf16"), ("--bf16 false --fp16 false", "fp32")])
+def test_precision_follows_swift_and_the_models_own_dtype_is_auto(flags, precision, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl {flags}\n")
+    assert import_swift(script).spec["training"]["precision"] == precision
+
+
+def test_a_yaml_dataset_given_as_one_string_is_one_dataset(tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    config = tmp_path / "config.yaml"
+    config.write_text("model: Qwen/Qwen2.5-0.5B\ntemplate: qwen\ndataset: d.jsonl\n")
+    spec = import_swift(config).spec
+    assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
