@@ -9,6 +9,7 @@ swift does not know is reported (with a did-you-mean) and kept visible too; noth
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -75,9 +76,7 @@ def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[st
         return _command_of(args), args, {}, chosen
     text = read_user_file(path, "swift config", READ_HINT)
     if path.suffix in (".yaml", ".yml"):
-        args = _mapping(path, load_yaml(text, str(path), "swift config").data or {})
-        # swift's argparse takes `dataset: a#5` as one value; a string is never walked char by char
-        args = {k: [v] if k in LIST_ARGS and isinstance(v, str) else v for k, v in args.items()}
+        args = _config_args(path, load_yaml(text, str(path), "swift config").data or {})
         env = _env_of(path, args)
         return _command_of(args), args, env, set(args)
     return parse_script(path, text)
@@ -106,14 +105,10 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
         key, _, value = word.partition("=")
         env[key] = value
     command, rest = words[start + 1], words[start + 2:]
-    args: dict[str, Any] = {}
+    config_file = None
     if rest and rest[0].endswith((".yaml", ".yml", ".json")) and not rest[0].startswith("--"):
-        config_path = path.parent / rest[0]
-        config = _mapping(config_path, load_yaml(read_user_file(config_path, "swift config", READ_HINT),
-                                                 str(config_path), "swift config").data or {})
-        env.update(_env_of(config_path, config))
-        args.update(config)
-        rest = rest[1:]
+        config_file, rest = rest[0], rest[1:]  # `swift sft config.yaml`
+    args: dict[str, Any] = {}
     key = None
     for word in rest:
         if word in ("&&", ";", "|", "||"):
@@ -125,7 +120,35 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
         elif key is not None:
             args[key].append(word)
     args = {k: _value(k, v) for k, v in args.items()}
+    if "config" in args:  # `swift sft --config config.yaml`
+        config_file = str(args.pop("config"))
+    if config_file is not None:  # the command line overrides the config file, as in swift
+        config_path = path.parent / config_file
+        config = _config_args(config_path, load_yaml(read_user_file(config_path, "swift config", READ_HINT),
+                                                     str(config_path), "swift config").data or {})
+        env = {**_env_of(config_path, config), **env}
+        args = {**config, **args}
     return command, args, env, set(args)
+
+
+def _config_args(path: Path, data: Any) -> dict[str, Any]:
+    """A config file's arguments as swift's argparse would read them: a list argument given as one string is
+    one value (never walked char by char); a numeric argument written as a string (YAML reads `1e-4` as text)
+    becomes the number, typed by swift's default."""
+    args = dict(_mapping(path, data))
+    for key, value in args.items():
+        if key in LIST_ARGS and isinstance(value, str):
+            args[key] = [value]
+        elif isinstance(value, str) and type(DEFAULTS.get(key)) in (int, float):
+            kind = type(DEFAULTS[key])
+            with contextlib.suppress(ValueError):  # else swift's argparse refuses it; the spec check names it
+                args[key] = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+        elif isinstance(value, str) and key in DEFAULTS and DEFAULTS[key] is None and _NUMBER.fullmatch(value):
+            args[key] = _scalar(value)  # Optional[float|int] arguments (learning_rate, max_length)
+    return args
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:

@@ -151,3 +151,21 @@ def test_a_yaml_dataset_given_as_one_string_is_one_dataset(tmp_path):
     config.write_text("model: Qwen/Qwen2.5-0.5B\ntemplate: qwen\ndataset: d.jsonl\n")
     spec = import_swift(config).spec
     assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
+
+
+@pytest.mark.parametrize("how", ["positional", "--config"])
+def test_a_script_running_swift_on_a_config_file_reads_it_with_yaml_numbers_as_numbers(how, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "sft.yaml").write_text(
+        "model: Qwen/Qwen2.5-0.5B\ntemplate: qwen\ndataset: d.jsonl\nlearning_rate: 1e-4\n"
+        "num_train_epochs: '2'\nlora_rank: '16'\nper_device_train_batch_size: 2\n")
+    config = "conf/sft.yaml" if how == "positional" else "--config conf/sft.yaml"
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft {config} --per_device_train_batch_size 4\n")
+    spec = import_swift(script).spec
+    training = spec["training"]
+    assert training["learning_rate"] == 1e-4 and training["epochs"] == 2.0
+    assert training["per_device_batch_size"] == 4  # the command line overrides the file, as in swift
+    assert spec["adapter"]["r"] == 16
+    assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
