@@ -252,6 +252,9 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
     used.update(ADAM)
     used.add("use_chat_template")  # follows from the method
     template = _template(args, method, take, out)
+    system = take("system", "template.system")
+    if system is not None:  # uft's data step puts it into every conversation, as swift's template does
+        template = {"name": template, "system": str(system)}
     data = _data(path, args, env, method, take, out)
     model = {"path": take("model", "model.path")}
     if model["path"] is None:

@@ -169,3 +169,18 @@ def test_a_script_running_swift_on_a_config_file_reads_it_with_yaml_numbers_as_n
     assert training["per_device_batch_size"] == 4  # the command line overrides the file, as in swift
     assert spec["adapter"]["r"] == 16
     assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
+
+
+def test_system_is_the_portable_template_system_and_survives_a_round_trip(tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text("swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl "
+                      "--torch_dtype bfloat16 --system 'You are terse.'\n")
+    imported = import_swift(script)
+    assert imported.spec["template"] == {"name": "qwen", "system": "You are terse."}
+    assert "system" not in imported.kept
+    spec = validate_spec_dict(imported.spec)
+    job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
+    for native in ("config.yaml", "train.sh"):
+        back = validate_spec_dict(import_swift(job.native_dir / native).spec)
+        assert back.template == spec.template, native
