@@ -21,6 +21,7 @@ from typing import Any
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import ImportResult
+from unified_ft.templates import template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import ADAM, SAVE_AT_END, TEMPLATES
@@ -358,6 +359,12 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
 
 def _template(args, method, take, out: ImportResult) -> str:
     template = take("template", "template")
+    model = args.get("model")
+    if template is None and method != "pt" and model and template_for_model(str(model)):
+        chosen = template_for_model(str(model))
+        out.notes.append(f"no --template: swift uses {model}'s registered template; uft names it "
+                         f"`template: {chosen}` (same chat format), so every backend renders it")
+        return chosen
     if template is None:
         out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
                          "chat template (template: model) on every backend")

@@ -184,3 +184,16 @@ def test_system_is_the_portable_template_system_and_survives_a_round_trip(tmp_pa
     for native in ("config.yaml", "train.sh"):
         back = validate_spec_dict(import_swift(job.native_dir / native).spec)
         assert back.template == spec.template, native
+
+
+@pytest.mark.parametrize(("model", "template"), [("Qwen/Qwen2.5-7B-Instruct", "qwen2_5"),
+                                                 ("Qwen/Qwen2-7B-Instruct", "qwen"),
+                                                 ("LLM-Research/Meta-Llama-3.1-8B-Instruct", "llama3"),
+                                                 ("someone/unknown-model", "model")])
+def test_no_template_names_the_well_known_models_template(model, template, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model {model} --dataset d.jsonl\n")
+    imported = import_swift(script)
+    assert imported.spec["template"] == template
+    assert any("no --template" in n for n in imported.notes)
