@@ -367,7 +367,8 @@ def _template(args, method, take, out: ImportResult) -> str:
         return chosen
     if template is None:
         out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
-                         "chat template (template: model) on every backend")
+                         "chat template (template: model), which LLaMA-Factory cannot run: set template to the "
+                         "model's chat format (uft templates list them) to train it on every backend")
         return "model"
     if template == "dummy" and method == "pt":
         return "model"
