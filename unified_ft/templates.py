@@ -7,6 +7,8 @@ tokens everywhere. `model` means "use the tokenizer's own template" and has no t
 
 from __future__ import annotations
 
+import re
+
 from .spec import JobSpec
 
 _CHATML_BODY = (
@@ -60,3 +62,18 @@ def chat_template_text(spec: JobSpec) -> str | None:
     if spec.template.name == "jinja":
         return spec.template.jinja
     return JINJA_TEMPLATES[spec.template.name]
+
+
+#: well-known hub model names -> the uft template that renders their chat format (checked in that order).
+#: Only families whose template uft's registry reproduces; Qwen3 (thinking tags), Mistral (differs by version),
+#: Gemma and Phi (differ by generation) are left out on purpose: those need an explicit template.
+_MODEL_TEMPLATES = (
+    (re.compile(r"(^|/)qwen2\.5", re.IGNORECASE), "qwen2_5"),
+    (re.compile(r"(^|/)qwen(1\.5|2)(-|$)", re.IGNORECASE), "qwen"),
+    (re.compile(r"(^|/)(meta-)?llama-3", re.IGNORECASE), "llama3"),
+)
+
+
+def template_for_model(model_path: str) -> str | None:
+    """The uft template for a well-known model id (e.g. Qwen/Qwen2.5-7B-Instruct -> qwen2_5); None if unknown."""
+    return next((name for pattern, name in _MODEL_TEMPLATES if pattern.search(model_path)), None)

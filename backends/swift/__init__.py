@@ -231,6 +231,8 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
     template = _template(spec)
     if template:
         args["template"] = template
+    if spec.template.system is not None:  # the rows already carry it (uft's data step); for a faithful import
+        args["system"] = spec.template.system
     args["use_chat_template"] = method != "pt"  # pt trains on plain text; also tells an importer the command
     args["use_hf"] = True
     args["check_model"] = False  # else swift asks ModelScope whether a local model is current

@@ -9,6 +9,7 @@ swift does not know is reported (with a did-you-mean) and kept visible too; noth
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -20,6 +21,7 @@ from typing import Any
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.plugin import ImportResult
+from unified_ft.templates import template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import ADAM, SAVE_AT_END, TEMPLATES
@@ -75,7 +77,7 @@ def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[st
         return _command_of(args), args, {}, chosen
     text = read_user_file(path, "swift config", READ_HINT)
     if path.suffix in (".yaml", ".yml"):
-        args = _mapping(path, load_yaml(text, str(path), "swift config").data or {})
+        args = _config_args(path, load_yaml(text, str(path), "swift config").data or {})
         env = _env_of(path, args)
         return _command_of(args), args, env, set(args)
     return parse_script(path, text)
@@ -104,14 +106,10 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
         key, _, value = word.partition("=")
         env[key] = value
     command, rest = words[start + 1], words[start + 2:]
-    args: dict[str, Any] = {}
+    config_file = None
     if rest and rest[0].endswith((".yaml", ".yml", ".json")) and not rest[0].startswith("--"):
-        config_path = path.parent / rest[0]
-        config = _mapping(config_path, load_yaml(read_user_file(config_path, "swift config", READ_HINT),
-                                                 str(config_path), "swift config").data or {})
-        env.update(_env_of(config_path, config))
-        args.update(config)
-        rest = rest[1:]
+        config_file, rest = rest[0], rest[1:]  # `swift sft config.yaml`
+    args: dict[str, Any] = {}
     key = None
     for word in rest:
         if word in ("&&", ";", "|", "||"):
@@ -123,7 +121,35 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
         elif key is not None:
             args[key].append(word)
     args = {k: _value(k, v) for k, v in args.items()}
+    if "config" in args:  # `swift sft --config config.yaml`
+        config_file = str(args.pop("config"))
+    if config_file is not None:  # the command line overrides the config file, as in swift
+        config_path = path.parent / config_file
+        config = _config_args(config_path, load_yaml(read_user_file(config_path, "swift config", READ_HINT),
+                                                     str(config_path), "swift config").data or {})
+        env = {**_env_of(config_path, config), **env}
+        args = {**config, **args}
     return command, args, env, set(args)
+
+
+def _config_args(path: Path, data: Any) -> dict[str, Any]:
+    """A config file's arguments as swift's argparse would read them: a list argument given as one string is
+    one value (never walked char by char); a numeric argument written as a string (YAML reads `1e-4` as text)
+    becomes the number, typed by swift's default."""
+    args = dict(_mapping(path, data))
+    for key, value in args.items():
+        if key in LIST_ARGS and isinstance(value, str):
+            args[key] = [value]
+        elif isinstance(value, str) and type(DEFAULTS.get(key)) in (int, float):
+            kind = type(DEFAULTS[key])
+            with contextlib.suppress(ValueError):  # else swift's argparse refuses it; the spec check names it
+                args[key] = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+        elif isinstance(value, str) and key in DEFAULTS and DEFAULTS[key] is None and _NUMBER.fullmatch(value):
+            args[key] = _scalar(value)  # Optional[float|int] arguments (learning_rate, max_length)
+    return args
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -227,6 +253,9 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
     used.update(ADAM)
     used.add("use_chat_template")  # follows from the method
     template = _template(args, method, take, out)
+    system = take("system", "template.system")
+    if system is not None:  # uft's data step puts it into every conversation, as swift's template does
+        template = {"name": template, "system": str(system)}
     data = _data(path, args, env, method, take, out)
     model = {"path": take("model", "model.path")}
     if model["path"] is None:
@@ -295,7 +324,9 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
     report = take("report_to", "training.report_to")
     bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
     dtype = args.get("torch_dtype")
-    if bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
+    if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
+        bf16 = fp16 = None
+    elif bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
         bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
     training = {
         **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": epochs}),
@@ -305,7 +336,7 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
         "per_device_batch_size": batch,
         "gradient_accumulation_steps": accumulation,
         "gradient_checkpointing": take("gradient_checkpointing", "training.gradient_checkpointing"),
-        "precision": "bf16" if bf16 else "fp16" if fp16 else ("fp32" if dtype or bf16 is False else "auto"),
+        "precision": "bf16" if bf16 else "fp16" if fp16 else ("auto" if bf16 is None and fp16 is None else "fp32"),
         "optimizer": OPTIMIZERS[optimizer],
         "weight_decay": take("weight_decay", "training.weight_decay"),
         "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
@@ -328,9 +359,16 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
 
 def _template(args, method, take, out: ImportResult) -> str:
     template = take("template", "template")
+    model = args.get("model")
+    if template is None and method != "pt" and model and template_for_model(str(model)):
+        chosen = template_for_model(str(model))
+        out.notes.append(f"no --template: swift uses {model}'s registered template; uft names it "
+                         f"`template: {chosen}` (same chat format), so every backend renders it")
+        return chosen
     if template is None:
         out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
-                         "chat template (template: model) on every backend")
+                         "chat template (template: model), which LLaMA-Factory cannot run: set template to the "
+                         "model's chat format (uft templates list them) to train it on every backend")
         return "model"
     if template == "dummy" and method == "pt":
         return "model"

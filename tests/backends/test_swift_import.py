@@ -128,3 +128,72 @@ def test_kto_on_unpaired_answers_round_trips(tmp_path):
     job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
     back = validate_spec_dict(import_swift(job.native_dir / "train.sh").spec)
     assert back.method == spec.method and back.data.train[0].format == "unpaired"
+
+
+def _messages(path: Path) -> None:
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "a"},
+                                             {"role": "assistant", "content": "b"}]}) + "\n")
+
+
+@pytest.mark.parametrize(("flags", "precision"), [
+    ("", "auto"), ("--torch_dtype bfloat16", "bf16"), ("--torch_dtype float16", "fp16"),
+    ("--bf16 true", "bf16"), ("--bf16 false --fp16 false", "fp32")])
+def test_precision_follows_swift_and_the_models_own_dtype_is_auto(flags, precision, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl {flags}\n")
+    assert import_swift(script).spec["training"]["precision"] == precision
+
+
+def test_a_yaml_dataset_given_as_one_string_is_one_dataset(tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    config = tmp_path / "config.yaml"
+    config.write_text("model: Qwen/Qwen2.5-0.5B\ntemplate: qwen\ndataset: d.jsonl\n")
+    spec = import_swift(config).spec
+    assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
+
+
+@pytest.mark.parametrize("how", ["positional", "--config"])
+def test_a_script_running_swift_on_a_config_file_reads_it_with_yaml_numbers_as_numbers(how, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "sft.yaml").write_text(
+        "model: Qwen/Qwen2.5-0.5B\ntemplate: qwen\ndataset: d.jsonl\nlearning_rate: 1e-4\n"
+        "num_train_epochs: '2'\nlora_rank: '16'\nper_device_train_batch_size: 2\n")
+    config = "conf/sft.yaml" if how == "positional" else "--config conf/sft.yaml"
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft {config} --per_device_train_batch_size 4\n")
+    spec = import_swift(script).spec
+    training = spec["training"]
+    assert training["learning_rate"] == 1e-4 and training["epochs"] == 2.0
+    assert training["per_device_batch_size"] == 4  # the command line overrides the file, as in swift
+    assert spec["adapter"]["r"] == 16
+    assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
+
+
+def test_system_is_the_portable_template_system_and_survives_a_round_trip(tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text("swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl "
+                      "--torch_dtype bfloat16 --system 'You are terse.'\n")
+    imported = import_swift(script)
+    assert imported.spec["template"] == {"name": "qwen", "system": "You are terse."}
+    assert "system" not in imported.kept
+    spec = validate_spec_dict(imported.spec)
+    job = SwiftBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
+    for native in ("config.yaml", "train.sh"):
+        back = validate_spec_dict(import_swift(job.native_dir / native).spec)
+        assert back.template == spec.template, native
+
+
+@pytest.mark.parametrize(("model", "template"), [("Qwen/Qwen2.5-7B-Instruct", "qwen2_5"),
+                                                 ("Qwen/Qwen2-7B-Instruct", "qwen"),
+                                                 ("LLM-Research/Meta-Llama-3.1-8B-Instruct", "llama3"),
+                                                 ("someone/unknown-model", "model")])
+def test_no_template_names_the_well_known_models_template(model, template, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model {model} --dataset d.jsonl\n")
+    imported = import_swift(script)
+    assert imported.spec["template"] == template
+    assert any("no --template" in n for n in imported.notes)

@@ -165,6 +165,6 @@ def test_an_imported_swift_example_translates_back_to_swift(tmp_path):
     spec = validate_spec_dict(import_swift(ROOT / "tests" / "backends" / "swift_examples" / "lora_sft.sh").spec)
     spec.training.precision = "bf16"
     command, args = native_args(spec, "data/train.jsonl")
-    assert command == "sft" and "template" not in args and args["adam_beta2"] == 0.95
+    assert command == "sft" and args["template"] == "qwen2_5" and args["adam_beta2"] == 0.95
     assert args["system"] == "You are a helpful assistant." and args["model_author"] == "swift"
     assert (args["lora_rank"], args["lora_alpha"], args["gradient_accumulation_steps"]) == (8, 32, 16)
