@@ -10,7 +10,6 @@ swift does not know is reported (with a did-you-mean) and kept visible too; noth
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import math
 import re
@@ -20,7 +19,7 @@ from typing import Any
 
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
-from unified_ft.plugin import ImportResult
+from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, unknown_notes
 from unified_ft.templates import template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
@@ -34,12 +33,26 @@ DEFAULTS: dict[str, Any] = KNOWN["arguments"]
 RENAMED = {"train_type": "tuner_type"}
 LIST_ARGS = {"dataset", "val_dataset", "target_modules", "report_to", "trainable_parameters", "freeze_parameters",
              "modules_to_save", "external_plugins", "loss_type"}
-#: Bookkeeping that uft's run directories and data step replace (or swift derives), equivalent under uft.
-IGNORED = {"output_dir", "add_version", "check_model", "logging_dir", "save_total_limit", "eval_steps",
-           "eval_strategy", "per_device_eval_batch_size", "dataloader_num_workers", "dataset_num_proc",
-           "load_from_cache_file", "use_hf", "save_only_model", "save_strategy", "save_steps", "logging_first_step",
-           "create_checkpoint_symlink", "ignore_args_error", "torch_dtype", "split_dataset_ratio",
-           "data_seed"}
+#: Arguments that change nothing uft trains (uft's run directories and data step replace them), with why.
+#: Arguments with an effect (eval_steps, save_total_limit, per_device_eval_batch_size...) are kept instead.
+IGNORED = {
+    "output_dir": BOOKKEEPING, "add_version": BOOKKEEPING, "logging_dir": BOOKKEEPING,
+    "create_checkpoint_symlink": BOOKKEEPING, "logging_first_step": BOOKKEEPING,
+    "check_model": "swift's check of the model hub; uft resolves the model itself",
+    "ignore_args_error": "swift's parser leniency; uft validates the spec itself",
+    "dataloader_num_workers": WORKERS, "dataset_num_proc": WORKERS, "load_from_cache_file": WORKERS,
+    "use_hf": "read to tell hub datasets and models apart (data.train[].hub_site)",
+    "save_only_model": "uft keeps the final model (and adapter) only, not optimizer states",
+    "save_strategy": "read with save_steps; uft saves the final model always",
+    "save_steps": "uft's save-at-end value (no intermediate checkpoints)",
+    "split_dataset_ratio": "no eval split (0), or a val_dataset is given instead",
+    "data_seed": "uft's data step orders the rows by the spec's seed",
+    "use_chat_template": "follows from the method (pt trains on plain text)",
+    "resume_from_checkpoint": RESUME, "ddp_timeout": LAUNCH,
+}
+#: Ignored only at this value (what uft writes itself); any other value has an effect, so it is kept.
+IGNORED_AT = {"eval_strategy": ("no", "evaluation during training off; uft evaluates after training")}
+QUANT_KEYS = ("quant_method", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype")
 #: Keys args.json holds that are swift's own records, not choices.
 RECORDS = {"swift_version", "training_args", "model_info", "model_meta", "template_meta", "hub", "rank",
            "local_rank", "global_world_size", "local_world_size", "model_dir", "model_suffix", "is_multimodal",
@@ -210,17 +223,19 @@ def _substitute(path: Path, line: str, script: str) -> str:
 
 def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, str], explicit: set[str]
                ) -> ImportResult:
-    out = ImportResult()
     args = {RENAMED.get(k, k): v for k, v in args.items()}
-    used = set(IGNORED) | RECORDS
+    chosen = {RENAMED.get(k, k) for k in explicit}
+    # the ledger holds the user's choices; the rest of an args.json is swift's defaults and records
+    ledger = KeyLedger({k: v for k, v in args.items() if k in chosen}, "swift",
+                       known=DEFAULTS, defaults=DEFAULTS)
+    out = ledger.result
 
     def get(key: str, default: Any = None) -> Any:
         value = args.get(key)
         return value if value is not None else (DEFAULTS.get(key) if default is None else default)
 
     def take(key: str, target: str, default: Any = None) -> Any:
-        used.add(key)
-        out.mapped.append((key, target))
+        ledger.take(key, target, default)
         return get(key, default)
 
     method = _method(command, args, take)
@@ -247,11 +262,9 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
                 "init_weights", f"{init!r} has no uft equivalent", "uft models the default init and pissa")])
         if args.get("quant_bits") is not None:
             adapter.update(type="qlora", bits=take("quant_bits", "adapter.bits"))
-            used.update({"quant_method", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
-                         "bnb_4bit_compute_dtype"})
-    training = _training(args, env, tuner, take, get, out)
-    used.update(ADAM)
-    used.add("use_chat_template")  # follows from the method
+            ledger.ignore(QUANT_KEYS, "uft's QLoRA writes bitsandbytes nf4 with double quantization and the "
+                          "compute dtype of training.precision on every backend")
+    training = _training(args, env, tuner, take, get, ledger)
     template = _template(args, method, take, out)
     system = take("system", "template.system")
     if system is not None:  # uft's data step puts it into every conversation, as swift's template does
@@ -267,21 +280,16 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
                          "Hugging Face hub (most Qwen/Llama ids are the same on both)")
     out.spec = {"name": _name(path), "model": model, "template": template, "method": method, "adapter": adapter,
                 "data": data, "training": training}
-    for key in sorted(set(args) - used):
-        if key not in explicit:
-            continue
-        out.kept[key] = args[key]
-        if key not in DEFAULTS:
-            close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
-            out.notes.append(f"--{key} is not an ms-swift {KNOWN['swift_version']} argument" +
-                             (f" (did you mean --{close[0]}?)" if close else "") + "; kept in backend_options.swift, "
-                             "where swift will reject it until it is fixed")
-    for key, value in env.items():
-        if key not in ENV_HINTS:
-            out.notes.append(f"environment {key}={value} is not a training setting; set it yourself when running")
-    if out.kept:
-        out.spec["backend_options"] = {"swift": out.kept}
-    return out
+    for key, reason in IGNORED.items():
+        ledger.ignore(key, reason)
+    for key, (value, reason) in IGNORED_AT.items():
+        if ledger.get(key) == value:
+            ledger.ignore(key, reason)
+    for key in env:
+        out.ignored[f"env {key}"] = LAUNCH if key in ENV_HINTS else "not a training setting: set it when you run"
+    result = ledger.finish(out.spec)
+    out.notes += unknown_notes(result)
+    return result
 
 
 def _method(command: str, args: dict[str, Any], take) -> Any:
@@ -310,7 +318,7 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
     return method
 
 
-def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
+def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
     batch = take("per_device_train_batch_size", "training.per_device_batch_size")
     world = int(env.get("NPROC_PER_NODE", "1") or 1)
     accumulation = take("gradient_accumulation_steps", "training.gradient_accumulation_steps",
@@ -323,7 +331,7 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
             "optim", f"{optimizer!r} has no uft optimizer", f"uft maps {', '.join(sorted(OPTIMIZERS))}")])
     report = take("report_to", "training.report_to")
     bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
-    dtype = args.get("torch_dtype")
+    dtype = take("torch_dtype", "training.precision") if args.get("torch_dtype") else None
     if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
         bf16 = fp16 = None
     elif bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
@@ -345,15 +353,16 @@ def _training(args, env, tuner, take, get, out: ImportResult) -> dict[str, Any]:
         "report_to": [r for r in (report if isinstance(report, list) else [report])],
     }
     if args.get("save_steps") not in (None, SAVE_AT_END) and get("save_strategy") != "no":
-        training["save_steps"] = args["save_steps"]
+        training["save_steps"] = take("save_steps", "training.save_steps")
     if args.get("warmup_steps"):
         raise SpecError("This swift command cannot be imported", [Problem(
             "warmup_steps", "uft models warmup as a ratio of the steps", "use --warmup_ratio")])
     for key in ("adam_beta1", "adam_beta2", "adam_epsilon"):  # swift's own choices, kept so swift trains the same
         if get(key) != ADAM[key]:
-            out.kept[key] = get(key)
-            out.notes.append(f"{key} {get(key)} (swift's) kept in backend_options.swift; other backends use "
-                             "transformers' default")
+            ledger.keep(key, get(key), f"{key} {get(key)} (swift's) kept in backend_options.swift; other backends "
+                        "use transformers' default")
+        else:
+            ledger.ignore(key, "transformers' default, which every backend uses")
     return training
 
 
@@ -405,8 +414,7 @@ def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, A
     if val:
         data["eval"] = _dataset(path, val[0], args, env, method)
     elif (args.get("split_dataset_ratio") or 0) > 0:
-        data["eval_split"] = args["split_dataset_ratio"]
-        out.mapped.append(("split_dataset_ratio", "data.eval_split"))
+        data["eval_split"] = take("split_dataset_ratio", "data.eval_split")
     return data
 
 

@@ -57,7 +57,9 @@ def test_swift_defaults_become_explicit_and_unknown_flags_stay_visible(tmp_path)
     assert training["epochs"] == 3.0 and training["learning_rate"] == 1e-4 and training["weight_decay"] == 0.1
     assert training["gradient_checkpointing"] is True
     assert imported.kept == {"lora_rankk": 16, "model_kwargs": {"a": 1}, "adam_beta2": 0.95}
-    assert any("--lora_rankk" in n and "did you mean --lora_rank" in n for n in imported.notes)
+    assert imported.unknown == {"lora_rankk": "lora_rank"}
+    assert any("lora_rankk" in n and "did you mean lora_rank?" in n for n in imported.notes)
+    assert imported.ignored["env CUDA_VISIBLE_DEVICES"].startswith("how the job is launched")
     assert spec["data"]["train"] == [{"path": str((tmp_path / "d.jsonl").resolve()), "format": "messages"}]
     validate_spec_dict(spec)
 
@@ -197,3 +199,18 @@ def test_no_template_names_the_well_known_models_template(model, template, tmp_p
     imported = import_swift(script)
     assert imported.spec["template"] == template
     assert any("no --template" in n for n in imported.notes)
+
+
+def test_arguments_with_an_effect_are_kept_and_bookkeeping_is_ignored_with_why(tmp_path):
+    (tmp_path / "d.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "a"},
+                                                               {"role": "assistant", "content": "b"}]}) + "\n")
+    script = tmp_path / "run.sh"
+    script.write_text("CUDA_VISIBLE_DEVICES=0 swift sft --model Qwen/Qwen2.5-0.5B --dataset d.jsonl "
+                      "--eval_steps 50 --save_total_limit 2 --per_device_eval_batch_size 4 --eval_strategy steps "
+                      "--dataset_num_proc 4 --load_from_cache_file false --output_dir out\n")
+    imported = import_swift(script)
+    assert imported.kept == {"eval_steps": 50, "save_total_limit": 2, "per_device_eval_batch_size": 4,
+                             "eval_strategy": "steps", "adam_beta2": 0.95}
+    assert set(imported.ignored) == {"dataset_num_proc", "load_from_cache_file", "output_dir",
+                                     "env CUDA_VISIBLE_DEVICES"}
+    assert all(imported.ignored.values())  # every ignored key says why
