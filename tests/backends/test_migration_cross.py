@@ -38,17 +38,34 @@ _ROWS = {
 _FORMATS = {"chat": "messages", "preference": "preference", "unpaired": "unpaired", "text": "text"}
 
 
-def _examples() -> list[tuple[str, Path, dict[str, Any]]]:
+def _examples(refused: bool = False) -> list[tuple[str, Path, dict[str, Any]]]:
     found = []
     for manifest in sorted(HERE.glob("*_examples/MANIFEST.yaml")):
         tool = manifest.parent.name.removesuffix("_examples")
         for name, entry in (yaml.safe_load(manifest.read_text()) or {}).items():
-            if (entry or {}).get("expect", "ok") == "ok":
+            if refused or (entry or {}).get("expect", "ok") == "ok":
                 found.append((tool, manifest.parent / name, entry or {}))
     return found
 
 
 EXAMPLES = _examples()
+ALL_EXAMPLES = _examples(refused=True)
+
+
+@pytest.mark.parametrize(("tool", "path", "entry"), ALL_EXAMPLES, ids=[f"{t}/{p.name}" for t, p, _ in ALL_EXAMPLES])
+def test_every_upstream_example_imports_with_every_key_accounted_or_is_refused_clearly(tool, path, entry):
+    options = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    importer = load_backend(tool).import_native
+    expect = entry.get("expect", "ok")
+    if expect != "ok":
+        with pytest.raises(ProblemsError, match=expect) as caught:
+            importer(path, **options)
+        assert all(p.hint for p in caught.value.problems)  # each refusal says what to do
+        return
+    imported = importer(path, **options)  # finish() has checked that no key is unaccounted
+    counts = imported.counts()
+    print(f"\n{tool}/{path.name}: {counts}, {len(imported.defaults)} defaults written out")
+    assert sum(counts.values()) > 0
 
 
 def _imported_spec(tool: str, path: Path, entry: dict[str, Any], tmp_path: Path):
