@@ -63,7 +63,7 @@ def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
         from the file itself while reading, so every message names the user's own file and row."""
         path: str | Path = ds.path or fetch_hub_dataset(ds.hub, ds.subset, ds.split, ds.hub_site)
         fmt = detect_format(path) if ds.format == "auto" else ds.format
-        return DatasetSource(path, fmt, ds.columns or None, ds.weight, ds.samples)
+        return DatasetSource(path, fmt, ds.columns or None, ds.weight, ds.samples, ds.first_rows)
 
     train = [source(ds) for ds in d.train]
     eval_source = source(d.eval) if d.eval else None

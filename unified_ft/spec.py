@@ -431,6 +431,9 @@ class DatasetSpec(_Strict):
     samples: int | None = Field(
         None, ge=1, description="Use this many rows: a seeded random sample, or the whole dataset repeated "
         "and then sampled when larger (ms-swift's `dataset#N`). Default: every row once.")
+    first_rows: int | None = Field(
+        None, ge=1, description="Read only the first N rows of the file, in file order (LLaMA-Factory's "
+        "`max_samples`), before `samples` and mixing. Default: every row.")
     columns: dict[NameText, NameText] = Field(
         default_factory=dict,
         description="Map uft's column names to the file's, e.g. {instruction: question, output: answer}.",

@@ -228,7 +228,7 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
         "dataset": "uft_train",
         "dataset_dir": "data",
         "template": _template(spec),
-        **({"default_system": DEFAULT_SYSTEM[spec.template.name]} if spec.template.name in DEFAULT_SYSTEM else {}),
+        **_default_system(spec),
         "cutoff_len": spec.data.max_length,
         "train_on_prompt": spec.data.train_on_prompt,
         "mask_history": False,  # every assistant turn carries loss, as in uft's canonical masking
@@ -257,6 +257,14 @@ def _template(spec: JobSpec) -> str:
     if spec.method.name == "pt" and spec.template.name == "model":
         return PT_TEMPLATE
     return TEMPLATES[spec.template.name]
+
+
+def _default_system(spec: JobSpec) -> dict[str, str]:
+    """The spec's system prompt (uft's data step has put it in every row already; written for a faithful
+    eject), else uft's default for templates whose LLaMA-Factory twin has a different one."""
+    if spec.template.system is not None:
+        return {"default_system": spec.template.system}
+    return {"default_system": DEFAULT_SYSTEM[spec.template.name]} if spec.template.name in DEFAULT_SYSTEM else {}
 
 
 def dataset_entry(spec: JobSpec, file_name: str, has_tools: bool = False) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 from . import DEFAULT_SYSTEM, PT_TEMPLATE, STAGES, TEMPLATE_ALIASES, TEMPLATES
 
 #: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
-DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all", "pissa_iter": 16,
-            "simpo_gamma": 0.5, "pref_ftx": 0.0,
+DEFAULTS = {"stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
+            "pissa_iter": 16, "simpo_gamma": 0.5, "pref_ftx": 0.0,
             "use_rslora": False, "use_dora": False, "freeze_trainable_layers": 2, "pref_beta": 0.1,
             "pref_loss": "sigmoid", "cutoff_len": 2048, "train_on_prompt": False, "packing": False,
             "num_train_epochs": 3.0, "max_steps": -1, "learning_rate": 5e-5, "lr_scheduler_type": "linear",
@@ -27,6 +27,11 @@ DEFAULTS = {"finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lor
             "disable_gradient_checkpointing": False, "bf16": False, "fp16": False, "optim": "adamw_torch",
             "weight_decay": 0.0, "max_grad_norm": 1.0, "seed": 42, "logging_steps": 500, "report_to": "none",
             "trust_remote_code": False, "disable_shuffling": False}
+
+#: Keys LLaMA-Factory parses as numbers (PyYAML reads `1e-4` as a string; HfArgumentParser makes it a float).
+NUMERIC = {key for key, value in DEFAULTS.items() if type(value) in (int, float)} | {
+    "lora_alpha", "loraplus_lr_ratio", "max_samples", "save_steps", "warmup_steps", "quantization_bit",
+    "eval_steps", "save_total_limit", "per_device_eval_batch_size", "pissa_iter"}
 
 #: Keys that do not change what is trained under uft, each with why.
 IGNORED = {
@@ -53,6 +58,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
             str(config_path), "expected a mapping of keys" if native else "the file is empty",
             "give LLaMA-Factory's training YAML (stage, model_name_or_path, dataset, ...)")])
     check_tool(native, "llamafactory", str(config_path))
+    native = _numbers(native, config_path)
     ledger = KeyLedger(native, "llamafactory", defaults=DEFAULTS)
     get, take = ledger.get, ledger.take
     for key, reason in IGNORED.items():
@@ -102,9 +108,13 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
 
     template = take("template", "template")
     reverse = {**{v: k for k, v in TEMPLATES.items() if k != "qwen"}, **TEMPLATE_ALIASES}  # LF's qwen: Qwen2.5's
+    system = None
     if template == "qwen" and native.get("default_system") == DEFAULT_SYSTEM["qwen"]:
         take("default_system", "template")
         reverse["qwen"] = "qwen"
+    elif ledger.has("default_system"):  # portable: uft's data step puts it in every conversation without one
+        system = str(take("default_system", "template.system"))
+        reverse["qwen"] = "qwen"  # with a system prompt in every row, uft's qwen and qwen2_5 render the same
     if method_name == "pt" and template in (PT_TEMPLATE, None):
         reverse[template] = "model"  # plain text: the template renders no chat
     if template not in reverse:
@@ -135,9 +145,10 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     if ledger.has("save_steps") and native.get("save_strategy", "steps") != "no":
         training["save_steps"] = take("save_steps", "training.save_steps")
 
-    info_path = Path(dataset_info) if dataset_info else config_path.parent / native.get("dataset_dir", "data") / \
-        "dataset_info.json"
-    data = {"train": _datasets(take("dataset", "data.train"), info_path, method_name),
+    info_path = Path(dataset_info) if dataset_info else _dataset_info(config_path, native.get("dataset_dir", "data"))
+    first_rows = take("max_samples", "data.train[].first_rows") if ledger.has("max_samples") else None
+    data = {"train": [{**d, **({"first_rows": first_rows} if first_rows else {})}
+                      for d in _datasets(take("dataset", "data.train"), info_path, method_name)],
             "max_length": take("cutoff_len", "data.max_length"),
             "packing": bool(take("packing", "data.packing")),
             "train_on_prompt": take("train_on_prompt", "data.train_on_prompt"),
@@ -148,10 +159,40 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     spec = {"name": _name(config_path), "model": {"path": take("model_name_or_path", "model.path"),
                                                   "trust_remote_code": take("trust_remote_code",
                                                                             "model.trust_remote_code")},
-            "template": reverse[template], "method": method, "adapter": adapter, "data": data, "training": training}
+            "template": reverse[template] if system is None else {"name": reverse[template], "system": system},
+            "method": method, "adapter": adapter, "data": data, "training": training}
     if ledger.has("model_revision"):
         spec["model"]["revision"] = take("model_revision", "model.revision")
     return ledger.finish(spec)
+
+
+def _numbers(native: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    """Numeric keys written as strings (`learning_rate: 1e-4`, which YAML 1.1 reads as text) as numbers, the way
+    LLaMA-Factory's argument parser reads them; text that is no number is an error naming the key."""
+    out = dict(native)
+    for key in NUMERIC & set(native):
+        value = native[key]
+        if not isinstance(value, str):
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise SpecError("The LLaMA-Factory config has a value of the wrong type", [Problem(
+                f"{config_path} ({key})", f"{value!r} is not a number", f"write {key} as a number")]) from None
+        out[key] = int(number) if number.is_integer() and isinstance(DEFAULTS.get(key, 0), int) else number
+    return out
+
+
+def _dataset_info(config_path: Path, dataset_dir: str) -> Path:
+    """dataset_info.json where LLaMA-Factory looks (dataset_dir against the working directory), else beside the
+    config (how configs copied out of a checkout are usually kept); an error lists both places."""
+    places = [Path.cwd() / dataset_dir / "dataset_info.json", config_path.parent / dataset_dir / "dataset_info.json"]
+    found = next((p for p in places if p.is_file()), None)
+    if found is None:
+        raise SpecError("The config's datasets cannot be found", [Problem(
+            "dataset_dir", "no dataset_info.json in " + " or ".join(str(p.parent) for p in places),
+            "run uft import from the folder LLaMA-Factory runs in, or pass --dataset-info PATH")])
+    return found
 
 
 def _only_default(ledger: KeyLedger, key: str, default: Any) -> None:

@@ -60,8 +60,10 @@ def test_llamafactory_defaults_become_explicit_and_unknown_keys_stay_visible(tmp
     assert spec["adapter"]["alpha"] == 16  # LLaMA-Factory's implicit 2 x rank
     assert spec["training"]["gradient_checkpointing"] is True  # on by default in LLaMA-Factory
     assert spec["training"]["precision"] == "bf16" and spec["data"]["train"][0]["format"] == "alpaca"
-    assert kept == {"max_samples": 1000}
-    assert spec["backend_options"] == {"llamafactory": {"max_samples": 1000}}
+    assert kept == {} and "backend_options" not in spec
+    # LLaMA-Factory's max_samples: the first N rows of each dataset, as uft's data step reads them
+    assert spec["data"]["train"][0]["first_rows"] == 1000
+    assert ("max_samples", "data.train[].first_rows") in imported.mapped
     assert ("lora_alpha", "adapter.alpha") in imported.defaults  # written out, not in the config
     validate_spec_dict(spec)
 
@@ -71,7 +73,7 @@ def test_uft_import_command_writes_a_valid_spec_and_never_overwrites(tmp_path, c
     out = tmp_path / "spec.yaml"
     assert main(["import", "llamafactory", str(path), "-o", str(out)]) == 0
     assert load_spec(out).adapter.alpha == 16
-    assert "1 kept" in capsys.readouterr().out
+    assert "0 kept" in capsys.readouterr().out
     assert main(["import", "llamafactory", str(path), "-o", str(out)]) == 2
 
 
@@ -96,7 +98,7 @@ REGISTRY = {"demo": {"file_name": "demo.json"},
 def test_hub_datasets_in_the_registry_stay_hub_references(tmp_path):
     spec = import_config(_write(tmp_path, {**EXAMPLE, "dataset": "demo,alpaca_gpt4_en"}, REGISTRY)).spec
     assert spec["data"]["train"][1] == {"hub": "llamafactory/alpaca_gpt4_en", "split": "train", "format": "alpaca",
-                                        "columns": {}}
+                                        "columns": {}, "first_rows": 1000}
     assert validate_spec_dict(spec).data.train[1].source == "hub:llamafactory/alpaca_gpt4_en"
     dpo = {**EXAMPLE, "stage": "dpo", "dataset": "ultrafeedback"}
     spec = import_config(_write(tmp_path, dpo, REGISTRY)).spec
@@ -136,7 +138,44 @@ def test_llamafactorys_own_kto_example_imports_with_unpaired_data(tmp_path):
     spec = validate_spec_dict(import_config(path).spec)
     assert spec.template.name == "chatml"
     assert spec.method.name == "kto" and spec.data.train[0].format == "unpaired" and spec.record_kind == "unpaired"
-    assert spec.backend_options["llamafactory"]["max_samples"] == 1000 and spec.model.trust_remote_code is True
+    assert spec.data.train[0].first_rows == 1000 and spec.model.trust_remote_code is True
     data = prepare_data(spec, tmp_path / "prepared")
     first = json.loads(Path(data.train_path).read_text().splitlines()[0])
     assert set(first) == {"prompt", "completion", "label"} and data.train_rows == 4
+
+
+def test_yaml_numbers_as_text_no_stage_default_system_and_dataset_dir_from_the_working_directory(tmp_path,
+                                                                                                   monkeypatch):
+    checkout = tmp_path / "LLaMA-Factory"
+    (checkout / "data").mkdir(parents=True)
+    (checkout / "data" / "dataset_info.json").write_text(json.dumps({"demo": {"file_name": "demo.json"}}))
+    (checkout / "data" / "demo.json").write_text(json.dumps([{"instruction": "a", "output": "b"}]))
+    config = checkout / "examples" / "train_lora" / "mine.yaml"
+    config.parent.mkdir(parents=True)
+    native = {k: v for k, v in EXAMPLE.items() if k != "stage"}
+    config.write_text(yaml.safe_dump({**native, "learning_rate": "1e-4", "default_system": "Be brief."}))
+    monkeypatch.chdir(checkout)  # LLaMA-Factory resolves dataset_dir against where it runs
+    imported = import_config(config)
+    spec = validate_spec_dict(imported.spec)
+    assert spec.method.name == "sft" and ("stage", "method.name") in imported.defaults
+    assert spec.training.learning_rate == 1e-4 and spec.template.system == "Be brief."
+    assert spec.data.train[0].path == str((checkout / "data" / "demo.json").resolve())
+    config.write_text(yaml.safe_dump({**native, "learning_rate": "fast"}))
+    with pytest.raises(SpecError, match="wrong type") as caught:
+        import_config(config)
+    assert "learning_rate" in str(caught.value)
+    config.write_text(yaml.safe_dump(native))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as caught:
+        import_config(config)
+    assert str(tmp_path / "data") in str(caught.value) and str(config.parent / "data") in str(caught.value)
+
+
+def test_a_system_prompt_survives_the_round_trip_through_llamafactory(tmp_path):
+    spec = load_spec(ROOT / "specs" / "sft-lora.yaml")
+    spec.training.precision = "fp32"
+    spec.template.system = "Answer in one word."
+    job = LlamaFactoryBackend().translate(spec, prepare_data(spec, tmp_path / "data"), tmp_path / "native")
+    assert yaml.safe_load((job.native_dir / "train.yaml").read_text())["default_system"] == "Answer in one word."
+    back = validate_spec_dict(import_config(job.native_dir / "train.yaml").spec)
+    assert back.template == spec.template

@@ -211,3 +211,16 @@ def test_spec_system_prompt_goes_first_where_a_conversation_has_none(tmp_path: P
                     system="Be brief.")
     pair = json.loads((tmp_path / "pref" / "train.jsonl").read_text())
     assert pair["prompt"][0] == {"role": "system", "content": "Be brief."} and len(pair["chosen"]) == 1
+
+
+def test_first_rows_reads_only_the_head_of_a_file_before_mixing(tmp_path: Path) -> None:
+    from unified_ft.data import DatasetSource
+
+    src = tmp_path / "chat.jsonl"
+    src.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                    {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+                           for i in range(10)))
+    prepared = prepare_records([DatasetSource(src, "messages", first_rows=3)], None, None, 0, tmp_path / "out",
+                               "chat", shuffle=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert prepared.train_rows == 3 and [r["messages"][0]["content"] for r in rows] == ["q0", "q1", "q2"]

@@ -9,6 +9,7 @@ needs, mixes the datasets by weight, splits off or reads the eval set, and write
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,14 +55,16 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """One dataset to read: its file, format and column mapping, mixing weight, and ``samples`` (use this many
-    rows: see ``mixing.sample_records``; None means every row once)."""
+    """One dataset to read: its file, format and column mapping, mixing weight, ``samples`` (use this many
+    rows: see ``mixing.sample_records``; None means every row once) and ``first_rows`` (read only the first
+    N rows of the file, before sampling)."""
 
     path: PathLike
     fmt: str
     columns: Mapping[str, str] | None = None
     weight: float = 1.0
     samples: int | None = None
+    first_rows: int | None = None
 
 
 Source = DatasetSource | tuple[Any, ...]  # or a tuple (path, fmt, columns | None[, weight])
@@ -106,6 +109,8 @@ def _records(src: DatasetSource, kind: str, seed: int, system: str | None = None
     user's file and row, never a copy), each given the spec's system prompt where it has none."""
     def read() -> Iterator[dict[str, Any]]:
         records = _checked(src.path, src.fmt, src.columns, kind)
+        if src.first_rows is not None:
+            records = itertools.islice(records, src.first_rows)
         return records if not system else (with_system(rec, system) for rec in records)
 
     return read() if src.samples is None else sample_records(read, src.samples, seed)
