@@ -91,11 +91,14 @@ def _expected(spec, backend: str) -> dict[str, Any]:
     if isinstance(spec.adapter, LoraFamilyAdapter):
         lora = {"r": spec.adapter.r, "alpha": float(spec.adapter.alpha), "dropout": float(spec.adapter.dropout),
                 "targets": spec.adapter.target_modules}
-    return {"learning_rate": t.learning_rate, "batch": t.per_device_batch_size,
-            "accumulation": t.gradient_accumulation_steps, "max_steps": t.max_steps or -1,
-            **({} if t.max_steps else {"epochs": t.epochs}), "lora": lora, "max_length": spec.data.max_length,
-            "template": spec.template.name if backend in NAME_TEMPLATES else chat_template_text(spec),
-            "system": spec.template.system, "precision": t.precision}
+    expected = {"learning_rate": t.learning_rate, "batch": t.per_device_batch_size,
+                "accumulation": t.gradient_accumulation_steps, "max_steps": t.max_steps or -1,
+                **({} if t.max_steps else {"epochs": t.epochs}), "lora": lora, "max_length": spec.data.max_length,
+                "template": spec.template.name if backend in NAME_TEMPLATES else chat_template_text(spec),
+                "system": spec.template.system, "precision": t.precision}
+    if spec.method.name == "pt":  # plain text: no chat template, no system turn
+        del expected["template"], expected["system"]
+    return expected
 
 
 def _unordered_targets(lora: dict[str, Any]) -> dict[str, Any]:
