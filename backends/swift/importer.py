@@ -64,6 +64,8 @@ RESOLVED = {"accelerator_config", "bnb_4bit_compute_dtype", "debug", "fsdp", "gr
             "vit_gradient_checkpointing", "model_kwargs", "columns", "max_new_tokens"}
 ENV_HINTS = {"CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "MASTER_PORT", "NNODES", "NODE_RANK", "MASTER_ADDR",
              "USE_HF", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM"}
+#: ms-swift 2.x argument names, renamed in 3.0 (a script using them is for a swift uft does not read).
+SWIFT_2_ARGS = {"model_id_or_path", "sft_type", "batch_size", "lora_target_modules", "lora_dropout_p", "model_type"}
 OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_torch_fused": "adamw_torch", "sgd": "sgd",
               "adafactor": "adafactor", "adamw_8bit": "adamw_8bit", "adamw_bnb_8bit": "adamw_8bit",
               "paged_adamw_8bit": "paged_adamw_8bit"}
@@ -203,14 +205,13 @@ _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$"
 _REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
+_EXPR = re.compile(r"\$\(\s*expr\s+(\d+)\s*([-+*/])\s*(\d+)\s*\)")
+
+
 def _substitute(path: Path, line: str, script: str) -> str:
-    """Shell variables the script sets itself (`nproc_per_node=2`), put in; anything computed is an error."""
+    """Shell variables the script sets itself (`nproc_per_node=2`), put in, and integer `$(expr A / B)` (swift's
+    examples compute accumulation so) worked out as the shell would; any other computed value is an error."""
     variables = {name: value.strip("'\"") for name, value in _ASSIGNMENT.findall(script)}
-    computed = re.search(r"\$\([^)]*\)|`[^`]*`", line)
-    if computed:
-        raise SpecError("The swift command computes a value in the shell", [Problem(
-            str(path), f"{computed.group(0)!r} is a command substitution uft cannot evaluate",
-            "replace it with its value and import again")])
 
     def value(match: re.Match) -> str:
         if match.group(1) not in variables:
@@ -218,7 +219,22 @@ def _substitute(path: Path, line: str, script: str) -> str:
                 str(path), f"${match.group(1)} is not set in the script", "replace it with its value")])
         return variables[match.group(1)]
 
-    return _REFERENCE.sub(value, line)
+    line = _REFERENCE.sub(lambda m: m.group(0) if m.group(0).startswith("$(") else value(m), line)
+    line = _EXPR.sub(lambda m: str(_integer_expr(int(m.group(1)), m.group(2), int(m.group(3)), path)), line)
+    computed = re.search(r"\$\([^)]*\)|`[^`]*`", line)
+    if computed:
+        raise SpecError("The swift command computes a value in the shell", [Problem(
+            str(path), f"{computed.group(0)!r} is a command substitution uft cannot evaluate",
+            "replace it with its value and import again")])
+    return line
+
+
+def _integer_expr(left: int, op: str, right: int, path: Path) -> int:
+    """`expr`'s integer arithmetic (division truncates)."""
+    if op == "/" and right == 0:
+        raise SpecError("The swift command divides by zero", [Problem(str(path), "$(expr ... / 0)",
+                                                                    "replace it with its value")])
+    return {"+": left + right, "-": left - right, "*": left * right, "/": left // right if right else 0}[op]
 
 
 def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, str], explicit: set[str]
@@ -272,6 +288,12 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
     data = _data(path, args, env, method, take, out)
     model = {"path": take("model", "model.path")}
     if model["path"] is None:
+        older = sorted(SWIFT_2_ARGS & set(args))
+        if older:
+            raise SpecError("This swift command is written for an older ms-swift", [Problem(
+                ", ".join(f"--{a}" for a in older), "ms-swift 2.x arguments (renamed in swift 3)",
+                f"uft reads ms-swift 3/4 arguments (its lock has {KNOWN['swift_version']}): --model, --train_type or "
+                "--tuner_type, --per_device_train_batch_size, --target_modules")])
         raise SpecError("This swift command names no model", [Problem("model", "missing", "add --model")])
     if args.get("model_revision"):
         model["revision"] = take("model_revision", "model.revision")

@@ -85,8 +85,12 @@ def test_ms_swift_example_scripts_import(script, tmp_path, capsys):
 
 
 def test_bad_commands_are_clear_errors(tmp_path):
+    computed = tmp_path / "computed.sh"
+    computed.write_text("swift sft --model m --dataset d --gradient_accumulation_steps $(nproc) \\\n  --lora_rank 8\n")
     with pytest.raises(SpecError, match="command substitution"):
-        import_swift(EXAMPLES / "rlhf_kto.sh")
+        import_swift(computed)
+    # swift's examples' integer `$(expr 16 / $nproc_per_node)` is worked out as the shell would
+    assert import_swift(EXAMPLES / "rlhf_kto.sh").spec["training"]["gradient_accumulation_steps"] == 8
     none = tmp_path / "none.sh"
     none.write_text("echo hello\n")
     with pytest.raises(SpecError, match="No swift training command"):
