@@ -213,7 +213,7 @@ def test_dump_spec_writes_every_default():
                                                         "data": {"train": ALPACA}})))
     assert data["training"]["epochs"] == 1.0
     assert data["adapter"] == {**data["adapter"], "type": "lora", "r": 8, "alpha": 16.0, "dropout": 0.0}
-    assert data["template"] == {"name": "model", "jinja": None}
+    assert data["template"] == {"name": "model", "jinja": None, "system": None}
 
 
 # --- reference specs and schema -------------------------------------------------------------------

@@ -142,6 +142,8 @@ class TemplateSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TemplateSpec:
+        if self.system is not None and not self.system.strip():
+            raise ValueError("template.system is empty; give the system prompt's text, or remove it")
         if self.name == "jinja":
             if not self.jinja:
                 raise ValueError("template.name is 'jinja' but template.jinja is empty; give the Jinja text")
