@@ -364,7 +364,7 @@ def compare(spec: JobSpec, effective: Effective, backend: str) -> list[Check]:
 
     add("samples after preprocessing", e.samples.uft_rows, e.samples.framework_rows, not spec.data.packing)
     add("samples at max_length (truncated)", 0, e.samples.at_max_length, judged=False)
-    add("effective batch", t.per_device_batch_size * t.gradient_accumulation_steps, e.batch.effective)
+    add("effective batch", spec.effective_batch, e.batch.effective)
     if t.max_steps is not None:
         add("optimizer steps", t.max_steps, e.batch.optimizer_steps)
     if t.epochs is not None:

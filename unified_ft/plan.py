@@ -76,8 +76,7 @@ def make_plan(spec: JobSpec, backend_name: str) -> Plan:
     if location != resolved.model.path:
         derived["model.path"] = f"{resolved.model.path} -> {location}"
         resolved.model.path = location
-    t = resolved.training
-    derived["effective_batch"] = t.per_device_batch_size * t.gradient_accumulation_steps
+    derived["effective_batch"] = resolved.effective_batch
     notes = check_capabilities(resolved, backend, has_gpu=True)  # a GPU is needed to run, not to translate
     needs_gpu = gpu_problems(resolved, backend)
     notes += [] if has_gpu else _gpu_note(needs_gpu)

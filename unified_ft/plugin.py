@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, get_origin, 
 from .errors import BackendInvalid, BackendNotFound, CapabilityError, Problem, SpecError, UftError
 from .migrate import ImportResult  # noqa: F401  (re-exported: plugins import it from here)
 from .redact import env_secrets, redact_text
-from .spec import LOSS_TYPES, TEMPLATE_NAMES, AdapterType, JobSpec, LoraFamilyAdapter, MethodName
+from .spec import LOSS_TYPES, TEMPLATE_NAMES, AdapterType, JobSpec, LoraFamilyAdapter, MethodName, Strategy
 
 if TYPE_CHECKING:
     from .effective import Effective
@@ -435,6 +435,20 @@ FLAG_FEATURES: dict[str, tuple[Callable[[JobSpec], bool], str]] = {
 }
 
 
+def distributed_features(spec: JobSpec) -> dict[str, str]:
+    """`distributed.<strategy>` once a run has more than one process (or a sharding strategy even on one), and
+    multi-node and elastic runs as features of their own."""
+    d, feats = spec.distributed, {}
+    if d.world_size > 1 or d.strategy != "ddp":
+        feats[f"distributed.{d.strategy}"] = f"distributed.strategy: {d.strategy}"
+    if d.nodes > 1:
+        feats["distributed.multi_node"] = f"distributed.nodes: {d.nodes}"
+    r = d.rendezvous
+    if r.min_nodes is not None or r.max_nodes is not None or r.max_restarts:
+        feats["distributed.elastic"] = "distributed.rendezvous (elastic nodes or max_restarts)"
+    return feats
+
+
 def spec_features(spec: JobSpec) -> dict[str, str]:
     """The features a spec uses, each mapped to the setting that asks for it (for error messages)."""
     feats = {}
@@ -450,6 +464,7 @@ def spec_features(spec: JobSpec) -> dict[str, str]:
     loss_type = getattr(spec.method, "loss_type", None)  # dpo and kto have one
     if loss_type is not None:
         feats[f"loss_type.{spec.method.name}.{loss_type}"] = f"method.loss_type: {loss_type}"
+    feats.update(distributed_features(spec))
     return feats
 
 
@@ -461,6 +476,7 @@ def all_features() -> list[str]:
     feats += list(FLAG_FEATURES)
     feats += [f"report_to.{tracker}" for tracker in _choices("training", "report_to") if tracker != "none"]
     feats += [f"loss_type.{method}.{loss}" for method, losses in LOSS_TYPES.items() for loss in losses]
+    feats += [f"distributed.{s}" for s in get_args(Strategy)] + ["distributed.multi_node", "distributed.elastic"]
     return list(dict.fromkeys(feats))  # adapter.dora is both `type: dora` and `use_dora: true`: one feature
 
 
@@ -483,6 +499,23 @@ def loss_type_capabilities(supported: dict[str, tuple[str, ...]], framework: str
             native = loss in supported.get(method, ())
             table[f"loss_type.{method}.{loss}"] = NATIVE if native else Capability(
                 "unsupported", f"{framework} has no {method} loss {loss!r}")
+    return table
+
+
+def distributed_capabilities(framework: str, supported: dict[str, Capability],
+                             pending: tuple[str, ...] = ()) -> dict[str, Capability]:
+    """One capability per distributed feature: the `supported` ones; `pending`, which the framework has but uft
+    does not map onto its launcher yet; and the strategies the framework itself lacks."""
+    table = {}
+    for feature in [f"distributed.{s}" for s in get_args(Strategy)] + ["distributed.multi_node", "distributed.elastic"]:
+        name = feature.removeprefix("distributed.")
+        if feature in supported:
+            table[feature] = supported[feature]
+        elif name in pending:
+            table[feature] = Capability("unsupported", f"{framework} has {name}, but uft does not map it onto "
+                                        f"{framework}'s launcher yet")
+        else:
+            table[feature] = Capability("unsupported", f"{framework} has no {name}")
     return table
 
 

@@ -137,7 +137,8 @@ def save_pissa_init(model, out: Path, peft_cfg: dict | None) -> Path | None:
     init_dir = out / "pissa_init"
     config = model.peft_config["default"]
     config.init_lora_weights = True  # saved as a plain LoRA start point (peft's documented recipe)
-    model.save_pretrained(str(init_dir))
+    if os.environ.get("RANK", "0") == "0":  # every process has the same start point; one writes it
+        model.save_pretrained(str(init_dir))
     config.init_lora_weights = peft_cfg["init_lora_weights"]
     return init_dir
 
@@ -148,10 +149,12 @@ def save_trained(trainer, tokenizer, out: Path, pissa_dir: Path | None, log: Eve
     final = out / "final"
     if pissa_dir:
         # A PiSSA adapter only fits the rewritten base; saved this way it is a plain LoRA on the original base.
-        trainer.model.save_pretrained(str(final), path_initial_model_for_weight_conversion=str(pissa_dir))
+        if log.is_main:
+            trainer.model.save_pretrained(str(final), path_initial_model_for_weight_conversion=str(pissa_dir))
     else:
         trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
+    if log.is_main:  # every process ends here; one writes
+        tokenizer.save_pretrained(str(final))
     log.write({"event": "end", "global_step": trainer.state.global_step,
                "elapsed_s": round(time.monotonic() - log.started, 3), "peak_memory_mb": peak_memory_mb()})
     return final

@@ -525,6 +525,116 @@ class TrainingSpec(_Strict):
         return self
 
 
+#: How the processes of one run share the work: data parallel (ddp), sharded data parallel (fsdp2, deepspeed,
+#: ColossalAI's low_level_zero and gemini), or model parallel (megatron, ColossalAI's hybrid_parallel).
+Strategy = Literal["ddp", "fsdp2", "deepspeed", "megatron", "low_level_zero", "gemini", "hybrid_parallel"]
+#: The ZeRO stages each ZeRO-style strategy has (ColossalAI's low_level_zero is ZeRO 1 or 2).
+ZERO_STAGES: dict[str, tuple[int, ...]] = {"deepspeed": (0, 1, 2, 3), "low_level_zero": (1, 2)}
+#: What each strategy can move to CPU memory.
+OFFLOADS: dict[str, tuple[str, ...]] = {"deepspeed": ("optimizer", "params"), "fsdp2": ("params",),
+                                        "low_level_zero": ("optimizer",), "gemini": ("optimizer", "params")}
+#: Strategies with tensor / pipeline / context parallel groups.
+MODEL_PARALLEL = ("megatron", "hybrid_parallel")
+_ENDPOINT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):([0-9]{1,5})$")
+
+
+class RendezvousSpec(_Strict):
+    """Where the processes of a multi-node run meet (torch.distributed's rendezvous), and elastic restarts."""
+
+    endpoint: str | None = Field(None, description="host:port of node 0 (MASTER_ADDR:MASTER_PORT), which every node "
+                                 "can reach; needed when nodes > 1.")
+    id: NameText | None = Field(None, description="Rendezvous id the nodes of one job share (torchrun --rdzv-id).")
+    min_nodes: int | None = Field(None, ge=1, description="Elastic: the run starts (and goes on) with at least this "
+                                  "many nodes; null means all of `nodes`.")
+    max_nodes: int | None = Field(None, ge=1, description="Elastic: at most this many nodes; null means `nodes`.")
+    max_restarts: int = Field(0, ge=0, description="How often the launcher restarts failed processes before the run "
+                              "fails (torchrun --max-restarts).")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _ENDPOINT_RE.fullmatch(value)
+        if not match or not 1 <= int(match.group(3)) <= 65535:
+            raise ValueError(f"rendezvous endpoint {value!r} is not host:port; write e.g. 10.0.0.1:29500 "
+                             "(a port from 1 to 65535; an IPv6 host in brackets)")
+        return value
+
+
+class DistributedSpec(_Strict):
+    """Processes and sharding, mapped onto each framework's own launcher (uft runs no distributed runtime).
+    One process on one node unless set. World size = nodes x processes_per_node = tp x pp x cp x data parallel."""
+
+    nodes: int = Field(1, ge=1, description="Machines the run spans.")
+    processes_per_node: int = Field(1, ge=1, description="Processes per machine: one per GPU, or CPU processes.")
+    strategy: Strategy = Field("ddp", description="ddp, fsdp2, deepspeed, megatron, or a ColossalAI plugin "
+                               "(low_level_zero, gemini, hybrid_parallel).")
+    zero_stage: int | None = Field(None, ge=0, le=3, description="ZeRO stage: 0-3 for deepspeed, 1-2 for "
+                                   "low_level_zero; only with those strategies, which need it.")
+    offload: Literal["none", "optimizer", "params"] = Field(
+        "none", description="Move optimizer state (or parameters too) to CPU memory: deepspeed, fsdp2 (params), "
+        "low_level_zero (optimizer), gemini.")
+    tp: int = Field(1, ge=1, description="Tensor parallel size (megatron, hybrid_parallel); divides the attention "
+                    "heads.")
+    pp: int = Field(1, ge=1, description="Pipeline parallel size (megatron, hybrid_parallel).")
+    cp: int = Field(1, ge=1, description="Context (sequence) parallel size (megatron, hybrid_parallel).")
+    rendezvous: RendezvousSpec = Field(default_factory=RendezvousSpec, description="Where the nodes meet.")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.processes_per_node
+
+    @property
+    def data_parallel(self) -> int:
+        """Replicas that each see different rows: the effective batch is multiplied by this, not the world size."""
+        return self.world_size // (self.tp * self.pp * self.cp)
+
+    @model_validator(mode="after")
+    def _check(self) -> DistributedSpec:
+        model_parallel = self.tp * self.pp * self.cp
+        sizes = f"tp {self.tp} x pp {self.pp} x cp {self.cp}"
+        if model_parallel > 1 and self.strategy not in MODEL_PARALLEL:
+            raise ValueError(f"distributed.strategy {self.strategy} has no tensor/pipeline/context parallelism "
+                             f"({sizes}); use strategy {' or '.join(MODEL_PARALLEL)}, or sizes of 1")
+        if self.world_size % model_parallel:
+            raise ValueError(f"nodes {self.nodes} x processes_per_node {self.processes_per_node} = {self.world_size} "
+                             f"processes cannot be split into model-parallel groups of {sizes} = {model_parallel}; "
+                             f"make the process count a multiple of {model_parallel}")
+        self._check_zero()
+        rdzv = self.rendezvous
+        if self.nodes > 1 and rdzv.endpoint is None:
+            raise ValueError(f"distributed.nodes {self.nodes} needs distributed.rendezvous.endpoint: host:port of "
+                             "node 0, which every node can reach (e.g. 10.0.0.1:29500)")
+        low, high = rdzv.min_nodes or self.nodes, rdzv.max_nodes or self.nodes
+        if not low <= self.nodes <= high:
+            raise ValueError(f"distributed.rendezvous min_nodes {low} / max_nodes {high} must include "
+                             f"nodes {self.nodes}")
+        return self
+
+    def _check_zero(self) -> None:
+        stages = ZERO_STAGES.get(self.strategy)
+        if stages is None and self.zero_stage is not None:
+            raise ValueError(f"distributed.zero_stage is for strategy deepspeed or low_level_zero, not "
+                             f"{self.strategy}; remove it")
+        if stages is not None and self.zero_stage not in stages:
+            given = "is not set" if self.zero_stage is None else f"is {self.zero_stage}"
+            raise ValueError(f"distributed.strategy {self.strategy} needs zero_stage "
+                             f"{' / '.join(map(str, stages))}; it {given}")
+        if self.offload == "none":
+            return
+        allowed = OFFLOADS.get(self.strategy, ())
+        if self.offload not in allowed:
+            can = [s for s, what in OFFLOADS.items() if self.offload in what]
+            raise ValueError(f"distributed.strategy {self.strategy} cannot offload {self.offload}; strategies that "
+                             f"can: {', '.join(can)}")
+        if self.strategy == "deepspeed" and self.offload == "params" and self.zero_stage != 3:
+            raise ValueError("DeepSpeed offloads parameters only at zero_stage 3; set zero_stage: 3 or "
+                             "offload: optimizer")
+        if self.strategy == "deepspeed" and self.zero_stage == 0:
+            raise ValueError("DeepSpeed offloads nothing at zero_stage 0; set zero_stage 1-3 or offload: none")
+
+
 class CheckSpec(_Strict):
     """A task check on each generated answer."""
 
@@ -611,6 +721,8 @@ class JobSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation schedule.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Shared evaluation.")
     export: ExportSpec = Field(default_factory=ExportSpec, description="Exports after training.")
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec, description="Processes, nodes and "
+                                         "sharding; one process unless set.")
     runs_dir: PathText = Field("runs", description="Where run directories go (relative to the working directory; "
                                "`~` is your home folder).")
     backend_options: dict[str, dict[str, Any]] = Field(
@@ -618,6 +730,12 @@ class JobSpec(_Strict):
         description="Native keys per backend that the spec does not model, passed through visibly, "
         "e.g. {trl: {neftune_noise_alpha: 5}}.",
     )
+
+    @property
+    def effective_batch(self) -> int:
+        """Rows per optimizer step: per-device batch x accumulation x data-parallel replicas."""
+        t = self.training
+        return t.per_device_batch_size * t.gradient_accumulation_steps * self.distributed.data_parallel
 
     @field_validator("name")
     @classmethod

@@ -41,6 +41,7 @@ from unified_ft.plugin import (
     Capability,
     NativeJob,
     RunOutputs,
+    distributed_capabilities,
     loss_type_capabilities,
     run_native_check,
 )
@@ -111,6 +112,8 @@ CAPABILITIES: dict[str, Capability] = {
        for r in ("tensorboard", "wandb")},
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "uft dequantizes the GGUF file once into a cached safetensors folder"),
+    **distributed_capabilities("ColossalAI", {},
+                               pending=("ddp", "low_level_zero", "gemini", "hybrid_parallel", "multi_node", "elastic")),
     **loss_type_capabilities({}, "ColossalAI (no preference training)"),
 }
 

@@ -48,6 +48,7 @@ from unified_ft.plugin import (
     ImportResult,
     NativeJob,
     RunOutputs,
+    distributed_capabilities,
     final_metrics,
     importer_options,
     loss_type_capabilities,
@@ -108,6 +109,7 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "LLaMA-Factory cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
+    **distributed_capabilities("LLaMA-Factory", {}, pending=("ddp", "fsdp2", "deepspeed", "multi_node", "elastic")),
     **loss_type_capabilities({"dpo": ("sigmoid", "hinge", "ipo", "kto_pair"), "kto": ("kto",)}, "LLaMA-Factory 0.9.5"),
 }
 

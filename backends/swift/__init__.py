@@ -46,6 +46,7 @@ from unified_ft.plugin import (
     ImportResult,
     NativeJob,
     RunOutputs,
+    distributed_capabilities,
     final_metrics,
     importer_options,
     loss_type_capabilities,
@@ -132,6 +133,8 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "ms-swift cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
+    **distributed_capabilities("ms-swift", {},
+                               pending=("ddp", "fsdp2", "deepspeed", "megatron", "multi_node", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x not in ("kto_pair", "sigmoid_norm")),
                               "kto": LOSS_TYPES["kto"]}, "ms-swift 4.6 (trl 0.29)"),
 }

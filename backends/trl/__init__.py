@@ -25,6 +25,7 @@ from unified_ft.hf_trainer import (
     pick,
     trainer_arguments,
 )
+from unified_ft.launchers import accelerate_launch
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -35,6 +36,7 @@ from unified_ft.plugin import (
     ImportResult,
     NativeJob,
     RunOutputs,
+    distributed_capabilities,
     importer_options,
     loss_type_capabilities,
     merge_passthrough,
@@ -85,6 +87,8 @@ CAPABILITIES: dict[str, Capability] = {
     "report_to.wandb": NATIVE,
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("native", "transformers dequantizes GGUF on load"),
+    **distributed_capabilities("trl", {"distributed.ddp": Capability("native", "accelerate launch; gloo on CPU")},
+                               pending=("fsdp2", "deepspeed", "multi_node", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x != "kto_pair"), "kto": LOSS_TYPES["kto"]},
                              "trl 1.16"),
 }
@@ -118,7 +122,7 @@ class TrlBackend(BackendBase):
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
         files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir)]
-        return NativeJob(native_dir=out_dir, files=files, argv=[sys.executable, "train.py", "config.yaml"],
+        return NativeJob(native_dir=out_dir, files=files, argv=launch_argv(spec, ["train.py", "config.yaml"]),
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
 
@@ -152,6 +156,16 @@ class TrlBackend(BackendBase):
 
         importer_options(self.name, options)
         return import_trl(path)
+
+
+def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[str]:
+    """One process: the runner itself. Several: accelerate's launcher (trl's own way to go multi-process), with
+    every setting on its command line."""
+    d = spec.distributed
+    if d.world_size == 1 and d.strategy == "ddp":
+        return [sys.executable, *script]
+    mixed = {"bf16": "bf16", "fp16": "fp16"}.get(spec.training.precision, "no")
+    return accelerate_launch(d, node_rank, script, mixed, [sys.executable, "-m", "accelerate.commands.launch"])
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:

@@ -15,6 +15,7 @@ uft puts beside a run it launches; see unified_ft/trainer_probe.py.)
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> int:
     cfg = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     base = config_path.parent
     out = base / cfg["trainer"]["output_dir"]
-    return run_logged(out, lambda log: train(cfg, base, out, log))
+    return run_logged(out, lambda log: train(cfg, base, out, log), rank=int(os.environ.get("RANK", "0")))
 
 
 def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
@@ -52,7 +53,8 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     seed = cfg["trainer"]["seed"]
     set_seed(seed)
     method = cfg["method"]
-    (out / "versions.json").write_text(json.dumps(versions(), indent=2))
+    if log.is_main:
+        (out / "versions.json").write_text(json.dumps(versions(), indent=2))
 
     tokenizer, model = load_model(cfg["model"], cfg.get("quantization"), cfg.get("chat_template"))
     if cfg.get("quantization"):
@@ -65,6 +67,7 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     train_ds, eval_ds = datasets_for(cfg, base, tokenizer, method, log)
     trainer_kwargs = dict(cfg["trainer"])
     trainer_kwargs["output_dir"] = str(out)
+    trainer_kwargs.update(cpu_processes())
 
     config_cls, trainer_cls = trainer_classes(method)
     args = config_cls(**trainer_kwargs)
@@ -83,6 +86,14 @@ def train(cfg: dict, base: Path, out: Path, log: EventLog) -> int:
     trainer.train()
     save_trained(trainer, tokenizer, out, pissa_dir, log)
     return 0
+
+
+def cpu_processes() -> dict:
+    """Several processes on a machine without CUDA train data parallel over gloo, which transformers does only
+    when told the run is on CPU (else each process trains alone on all the data)."""
+    import torch
+
+    return {"use_cpu": True} if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() else {}
 
 
 def _peft_config(peft_cfg: dict | None):

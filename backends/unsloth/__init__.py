@@ -41,6 +41,7 @@ from unified_ft.plugin import (
     NATIVE,
     Capability,
     NativeJob,
+    distributed_capabilities,
     loss_type_capabilities,
     merge_passthrough,
     run_native_check,
@@ -107,6 +108,7 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "unsloth cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
+    **distributed_capabilities("unsloth", {}, pending=("ddp", "fsdp2", "multi_node", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x != "kto_pair"), "kto": LOSS_TYPES["kto"]},
                              "unsloth's trl 1.15"),
 }

@@ -1,0 +1,92 @@
+"""Each framework's own multi-process launcher, rendered from the spec's `distributed` section.
+
+uft runs no distributed runtime of its own: a run with several processes is the framework's usual launch line
+(accelerate, torchrun, or the environment variables LLaMA-Factory and ms-swift read), one per node, written into
+the native folder so it runs without uft. Node 0 is the rendezvous host; every node runs the same command with
+its own node rank.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .spec import DistributedSpec
+
+#: Where the processes of a single-node run meet: this machine, a free port chosen when they start.
+LOCAL_HOST = "127.0.0.1"
+
+
+@dataclass
+class NodeLaunch:
+    """The command and environment that start one node's processes."""
+
+    rank: int
+    argv: list[str]
+    env: dict[str, str]
+
+
+def endpoint(d: DistributedSpec) -> tuple[str, int]:
+    """(host, port) of the rendezvous; port 0 on a single node means "any free port"."""
+    if d.rendezvous.endpoint is None:
+        return LOCAL_HOST, 0
+    host, _, port = d.rendezvous.endpoint.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(d: DistributedSpec) -> bool:
+    """Whether every node runs on this machine (a multi-node rehearsal on 127.0.0.1 / localhost)."""
+    host, _ = endpoint(d)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def accelerate_launch(d: DistributedSpec, node_rank: int, script: list[str], mixed_precision: str,
+                      launcher: list[str]) -> list[str]:
+    """`accelerate launch` with every setting on the command line (no accelerate config file is read, so a
+    user's ~/.cache/huggingface/accelerate/default_config.yaml cannot change the run)."""
+    host, port = endpoint(d)
+    argv = [*launcher, "--multi_gpu", "--num_processes", str(d.world_size), "--num_machines", str(d.nodes),
+            "--machine_rank", str(node_rank), "--main_process_ip", host, "--main_process_port", str(port),
+            "--mixed_precision", mixed_precision, "--dynamo_backend", "no"]
+    if d.rendezvous.max_restarts:
+        argv += ["--max_restarts", str(d.rendezvous.max_restarts)]
+    return argv + script
+
+
+def torchrun(d: DistributedSpec, node_rank: int, script: list[str], launcher: list[str]) -> list[str]:
+    """`torchrun` for frameworks whose runner is a plain training script (unsloth, ColossalAI)."""
+    host, port = endpoint(d)
+    argv = [*launcher, f"--nnodes={_nodes(d)}", f"--nproc_per_node={d.processes_per_node}"]
+    if d.nodes == 1 and port == 0:
+        argv.append("--standalone")
+    else:
+        argv += [f"--node_rank={node_rank}", f"--master_addr={host}", f"--master_port={port}"]
+    argv += _elastic(d)
+    return argv + script
+
+
+def torchrun_env(d: DistributedSpec, node_rank: int) -> dict[str, str]:
+    """The variables LLaMA-Factory (with FORCE_TORCHRUN) and ms-swift read to start torchrun themselves."""
+    host, port = endpoint(d)
+    env = {"NPROC_PER_NODE": str(d.processes_per_node), "NNODES": str(d.nodes), "NODE_RANK": str(node_rank)}
+    if d.nodes > 1 or port:
+        env |= {"MASTER_ADDR": host, "MASTER_PORT": str(port)}
+    return env
+
+
+def _nodes(d: DistributedSpec) -> str:
+    r = d.rendezvous
+    if r.min_nodes is None and r.max_nodes is None:
+        return str(d.nodes)
+    return f"{r.min_nodes or d.nodes}:{r.max_nodes or d.nodes}"
+
+
+def _elastic(d: DistributedSpec) -> list[str]:
+    r = d.rendezvous
+    out = [f"--max_restarts={r.max_restarts}"] if r.max_restarts else []
+    return out + ([f"--rdzv_id={r.id}"] if r.id is not None else [])
