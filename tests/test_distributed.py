@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from unified_ft.errors import ProblemsError
 from unified_ft.launchers import accelerate_launch, endpoint, is_loopback, torchrun, torchrun_env
+from unified_ft.launch import translate_to
 from unified_ft.plan import make_plan
 from unified_ft.spec import DistributedSpec, JobSpec
 
@@ -72,12 +73,20 @@ def test_torchrun_line_and_environment():
                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}
 
 
-def test_trl_runs_several_processes_through_accelerate(tmp_path):
-    plan = make_plan(_spec(tmp_path, processes_per_node=2), "trl")
+@pytest.mark.parametrize("backend", ["trl", "llamafactory", "swift"])
+def test_data_parallel_goes_through_each_frameworks_own_launcher(tmp_path, backend):
+    spec = _spec(tmp_path, processes_per_node=2)
+    plan, job = translate_to(spec, backend, tmp_path / backend)
     assert plan.derived["effective_batch"] == 2
+    launch = {"trl": lambda: job.argv[1:3] == ["-m", "accelerate.commands.launch"],
+              "llamafactory": lambda: job.env["FORCE_TORCHRUN"] == "1" and job.env["NPROC_PER_NODE"] == "2",
+              "swift": lambda: job.env["NPROC_PER_NODE"] == "2" and "MASTER_PORT" not in job.env}[backend]
+    assert launch()
+    one = translate_to(_spec(tmp_path), backend, tmp_path / f"{backend}-1")[1]
+    assert "NPROC_PER_NODE" not in one.env and "accelerate.commands.launch" not in one.argv
 
 
-@pytest.mark.parametrize("backend", ["llamafactory", "swift", "unsloth", "colossalai"])
+@pytest.mark.parametrize("backend", ["unsloth", "colossalai"])
 def test_a_strategy_a_backend_does_not_map_is_refused_naming_who_can(tmp_path, backend):
     with pytest.raises(ProblemsError) as caught:
         make_plan(_spec(tmp_path, processes_per_node=2), backend)

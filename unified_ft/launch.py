@@ -129,6 +129,15 @@ def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | Non
                                  "left behind", signum, signal_name(signum)) from None
 
 
+def multi_process_env(job: NativeJob, has_gpu: bool) -> None:
+    """What a framework's own multi-process launcher needs on this machine: torchrun beside the framework's
+    command (LLaMA-Factory and ms-swift call it by name), and transformers told to go data parallel over gloo
+    when there is no GPU."""
+    job.env["PATH"] = os.pathsep.join([str(Path(job.argv[0]).parent), os.environ.get("PATH", "")])
+    if not has_gpu:
+        job.env["ACCELERATE_USE_CPU"] = "true"
+
+
 def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_progress: ProgressFn | None,
              on_eval_progress: Callable[[str], None] | None, stops: StopSignals) -> RunResult:
     plan = ready_plan(make_plan(spec, backend_name), on_eval_progress)
@@ -139,6 +148,8 @@ def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_p
             data = prepare_data(plan.spec, run_dir / "data")
             job = plan.backend.translate(plan.spec, data, run_dir / "native")
             attach_probe(job, run_dir / "probe")
+            if plan.spec.distributed.world_size > 1:
+                multi_process_env(job, plan.has_gpu)
             spec_text = dump_spec(plan.spec)
             (run_dir / "spec.yaml").write_text(spec_text, encoding="utf-8")
             manifest = Manifest(

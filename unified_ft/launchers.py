@@ -90,3 +90,4 @@ def _elastic(d: DistributedSpec) -> list[str]:
     r = d.rendezvous
     out = [f"--max_restarts={r.max_restarts}"] if r.max_restarts else []
     return out + ([f"--rdzv_id={r.id}"] if r.id is not None else [])
+

@@ -40,6 +40,7 @@ from unified_ft.hf_trainer import (
     record_shapes,
     trainer_arguments,
 )
+from unified_ft.launchers import torchrun_env
 from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -109,7 +110,8 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "LLaMA-Factory cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
-    **distributed_capabilities("LLaMA-Factory", {}, pending=("ddp", "fsdp2", "deepspeed", "multi_node", "elastic")),
+    **distributed_capabilities("LLaMA-Factory", {"distributed.ddp": Capability("native", "FORCE_TORCHRUN torchrun")},
+                               pending=("fsdp2", "deepspeed", "multi_node", "elastic")),
     **loss_type_capabilities({"dpo": ("sigmoid", "hinge", "ipo", "kto_pair"), "kto": ("kto",)}, "LLaMA-Factory 0.9.5"),
 }
 
@@ -159,7 +161,8 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
         files += [data_dir / "dataset_info.json", config_path]
         cli = envs.env_dir(RECIPE) / "bin" / "llamafactory-cli"
         return NativeJob(native_dir=out_dir, files=files, argv=[str(cli), "train", "train.yaml"],
-                         env={"DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
+                         env={"DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false",
+                              **launch_env(spec)}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
 
     def check(self, job: NativeJob) -> None:
@@ -191,6 +194,14 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
             shutil.copytree(converted, adapter_dir, dirs_exist_ok=True)
         return RunOutputs(adapter_dir=adapter_dir, metrics_path=metrics_path, final=final_metrics(rows),
                           versions={})  # the run's own versions: launch reads them back
+
+
+def launch_env(spec: JobSpec, node_rank: int = 0) -> dict[str, str]:
+    """LLaMA-Factory's own way to go multi-process: FORCE_TORCHRUN and torchrun's variables (none for one)."""
+    d = spec.distributed
+    if d.world_size == 1 and d.strategy == "ddp":
+        return {}
+    return {"FORCE_TORCHRUN": "1", **torchrun_env(d, node_rank)}
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:

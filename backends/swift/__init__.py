@@ -38,6 +38,7 @@ from unified_ft.hf_trainer import (
     record_shapes,
     trainer_arguments,
 )
+from unified_ft.launchers import torchrun_env
 from unified_ft.parquet import write_present_columns
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -133,8 +134,8 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "ms-swift cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
-    **distributed_capabilities("ms-swift", {},
-                               pending=("ddp", "fsdp2", "deepspeed", "megatron", "multi_node", "elastic")),
+    **distributed_capabilities("ms-swift", {"distributed.ddp": Capability("native", "NPROC_PER_NODE torchrun")},
+                               pending=("fsdp2", "deepspeed", "megatron", "multi_node", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x not in ("kto_pair", "sigmoid_norm")),
                               "kto": LOSS_TYPES["kto"]}, "ms-swift 4.6 (trl 0.29)"),
 }
@@ -324,7 +325,9 @@ def trainable_layers(spec: JobSpec) -> list[str]:
 def run_env(spec: JobSpec) -> dict[str, str]:
     """No hub at all for a local model (swift otherwise reaches for ModelScope); hub ids pass through to HF."""
     local = Path(spec.model.path).exists()
-    return {**BASE_ENV, **(OFFLINE_ENV if local else {})}
+    d = spec.distributed
+    processes = torchrun_env(d, 0) if d.world_size > 1 or d.strategy != "ddp" else {}  # swift starts torchrun
+    return {**BASE_ENV, **(OFFLINE_ENV if local else {}), **processes}
 
 
 def shell_script(spec: JobSpec, command: str, args: dict[str, Any], env: dict[str, str]) -> str:
