@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from unified_ft.errors import ProblemsError
-from unified_ft.launchers import accelerate_launch, endpoint, is_loopback, torchrun, torchrun_env
 from unified_ft.launch import translate_to
+from unified_ft.launchers import accelerate_launch, endpoint, is_loopback, torchrun, torchrun_env
 from unified_ft.plan import make_plan
 from unified_ft.spec import DistributedSpec, JobSpec
 
