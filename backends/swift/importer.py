@@ -23,7 +23,7 @@ from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResul
 from unified_ft.templates import template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
-from . import ADAM, SAVE_AT_END, TEMPLATES
+from . import ADAM, SAVE_AT_END, TEMPLATES, TORCH_DTYPES, weight_dtype
 
 HERE = Path(__file__).resolve().parent
 READ_HINT = "give the .sh script with the swift command, swift's args.json or its config file"
@@ -280,7 +280,7 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
             adapter.update(type="qlora", bits=take("quant_bits", "adapter.bits"))
             ledger.ignore(QUANT_KEYS, "uft's QLoRA writes bitsandbytes nf4 with double quantization and the "
                           "compute dtype of training.precision on every backend")
-    training = _training(args, env, tuner, take, get, ledger)
+    training = _training(args, env, tuner, adapter["type"], take, get, ledger)
     template = _template(args, method, take, out)
     system = take("system", "template.system")
     if system is not None:  # uft's data step puts it into every conversation, as swift's template does
@@ -340,7 +340,7 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
     return method
 
 
-def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
+def _training(args, env, tuner, adapter_type, take, get, ledger: KeyLedger) -> dict[str, Any]:
     batch = take("per_device_train_batch_size", "training.per_device_batch_size")
     world = int(env.get("NPROC_PER_NODE", "1") or 1)
     accumulation = take("gradient_accumulation_steps", "training.gradient_accumulation_steps",
@@ -352,12 +352,6 @@ def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
         raise SpecError("This swift command cannot be imported", [Problem(
             "optim", f"{optimizer!r} has no uft optimizer", f"uft maps {', '.join(sorted(OPTIMIZERS))}")])
     report = take("report_to", "training.report_to")
-    bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
-    dtype = take("torch_dtype", "training.precision") if args.get("torch_dtype") else None
-    if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
-        bf16 = fp16 = None
-    elif bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
-        bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
     training = {
         **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": epochs}),
         "learning_rate": take("learning_rate", "training.learning_rate", 1e-5 if tuner == "full" else 1e-4),
@@ -366,7 +360,7 @@ def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
         "per_device_batch_size": batch,
         "gradient_accumulation_steps": accumulation,
         "gradient_checkpointing": take("gradient_checkpointing", "training.gradient_checkpointing"),
-        "precision": "bf16" if bf16 else "fp16" if fp16 else ("auto" if bf16 is None and fp16 is None else "fp32"),
+        "precision": _precision(args, adapter_type, take, ledger),
         "optimizer": OPTIMIZERS[optimizer],
         "weight_decay": take("weight_decay", "training.weight_decay"),
         "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
@@ -386,6 +380,28 @@ def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
         else:
             ledger.ignore(key, "transformers' default, which every backend uses")
     return training
+
+
+def _precision(args, adapter_type: str, take, ledger: KeyLedger) -> str:
+    """training.precision as swift decides it: bf16/fp16 when given, else mixed precision follows torch_dtype
+    (bfloat16 -> bf16; float16 and float32 -> fp16); neither: the model's own dtype, `auto`. A torch_dtype other
+    than the one uft writes for that precision (float32 weights under fp16) is kept for swift, with a note."""
+    bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
+    dtype = args.get("torch_dtype")
+    if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
+        return "auto"
+    if bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
+        bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
+    precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    if dtype is None:
+        return precision
+    if dtype == weight_dtype(precision, adapter_type):
+        take("torch_dtype", "training.precision")
+    else:
+        ledger.keep("torch_dtype", dtype, f"torch_dtype {dtype} with {precision} mixed precision: kept in "
+                    f"backend_options.swift so swift loads the weights in {dtype} as this command does; the other "
+                    f"backends load them in {TORCH_DTYPES[precision]}, the dtype of precision {precision}")
+    return precision
 
 
 def _template(args, method, take, out: ImportResult) -> str:

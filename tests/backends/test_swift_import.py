@@ -151,6 +151,28 @@ def test_precision_follows_swift_and_the_models_own_dtype_is_auto(flags, precisi
     assert import_swift(script).spec["training"]["precision"] == precision
 
 
+@pytest.mark.parametrize(("flags", "precision", "kept"), [
+    ("--torch_dtype bfloat16", "bf16", None), ("--torch_dtype float16", "fp16", None),
+    ("--torch_dtype float32", "fp16", "float32"), ("--torch_dtype float32 --fp16 false", "fp32", None),
+    ("--tuner_type full --torch_dtype float16", "fp16", "float16"),
+    ("--torch_dtype bfloat16 --bf16 false --fp16 false", "fp32", "bfloat16")])
+def test_torch_dtype_survives_a_round_trip_and_one_uft_would_not_write_is_kept_with_a_note(flags, precision, kept,
+                                                                                          tmp_path):
+    from unified_ft.backends.swift import native_args
+
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl {flags}\n")
+    imported = import_swift(script)
+    assert imported.spec["training"]["precision"] == precision
+    assert imported.kept.get("torch_dtype") == kept
+    assert (("torch_dtype", "training.precision") in imported.mapped) == (kept is None)
+    assert (kept is None) != any(n.startswith(f"torch_dtype {kept} ") for n in imported.notes)
+    args = native_args(validate_spec_dict(imported.spec), "data/train.parquet")[1]
+    assert args["torch_dtype"] == flags.split("--torch_dtype ")[1].split()[0]  # as the command had it
+    assert (args["bf16"], args["fp16"]) == (precision == "bf16", precision == "fp16")
+
+
 def test_a_yaml_dataset_given_as_one_string_is_one_dataset(tmp_path):
     _messages(tmp_path / "d.jsonl")
     config = tmp_path / "config.yaml"
