@@ -20,7 +20,8 @@ from typing import Any
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, unknown_notes
-from unified_ft.templates import template_for_model
+from unified_ft.spec import DataSpec
+from unified_ft.templates import JINJA_TEMPLATES, model_family, template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import ADAM, SAVE_AT_END, TEMPLATES, TORCH_DTYPES, weight_dtype
@@ -407,16 +408,11 @@ def _precision(args, adapter_type: str, take, ledger: KeyLedger) -> str:
 def _template(args, method, take, out: ImportResult) -> str:
     template = take("template", "template")
     model = args.get("model")
-    if template is None and method != "pt" and model and template_for_model(str(model)):
-        chosen = template_for_model(str(model))
-        out.notes.append(f"no --template: swift uses {model}'s registered template; uft names it "
-                         f"`template: {chosen}` (same chat format), so every backend renders it")
-        return chosen
+    if template is None and method == "pt":
+        return "model"  # plain text: no chat template is rendered
     if template is None:
-        out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
-                         "chat template (template: model), which LLaMA-Factory cannot run: set template to the "
-                         "model's chat format (uft templates list them) to train it on every backend")
-        return "model"
+        out.notes.append(_no_template_note(str(model)))
+        return template_for_model(str(model)) or "model"
     if template == "dummy" and method == "pt":
         return "model"
     reverse = {v: k for k, v in TEMPLATES.items()}
@@ -425,6 +421,18 @@ def _template(args, method, take, out: ImportResult) -> str:
             "template", f"swift template {template!r} has no uft equivalent",
             f"uft maps these: {', '.join(sorted(reverse))}; or drop --template to use the model's own")])
     return reverse[template]
+
+
+def _no_template_note(model: str) -> str:
+    """What `no --template` became: the uft template of the model's family, or why `model` and what to do."""
+    found = model_family(model)
+    if found and found[1]:
+        return (f"no --template: swift uses {model}'s registered template; uft names it `template: {found[1]}` "
+                f"(the {found[0]} chat format), so every backend renders it")
+    why = f"no uft template for model family {found[0]}" if found else f"uft does not know {model}'s model family"
+    return (f"no --template: swift uses {model}'s registered template; {why}; template: model uses the model's own "
+            "chat template, which LLaMA-Factory cannot take — set template.name to the model's chat format "
+            f"(uft has {', '.join(JINJA_TEMPLATES)}, or jinja) to train it on every backend")
 
 
 def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, Any]:
@@ -440,8 +448,7 @@ def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, A
         out.notes.append("swift drops rows longer than max_length (truncation_strategy delete); uft truncates them")
     max_length = take("max_length", "data.max_length")
     if max_length is None:
-        max_length = 2048
-        out.notes.append("no --max_length: swift uses the model's maximum; the spec says 2048, change it if needed")
+        max_length = _model_max_length(args.get("model"), out)
     data: dict[str, Any] = {"train": [_dataset(path, d, args, env, method) for d in datasets],
                             "max_length": max_length, "packing": bool(take("packing", "data.packing")),
                             "train_on_prompt": loss_scale == "all" and method != "pt",
@@ -454,6 +461,32 @@ def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, A
     elif (args.get("split_dataset_ratio") or 0) > 0:
         data["eval_split"] = take("split_dataset_ratio", "data.eval_split")
     return data
+
+
+#: config.json keys swift reads for a model's maximum length (swift.utils.HfConfigFactory.get_max_model_len: the
+#: smallest of those present, in the config or its text_config).
+MAX_LENGTH_KEYS = ("seq_length", "max_position_embeddings", "n_positions", "model_max_length", "seq_len",
+                   "max_seq_len", "max_sequence_length", "max_seq_length")
+
+
+def _model_max_length(model: Any, out: ImportResult) -> int:
+    """What swift's max_length None means: the model's max_model_len, from its config.json. Known here only for a
+    local model folder; for a hub id the spec takes uft's default, and the note says so."""
+    config = Path(str(model)) / "config.json" if model else None
+    if config is not None and config.is_file():
+        data = read_json_file(config, "model config", "a model folder's config.json")
+        sections = [data, data.get("text_config") or {}] if isinstance(data, dict) else []
+        found = sorted((v, k) for d in sections for k, v in d.items() if k in MAX_LENGTH_KEYS and isinstance(v, int))
+        if found:
+            length, key = found[0]
+            out.notes.append(f"no --max_length: swift uses the model's maximum length, {key} {length} in {config}; "
+                             f"the spec says the same, data.max_length {length}")
+            return length
+    default = DataSpec.model_fields["max_length"].default
+    out.notes.append(f"no --max_length: swift uses the model's maximum length (max_position_embeddings or the like in "
+                     f"{model}'s config.json), which uft cannot know without the model; the spec says uft's default, "
+                     f"data.max_length {default}: set it to the model's length to cut samples where swift would")
+    return default
 
 
 def _dataset(path: Path, text: str, args, env, method) -> dict[str, Any]:

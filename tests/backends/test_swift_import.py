@@ -216,15 +216,50 @@ def test_system_is_the_portable_template_system_and_survives_a_round_trip(tmp_pa
 
 @pytest.mark.parametrize(("model", "template"), [("Qwen/Qwen2.5-7B-Instruct", "qwen2_5"),
                                                  ("Qwen/Qwen2-7B-Instruct", "qwen"),
-                                                 ("LLM-Research/Meta-Llama-3.1-8B-Instruct", "llama3"),
-                                                 ("someone/unknown-model", "model")])
+                                                 ("LLM-Research/Meta-Llama-3-8B-Instruct", "llama3"),
+                                                 ("Qwen/Qwen3-4B-Instruct-2507", "chatml"),
+                                                 ("google/gemma-2-9b-it", "gemma"),
+                                                 ("LLM-Research/Phi-3.5-mini-instruct", "phi3"),
+                                                 ("01ai/Yi-1.5-9B-Chat", "chatml")])
 def test_no_template_names_the_well_known_models_template(model, template, tmp_path):
     _messages(tmp_path / "d.jsonl")
     script = tmp_path / "run.sh"
     script.write_text(f"swift sft --model {model} --dataset d.jsonl\n")
     imported = import_swift(script)
     assert imported.spec["template"] == template
-    assert any("no --template" in n for n in imported.notes)
+    assert any(n.startswith("no --template") and f"`template: {template}`" in n for n in imported.notes)
+
+
+@pytest.mark.parametrize(("model", "family"), [("Qwen/Qwen3-8B", "Qwen3"), ("Qwen/Qwen2.5-Math-7B-Instruct", "Math"),
+                                               ("LLM-Research/Meta-Llama-3.1-8B-Instruct", "Llama-3.1"),
+                                               ("modelscope/Llama-2-7b-chat-ms", "Llama-2"),
+                                               ("AI-ModelScope/Mistral-7B-Instruct-v0.2", "Mistral"),
+                                               ("LLM-Research/gemma-3-1b-it", "Gemma-3"),
+                                               ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "DeepSeek"),
+                                               ("ZhipuAI/glm-4-9b-chat", "GLM"),
+                                               ("Shanghai_AI_Laboratory/internlm2_5-7b-chat", "InternLM"),
+                                               ("baichuan-inc/Baichuan2-7B-Chat", "Baichuan"),
+                                               ("someone/unknown-model", None)])
+def test_a_family_uft_has_no_template_for_is_named_and_the_note_says_what_to_set(model, family, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model {model} --dataset d.jsonl\n")
+    imported = import_swift(script)
+    assert imported.spec["template"] == "model"
+    note = next(n for n in imported.notes if n.startswith("no --template"))
+    named = note.partition("no uft template for model family ")[2].partition(";")[0]
+    assert (family in named) if family else ("uft does not know" in note and not named)
+    assert "LLaMA-Factory cannot take" in note and "set template.name" in note
+
+
+def test_template_families_pick_the_chat_format_swift_registers():
+    from unified_ft.templates import model_family, template_for_model
+
+    assert template_for_model("Qwen/Qwen2.5-Coder-7B-Instruct") == "qwen2_5"  # swift: qwen2_5
+    assert template_for_model("Qwen/Qwen2.5-Math-7B-Instruct") is None  # swift: qwen2_5_math (its own system)
+    assert template_for_model("LLM-Research/Meta-Llama-3.1-8B-Instruct") is None  # swift: llama3_2 (dated system)
+    assert template_for_model("google/gemma-7b-it") == "gemma" and template_for_model("01ai/Yi-Coder-9B-Chat") is None
+    assert template_for_model("microsoft/Phi-3.5-vision-instruct") is None and model_family("x/y") is None
 
 
 def test_arguments_with_an_effect_are_kept_and_bookkeeping_is_ignored_with_why(tmp_path):
@@ -240,3 +275,20 @@ def test_arguments_with_an_effect_are_kept_and_bookkeeping_is_ignored_with_why(t
     assert set(imported.ignored) == {"dataset_num_proc", "load_from_cache_file", "output_dir",
                                      "env CUDA_VISIBLE_DEVICES"}
     assert all(imported.ignored.values())  # every ignored key says why
+
+
+def test_no_max_length_is_the_local_models_maximum_or_uft_default_with_a_note_saying_which(tmp_path):
+    """swift's max_length None is the model's max_model_len (the smallest of config.json's length keys)."""
+    _messages(tmp_path / "d.jsonl")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"max_position_embeddings": 32768, "seq_length": 8192}))
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model {model} --template qwen --dataset d.jsonl\n")
+    local = import_swift(script)
+    assert local.spec["data"]["max_length"] == 8192
+    assert any("no --max_length" in n and "seq_length 8192" in n for n in local.notes)
+    script.write_text("swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl\n")
+    hub = import_swift(script)
+    assert hub.spec["data"]["max_length"] == 1024  # uft's default, said so
+    assert any("no --max_length" in n and "cannot know without the model" in n and "1024" in n for n in hub.notes)
