@@ -103,6 +103,14 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
     """The first `swift sft|pt|rlhf ...` command line of a shell script (continuations, env prefixes, quotes)."""
     found = next(((number, x) for number, x in _logical_lines(text)
                   if re.search(r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    megatron = next((number for number, x in _logical_lines(text)
+                     if re.search(r"(^|[\s/])megatron\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    if found is None and megatron is not None:
+        raise SpecError("This is an ms-swift Megatron job, which uft does not import", [Problem(
+            f"{path}:{megatron}", "`megatron sft|pt|rlhf` trains with Megatron-LM (tensor/pipeline parallelism, "
+            "its own arguments: micro_batch_size, global_batch_size, lr, ...); no uft backend runs Megatron",
+            "import the same job written for `swift sft|pt|rlhf` (per_device_train_batch_size, learning_rate, "
+            "gradient_accumulation_steps), e.g. one of ms-swift's examples/train scripts")])
     if found is None:
         raise SpecError("No swift training command found", [Problem(
             str(path), "no `swift sft`, `swift pt` or `swift rlhf` command line", "give the script that trains")])
@@ -322,6 +330,12 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
     if kind == "cpo" and args.get("loss_type") in ("simpo", ["simpo"]):
         kind = "simpo"  # how args.json records a simpo run
         take("loss_type", "method.name")
+    if kind in ("grpo", "ppo", "gkd"):
+        raise SpecError("This swift command cannot be imported yet", [Problem(
+            "rlhf_type", f"{kind!r} trains on completions the model generates, scored by "
+            + ("reward functions (--reward_funcs)" if kind == "grpo" else "a reward model" if kind == "ppo"
+               else "a teacher model") + ", which the spec does not model yet; no uft backend trains it",
+            "uft imports dpo, orpo, simpo, cpo, kto and rm; run this job with ms-swift itself")])
     if kind not in ("dpo", "orpo", "simpo", "cpo", "kto", "rm"):
         raise SpecError("This swift command cannot be imported yet", [Problem(
             "rlhf_type", f"{kind!r} has no uft method yet", "uft imports dpo, orpo, simpo, cpo, kto and rm")])
@@ -346,6 +360,12 @@ def _training(args, env, tuner, adapter_type, take, get, ledger: KeyLedger) -> d
     world = int(env.get("NPROC_PER_NODE", "1") or 1)
     accumulation = take("gradient_accumulation_steps", "training.gradient_accumulation_steps",
                         max(1, math.ceil(16 / batch / world)))  # swift's automatic choice
+    if world > 1:
+        ledger.result.notes.append(
+            f"NPROC_PER_NODE={world}: swift trains on {world} processes, an effective batch of {batch} per device x "
+            f"{accumulation} accumulation x {world} = {batch * accumulation * world}; the spec keeps the per-device "
+            f"batch and accumulation, so a run on fewer devices has a smaller effective batch (raise "
+            "training.gradient_accumulation_steps to keep it)")
     max_steps = take("max_steps", "training.max_steps")
     epochs = take("num_train_epochs", "training.epochs")
     optimizer = take("optim", "training.optimizer")
