@@ -410,6 +410,10 @@ def _precision(args, adapter_type: str, take, ledger: KeyLedger) -> str:
     bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
     dtype = args.get("torch_dtype")
     if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
+        ledger.result.notes.append(
+            "no --torch_dtype, --bf16 or --fp16: swift loads the model in its own dtype (config.json torch_dtype) and "
+            "trains with mixed precision to match; the spec says precision auto, which uft resolves to bf16 on a GPU "
+            "and fp32 without one (set training.precision to pin it)")
         return "auto"
     if bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
         bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
@@ -475,11 +479,21 @@ def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, A
                             # swift reads rows in file order only with both of its shuffles off
                             "shuffle": bool(take("dataset_shuffle", "data.shuffle", True)) or
                             bool(take("train_dataloader_shuffle", "data.shuffle", True))}
+    if data["shuffle"]:
+        out.notes.append("swift shuffles the rows when it loads them (dataset_shuffle) and the batches every epoch "
+                         "(train_dataloader_shuffle); uft shuffles the rows once (data.shuffle, the spec's seed) and "
+                         "every backend, swift too, reads them in that order every epoch: the same rows, another order")
+    if isinstance(method, dict) and method["name"] == "orpo" and args.get("loss_scale") is None:
+        out.notes.append("swift's ORPO puts its NLL term on every assistant turn (loss_scale default for orpo); uft's, "
+                         "as trl's, on the chosen answer only (last_round): the same for single-turn pairs")
     val = take("val_dataset", "data.eval")
     if val:
         data["eval"] = _dataset(path, val[0], args, env, method)
     elif (args.get("split_dataset_ratio") or 0) > 0:
         data["eval_split"] = take("split_dataset_ratio", "data.eval_split")
+    if (val or "eval_split" in data) and args.get("eval_strategy") in (None, "steps", "epoch"):
+        out.notes.append("swift evaluates on the eval data during training here (every eval_steps); uft's translations "
+                         "do not (eval_strategy no): uft's shared evaluation judges the result after training")
     return data
 
 
