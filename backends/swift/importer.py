@@ -548,8 +548,9 @@ def _dataset(path: Path, text: str, args, env, method) -> dict[str, Any]:
 
 def _local_file(path: Path, text: str) -> Path | None:
     """A dataset argument as an existing local file: beside the script (or, for args.json in swift's output
-    folder, beside the folder swift ran in)."""
-    for base in (path.parent, path.parent.parent):
+    folder, `<where swift ran>/output/v0-<time>/args.json`, beside the folder swift ran in)."""
+    bases = (path.parent, *path.parents[1:3]) if path.name == "args.json" else (path.parent, path.parent.parent)
+    for base in bases:
         candidate = base / text
         if candidate.is_file():
             return candidate.resolve()

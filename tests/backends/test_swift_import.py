@@ -292,3 +292,36 @@ def test_no_max_length_is_the_local_models_maximum_or_uft_default_with_a_note_sa
     hub = import_swift(script)
     assert hub.spec["data"]["max_length"] == 1024  # uft's default, said so
     assert any("no --max_length" in n and "cannot know without the model" in n and "1024" in n for n in hub.notes)
+
+
+def test_an_args_json_swift_wrote_imports_its_choices_and_round_trips(tmp_path):
+    """swift's output folder holds args.json: every argument as swift resolved it (defaults filled in from the
+    model: template, max_length, mixed precision) plus its own records; the choices import, the records do not."""
+    from unified_ft.backends.swift.importer import DEFAULTS
+
+    _messages(tmp_path / "d.jsonl")
+    run = tmp_path / "output" / "v0-20260101-000000"
+    run.mkdir(parents=True)
+    resolved = {"model": "Qwen/Qwen2.5-0.5B-Instruct", "model_type": "qwen2_5", "template": "qwen2_5",
+                "dataset": ["d.jsonl"], "tuner_type": "lora", "lora_rank": 16, "torch_dtype": "bfloat16",
+                "bf16": True, "fp16": False, "max_length": 32768, "gradient_accumulation_steps": 16,
+                "learning_rate": 1e-4, "loss_scale": "default", "truncation_strategy": "delete",
+                "use_chat_template": True, "output_dir": str(run), "eval_strategy": "no"}
+    records = {"swift_version": "4.6.0", "model_dir": "/cache/Qwen2.5-0.5B-Instruct", "rank": 0, "local_rank": 0,
+               "global_world_size": 1, "training_args": {"output_dir": str(run)}, "evaluation_strategy": "no"}
+    sft_defaults = {k: v for k, v in DEFAULTS.items() if k != "rlhf_type"}  # arguments.json has rlhf's too
+    (run / "args.json").write_text(json.dumps({**sft_defaults, **resolved, **records}))
+    imported = import_swift(run / "args.json")
+    spec = validate_spec_dict(imported.spec)
+    assert spec.template.name == "qwen2_5" and spec.adapter.r == 16 and spec.training.precision == "bf16"
+    assert spec.data.max_length == 32768 and spec.training.gradient_accumulation_steps == 16
+    assert spec.data.train[0].path == str((tmp_path / "d.jsonl").resolve())  # beside the folder swift ran in
+    assert imported.kept == {"model_type": "qwen2_5", "adam_beta2": 0.95}
+    ledger = {k for k, _ in imported.mapped} | set(imported.kept) | set(imported.ignored)
+    assert not ledger & set(records)  # swift's records are not choices
+    assert any("uft truncates them" in n for n in imported.notes)
+    from unified_ft.backends.swift import native_args
+
+    back = native_args(spec, "data/train.parquet")[1]
+    assert {k: back[k] for k in ("model_type", "template", "torch_dtype", "bf16", "max_length", "lora_rank")} == {
+        k: resolved[k] for k in ("model_type", "template", "torch_dtype", "bf16", "max_length", "lora_rank")}
