@@ -486,6 +486,10 @@ def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, A
     if isinstance(method, dict) and method["name"] == "orpo" and args.get("loss_scale") is None:
         out.notes.append("swift's ORPO puts its NLL term on every assistant turn (loss_scale default for orpo); uft's, "
                          "as trl's, on the chosen answer only (last_round): the same for single-turn pairs")
+    if args.get("streaming"):
+        out.notes.append("streaming true (kept for swift): uft's data step first writes every row of the datasets "
+                         "into one file, so a hub dataset is downloaded whole before training; bound a large one with "
+                         "samples (`name#N` in swift, data.train[].samples in the spec)")
     val = take("val_dataset", "data.eval")
     if val:
         data["eval"] = _dataset(path, val[0], args, env, method)
