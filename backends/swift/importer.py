@@ -364,8 +364,8 @@ def _training(args, env, tuner, adapter_type, take, get, ledger: KeyLedger) -> d
         ledger.result.notes.append(
             f"NPROC_PER_NODE={world}: swift trains on {world} processes, an effective batch of {batch} per device x "
             f"{accumulation} accumulation x {world} = {batch * accumulation * world}; the spec keeps the per-device "
-            f"batch and accumulation, so a run on fewer devices has a smaller effective batch (raise "
-            "training.gradient_accumulation_steps to keep it)")
+            f"batch and accumulation and runs one process unless distributed.processes_per_node says otherwise, so "
+            "on fewer devices the effective batch is smaller (raise training.gradient_accumulation_steps to keep it)")
     max_steps = take("max_steps", "training.max_steps")
     epochs = take("num_train_epochs", "training.epochs")
     optimizer = take("optim", "training.optimizer")
