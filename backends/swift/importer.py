@@ -316,8 +316,13 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
     for key, (value, reason) in IGNORED_AT.items():
         if ledger.get(key) == value:
             ledger.ignore(key, reason)
+    world = int(env.get("NPROC_PER_NODE", "1") or 1)
+    if world > 1:  # swift starts torchrun itself with this many processes
+        out.spec["distributed"] = {"processes_per_node": world}
+        out.mapped.append(("env NPROC_PER_NODE", "distributed.processes_per_node"))
     for key in env:
-        out.ignored[f"env {key}"] = LAUNCH if key in ENV_HINTS else "not a training setting: set it when you run"
+        if key != "NPROC_PER_NODE" or world == 1:
+            out.ignored[f"env {key}"] = LAUNCH if key in ENV_HINTS else "not a training setting: set it when you run"
     result = ledger.finish(out.spec)
     out.notes += unknown_notes(result)
     return result
@@ -362,10 +367,11 @@ def _training(args, env, tuner, adapter_type, take, get, ledger: KeyLedger) -> d
                         max(1, math.ceil(16 / batch / world)))  # swift's automatic choice
     if world > 1:
         ledger.result.notes.append(
-            f"NPROC_PER_NODE={world}: swift trains on {world} processes, an effective batch of {batch} per device x "
-            f"{accumulation} accumulation x {world} = {batch * accumulation * world}; the spec keeps the per-device "
-            f"batch and accumulation and runs one process unless distributed.processes_per_node says otherwise, so "
-            "on fewer devices the effective batch is smaller (raise training.gradient_accumulation_steps to keep it)")
+            f"NPROC_PER_NODE={world}: swift trains data parallel on {world} processes, an effective batch of {batch} "
+            f"per device x {accumulation} accumulation x {world} = {batch * accumulation * world}; the spec says "
+            f"distributed.processes_per_node {world} (ddp), so it trains the same way where a backend runs several "
+            "processes, and a backend that cannot refuses it by name (on one process, raise "
+            "training.gradient_accumulation_steps to keep the effective batch)")
     max_steps = take("max_steps", "training.max_steps")
     epochs = take("num_train_epochs", "training.epochs")
     optimizer = take("optim", "training.optimizer")

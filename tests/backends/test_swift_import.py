@@ -54,6 +54,9 @@ def test_swift_defaults_become_explicit_and_unknown_flags_stay_visible(tmp_path)
                                "rslora": False}
     training = spec["training"]
     assert training["gradient_accumulation_steps"] == 4  # swift's ceil(16 / 2 per device / 2 GPUs)
+    assert spec["distributed"] == {"processes_per_node": 2}  # swift's torchrun, data parallel
+    assert ("env NPROC_PER_NODE", "distributed.processes_per_node") in imported.mapped
+    assert any("effective batch of 2 per device x 4 accumulation x 2 = 16" in n for n in imported.notes)
     assert training["epochs"] == 3.0 and training["learning_rate"] == 1e-4 and training["weight_decay"] == 0.1
     assert training["gradient_checkpointing"] is True
     assert imported.kept == {"lora_rankk": 16, "model_kwargs": {"a": 1}, "adam_beta2": 0.95}

@@ -107,10 +107,12 @@ def _round_trip(path: Path, entry: dict[str, Any], tmp_path: Path) -> tuple[list
     notes = " | ".join(imported.notes)
     _, job = translate_to(_imported_spec("swift", path, entry, tmp_path), "swift", tmp_path / "native")
     config = yaml.safe_load((job.native_dir / "config.yaml").read_text())
-    config.pop("ENV", None)
-    world = int(env.get("NPROC_PER_NODE", "1") or 1)
-    back = _command_of(config)
     wrong, allowed, unnoted = [], [], []
+    world = int(env.get("NPROC_PER_NODE", "1") or 1)
+    launched = int(config.pop("ENV", {}).get("NPROC_PER_NODE", "1"))
+    if launched != world:  # swift starts torchrun with NPROC_PER_NODE processes (distributed.processes_per_node)
+        wrong.append(f"env NPROC_PER_NODE: {world} -> {launched}")
+    back = _command_of(config)
     for key in sorted(set(original) | set(config)):
         before, after = _effective(original, key, command, world), _effective(config, key, back, 1)
         if key == "gradient_accumulation_steps" and world > 1:  # the spec keeps it; a note names the world size
