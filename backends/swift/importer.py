@@ -316,6 +316,10 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
     for key, (value, reason) in IGNORED_AT.items():
         if ledger.get(key) == value:
             ledger.ignore(key, reason)
+    if args.get("deepspeed"):  # kept for swift (the spec's deepspeed strategy is not translated to swift yet)
+        out.notes.append(f"deepspeed {args['deepspeed']} kept in backend_options.swift: swift shards with DeepSpeed "
+                         "as this command does; other backends train without it (the same updates, more memory per "
+                         "device) unless the spec sets distributed.strategy deepspeed and its zero_stage")
     world = int(env.get("NPROC_PER_NODE", "1") or 1)
     if world > 1:  # swift starts torchrun itself with this many processes
         out.spec["distributed"] = {"processes_per_node": world}
