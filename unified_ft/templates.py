@@ -64,16 +64,43 @@ def chat_template_text(spec: JobSpec) -> str | None:
     return JINJA_TEMPLATES[spec.template.name]
 
 
-#: well-known hub model names -> the uft template that renders their chat format (checked in that order).
-#: Only families whose template uft's registry reproduces; Qwen3 (thinking tags), Mistral (differs by version),
-#: Gemma and Phi (differ by generation) are left out on purpose: those need an explicit template.
-_MODEL_TEMPLATES = (
-    (re.compile(r"(^|/)qwen2\.5", re.IGNORECASE), "qwen2_5"),
-    (re.compile(r"(^|/)qwen(1\.5|2)(-|$)", re.IGNORECASE), "qwen"),
-    (re.compile(r"(^|/)(meta-)?llama-3", re.IGNORECASE), "llama3"),
-)
+#: Well-known hub model families -> the uft template that renders the chat format ms-swift and LLaMA-Factory
+#: register for them, or None where uft's registry has no template that does (checked in order, first match).
+#: (pattern, family, template): families with None are named so an importer can say which family it met.
+_MODEL_FAMILIES: tuple[tuple[re.Pattern[str], str, str | None], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), family, template) for pattern, family, template in (
+        (r"(^|/)qwen2(\.5)?-(math|vl|audio)|(^|/)qwen2\.5-omni", "Qwen2/2.5 Math, VL, Audio and Omni", None),
+        (r"(^|/)qwen2\.5-", "Qwen2.5", "qwen2_5"),  # its default system prompt, "You are Qwen, created by ..."
+        (r"(^|/)qwen(1\.5|2)?-", "Qwen, Qwen1.5, Qwen2", "qwen"),  # "You are a helpful assistant."
+        (r"(^|/)qwen3-[^/]*instruct-2507", "Qwen3 Instruct-2507", "chatml"),  # no thinking tags, no default system
+        (r"(^|/)qwen3", "Qwen3 (thinking tags in its chat template)", None),
+        (r"(^|/)qwq", "QwQ (thinking tags)", None),
+        (r"(^|/)(meta-)?llama-3-", "Llama-3", "llama3"),
+        (r"(^|/)(meta-)?llama-3\.\d", "Llama-3.1/3.2/3.3 (a dated 'Cutting Knowledge Date' system turn)", None),
+        (r"(^|/)(meta-)?llama-2", "Llama-2 ([INST] <<SYS>>)", None),
+        (r"(^|/)(mistral|mixtral|ministral|codestral)", "Mistral (its format differs by release)", None),
+        (r"(^|/)gemma-(1\.1-)?\d+b|(^|/)gemma-2-", "Gemma, Gemma-2", "gemma"),
+        (r"(^|/)gemma-3", "Gemma-3 (the system prompt joins the first user turn)", None),
+        (r"(^|/)phi-3(\.5)?-[^/]*vision", "Phi-3 vision", None),
+        (r"(^|/)phi-3(\.5)?-|(^|/)phi-4-mini-instruct", "Phi-3, Phi-3.5, Phi-4-mini", "phi3"),
+        (r"(^|/)phi-4", "Phi-4 (<|im_sep|>)", None),
+        (r"(^|/)yi-(1\.5-)?\d+b", "Yi, Yi-1.5", "chatml"),
+        (r"(^|/)yi-", "Yi (Coder, VL)", None),
+        (r"(^|/)deepseek", "DeepSeek", None),
+        (r"(^|/)(chat)?glm", "GLM / ChatGLM", None),
+        (r"(^|/)internlm", "InternLM", None),
+        (r"(^|/)baichuan", "Baichuan", None),
+    ))
+
+
+def model_family(model_path: str) -> tuple[str, str | None] | None:
+    """(family, uft template or None) for a well-known hub model id, or None for a model uft does not recognise."""
+    name = model_path.rstrip("/")
+    return next(((family, template) for pattern, family, template in _MODEL_FAMILIES if pattern.search(name)), None)
 
 
 def template_for_model(model_path: str) -> str | None:
-    """The uft template for a well-known model id (e.g. Qwen/Qwen2.5-7B-Instruct -> qwen2_5); None if unknown."""
-    return next((name for pattern, name in _MODEL_TEMPLATES if pattern.search(model_path)), None)
+    """The uft template for a well-known model id (e.g. Qwen/Qwen2.5-7B-Instruct -> qwen2_5); None if unknown or
+    if uft has no template for the model's family."""
+    found = model_family(model_path)
+    return found[1] if found else None

@@ -36,6 +36,7 @@ from unified_ft.hf_trainer import (
     copy_trained,
     pick,
     record_shapes,
+    resolved_precision,
     trainer_arguments,
 )
 from unified_ft.launchers import torchrun_env
@@ -72,6 +73,8 @@ TEMPLATES = {"chatml": "chatml", "qwen": "qwen", "qwen2_5": "qwen2_5", "llama3":
 #: transformers `model_type` (config.json) -> swift `--model_type`, for a local model swift can't infer.
 MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama", "mistral": "mistral", "gemma": "gemma",
                "gemma2": "gemma2", "gemma3_text": "gemma3_text", "phi3": "phi3"}
+#: spec training.precision -> swift's --torch_dtype (what unified_ft.modeling loads for the other backends).
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 RLHF_TYPES = ("dpo", "orpo", "simpo", "cpo", "kto", "rm")
 #: save_steps meaning "only the final checkpoint": swift always saves at the last step unless saving is off.
 SAVE_AT_END = 1_000_000
@@ -79,9 +82,11 @@ SAVE_AT_END = 1_000_000
 ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
 #: Keys uft writes that backend_options.swift may override (merge_passthrough refuses any other), each with
 #: why it may; `uft plan` notes every override a spec makes. A swift command imported with its own Adam
-#: values keeps them this way; the other two are what uft derives from the model folder.
+#: values or weight dtype keeps them this way; the other two are what uft derives from the model folder.
 OVERRIDABLE = {"adam_beta1": "swift's own default is 0.9", "adam_beta2": "swift's own default is 0.95",
                "adam_epsilon": "swift's own default is 1e-08",
+               "torch_dtype": "an imported swift command's own weight dtype (swift's float32 weights under fp16 "
+                              "mixed precision; uft loads the precision's dtype)",
                "model_type": "uft reads it from the model's config.json",
                "trainable_parameters": "uft names the last adapter.trainable_layers decoder layers"}
 #: What a swift checkpoint holds besides the trained weights (optimizer and RNG state, swift's own records).
@@ -161,7 +166,8 @@ class SwiftBackend(envs.OwnEnvironment):
         notes = [] if spec.model.trust_remote_code else [TRUST_REMOTE_CODE_NOTE]
         derived = {"model_type": None} if (Path(spec.model.path) / "config.json").is_file() else {}
         derived.update({"trainable_parameters": None} if spec.adapter.type == "freeze" else {})
-        return notes + override_notes(spec, self.name, {**ADAM, **derived}, OVERRIDABLE)
+        return notes + override_notes(spec, self.name, {**ADAM, "torch_dtype": torch_dtype(spec), **derived},
+                                      OVERRIDABLE)
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write config.yaml, train.sh and data/train.parquet into `out_dir`."""
@@ -289,11 +295,24 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         **pick(trainer, (*SCHEDULE, "optim")),
         **ADAM,
         **pick(trainer, ("weight_decay", "max_grad_norm", "gradient_checkpointing")),
-        "torch_dtype": "bfloat16" if a.type == "qlora" and t.precision == "bf16" else "float32",
+        "torch_dtype": torch_dtype(spec),
         **pick(trainer, (*PRECISION, *SEEDS)),
     })
     merge_passthrough(spec, "swift", args, OVERRIDABLE)
     return command, args
+
+
+def torch_dtype(spec: JobSpec) -> str:
+    """The base weights' dtype: the precision's, as the trl runner and LLaMA-Factory load them (bf16 weights
+    take half of fp32's memory). fp16 with every weight trained (full, freeze) stays float32: swift upcasts
+    fp16 trainable parameters to fp32 only for adapters, and transformers cannot unscale fp16 gradients
+    (LLaMA-Factory keeps trainable parameters in fp32 too)."""
+    return weight_dtype(resolved_precision(spec), spec.adapter.type)
+
+
+def weight_dtype(precision: str, adapter_type: str) -> str:
+    """swift's --torch_dtype for a resolved precision and adapter type (see `torch_dtype`)."""
+    return "float32" if precision == "fp16" and adapter_type in ("full", "freeze") else TORCH_DTYPES[precision]
 
 
 def model_type(spec: JobSpec) -> str | None:

@@ -20,10 +20,11 @@ from typing import Any
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, unknown_notes
-from unified_ft.templates import template_for_model
+from unified_ft.spec import DataSpec
+from unified_ft.templates import JINJA_TEMPLATES, model_family, template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
-from . import ADAM, SAVE_AT_END, TEMPLATES
+from . import ADAM, SAVE_AT_END, TEMPLATES, TORCH_DTYPES, weight_dtype
 
 HERE = Path(__file__).resolve().parent
 READ_HINT = "give the .sh script with the swift command, swift's args.json or its config file"
@@ -102,6 +103,14 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
     """The first `swift sft|pt|rlhf ...` command line of a shell script (continuations, env prefixes, quotes)."""
     found = next(((number, x) for number, x in _logical_lines(text)
                   if re.search(r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    megatron = next((number for number, x in _logical_lines(text)
+                     if re.search(r"(^|[\s/])megatron\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    if found is None and megatron is not None:
+        raise SpecError("This is an ms-swift Megatron job, which uft does not import", [Problem(
+            f"{path}:{megatron}", "`megatron sft|pt|rlhf` trains with Megatron-LM (tensor/pipeline parallelism, "
+            "its own arguments: micro_batch_size, global_batch_size, lr, ...); no uft backend runs Megatron",
+            "import the same job written for `swift sft|pt|rlhf` (per_device_train_batch_size, learning_rate, "
+            "gradient_accumulation_steps), e.g. one of ms-swift's examples/train scripts")])
     if found is None:
         raise SpecError("No swift training command found", [Problem(
             str(path), "no `swift sft`, `swift pt` or `swift rlhf` command line", "give the script that trains")])
@@ -280,7 +289,7 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
             adapter.update(type="qlora", bits=take("quant_bits", "adapter.bits"))
             ledger.ignore(QUANT_KEYS, "uft's QLoRA writes bitsandbytes nf4 with double quantization and the "
                           "compute dtype of training.precision on every backend")
-    training = _training(args, env, tuner, take, get, ledger)
+    training = _training(args, env, tuner, adapter["type"], take, get, ledger)
     template = _template(args, method, take, out)
     system = take("system", "template.system")
     if system is not None:  # uft's data step puts it into every conversation, as swift's template does
@@ -307,8 +316,17 @@ def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, st
     for key, (value, reason) in IGNORED_AT.items():
         if ledger.get(key) == value:
             ledger.ignore(key, reason)
+    if args.get("deepspeed"):  # kept for swift (the spec's deepspeed strategy is not translated to swift yet)
+        out.notes.append(f"deepspeed {args['deepspeed']} kept in backend_options.swift: swift shards with DeepSpeed "
+                         "as this command does; other backends train without it (the same updates, more memory per "
+                         "device) unless the spec sets distributed.strategy deepspeed and its zero_stage")
+    world = int(env.get("NPROC_PER_NODE", "1") or 1)
+    if world > 1:  # swift starts torchrun itself with this many processes
+        out.spec["distributed"] = {"processes_per_node": world}
+        out.mapped.append(("env NPROC_PER_NODE", "distributed.processes_per_node"))
     for key in env:
-        out.ignored[f"env {key}"] = LAUNCH if key in ENV_HINTS else "not a training setting: set it when you run"
+        if key != "NPROC_PER_NODE" or world == 1:
+            out.ignored[f"env {key}"] = LAUNCH if key in ENV_HINTS else "not a training setting: set it when you run"
     result = ledger.finish(out.spec)
     out.notes += unknown_notes(result)
     return result
@@ -321,6 +339,12 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
     if kind == "cpo" and args.get("loss_type") in ("simpo", ["simpo"]):
         kind = "simpo"  # how args.json records a simpo run
         take("loss_type", "method.name")
+    if kind in ("grpo", "ppo", "gkd"):
+        raise SpecError("This swift command cannot be imported yet", [Problem(
+            "rlhf_type", f"{kind!r} trains on completions the model generates, scored by "
+            + ("reward functions (--reward_funcs)" if kind == "grpo" else "a reward model" if kind == "ppo"
+               else "a teacher model") + ", which the spec does not model yet; no uft backend trains it",
+            "uft imports dpo, orpo, simpo, cpo, kto and rm; run this job with ms-swift itself")])
     if kind not in ("dpo", "orpo", "simpo", "cpo", "kto", "rm"):
         raise SpecError("This swift command cannot be imported yet", [Problem(
             "rlhf_type", f"{kind!r} has no uft method yet", "uft imports dpo, orpo, simpo, cpo, kto and rm")])
@@ -340,11 +364,18 @@ def _method(command: str, args: dict[str, Any], take) -> Any:
     return method
 
 
-def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
+def _training(args, env, tuner, adapter_type, take, get, ledger: KeyLedger) -> dict[str, Any]:
     batch = take("per_device_train_batch_size", "training.per_device_batch_size")
     world = int(env.get("NPROC_PER_NODE", "1") or 1)
     accumulation = take("gradient_accumulation_steps", "training.gradient_accumulation_steps",
                         max(1, math.ceil(16 / batch / world)))  # swift's automatic choice
+    if world > 1:
+        ledger.result.notes.append(
+            f"NPROC_PER_NODE={world}: swift trains data parallel on {world} processes, an effective batch of {batch} "
+            f"per device x {accumulation} accumulation x {world} = {batch * accumulation * world}; the spec says "
+            f"distributed.processes_per_node {world} (ddp), so it trains the same way where a backend runs several "
+            "processes, and a backend that cannot refuses it by name (on one process, raise "
+            "training.gradient_accumulation_steps to keep the effective batch)")
     max_steps = take("max_steps", "training.max_steps")
     epochs = take("num_train_epochs", "training.epochs")
     optimizer = take("optim", "training.optimizer")
@@ -352,12 +383,6 @@ def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
         raise SpecError("This swift command cannot be imported", [Problem(
             "optim", f"{optimizer!r} has no uft optimizer", f"uft maps {', '.join(sorted(OPTIMIZERS))}")])
     report = take("report_to", "training.report_to")
-    bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
-    dtype = take("torch_dtype", "training.precision") if args.get("torch_dtype") else None
-    if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
-        bf16 = fp16 = None
-    elif bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
-        bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
     training = {
         **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": epochs}),
         "learning_rate": take("learning_rate", "training.learning_rate", 1e-5 if tuner == "full" else 1e-4),
@@ -366,7 +391,7 @@ def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
         "per_device_batch_size": batch,
         "gradient_accumulation_steps": accumulation,
         "gradient_checkpointing": take("gradient_checkpointing", "training.gradient_checkpointing"),
-        "precision": "bf16" if bf16 else "fp16" if fp16 else ("auto" if bf16 is None and fp16 is None else "fp32"),
+        "precision": _precision(args, adapter_type, take, ledger),
         "optimizer": OPTIMIZERS[optimizer],
         "weight_decay": take("weight_decay", "training.weight_decay"),
         "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
@@ -388,19 +413,40 @@ def _training(args, env, tuner, take, get, ledger: KeyLedger) -> dict[str, Any]:
     return training
 
 
+def _precision(args, adapter_type: str, take, ledger: KeyLedger) -> str:
+    """training.precision as swift decides it: bf16/fp16 when given, else mixed precision follows torch_dtype
+    (bfloat16 -> bf16; float16 and float32 -> fp16); neither: the model's own dtype, `auto`. A torch_dtype other
+    than the one uft writes for that precision (float32 weights under fp16) is kept for swift, with a note."""
+    bf16, fp16 = take("bf16", "training.precision"), take("fp16", "training.precision")
+    dtype = args.get("torch_dtype")
+    if bf16 is None and fp16 is None and dtype is None:  # the model's own dtype: nothing to pin
+        ledger.result.notes.append(
+            "no --torch_dtype, --bf16 or --fp16: swift loads the model in its own dtype (config.json torch_dtype) and "
+            "trains with mixed precision to match; the spec says precision auto, which uft resolves to bf16 on a GPU "
+            "and fp32 without one (set training.precision to pin it)")
+        return "auto"
+    if bf16 is None and fp16 is None:  # swift's rule: mixed precision follows the model's dtype
+        bf16, fp16 = dtype == "bfloat16", dtype in ("float16", "float32")
+    precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    if dtype is None:
+        return precision
+    if dtype == weight_dtype(precision, adapter_type):
+        take("torch_dtype", "training.precision")
+    else:
+        ledger.keep("torch_dtype", dtype, f"torch_dtype {dtype} with {precision} mixed precision: kept in "
+                    f"backend_options.swift so swift loads the weights in {dtype} as this command does; the other "
+                    f"backends load them in {TORCH_DTYPES[precision]}, the dtype of precision {precision}")
+    return precision
+
+
 def _template(args, method, take, out: ImportResult) -> str:
     template = take("template", "template")
     model = args.get("model")
-    if template is None and method != "pt" and model and template_for_model(str(model)):
-        chosen = template_for_model(str(model))
-        out.notes.append(f"no --template: swift uses {model}'s registered template; uft names it "
-                         f"`template: {chosen}` (same chat format), so every backend renders it")
-        return chosen
+    if template is None and method == "pt":
+        return "model"  # plain text: no chat template is rendered
     if template is None:
-        out.notes.append("no --template: swift uses the model's registered template; uft uses the tokenizer's own "
-                         "chat template (template: model), which LLaMA-Factory cannot run: set template to the "
-                         "model's chat format (uft templates list them) to train it on every backend")
-        return "model"
+        out.notes.append(_no_template_note(str(model)))
+        return template_for_model(str(model)) or "model"
     if template == "dummy" and method == "pt":
         return "model"
     reverse = {v: k for k, v in TEMPLATES.items()}
@@ -409,6 +455,18 @@ def _template(args, method, take, out: ImportResult) -> str:
             "template", f"swift template {template!r} has no uft equivalent",
             f"uft maps these: {', '.join(sorted(reverse))}; or drop --template to use the model's own")])
     return reverse[template]
+
+
+def _no_template_note(model: str) -> str:
+    """What `no --template` became: the uft template of the model's family, or why `model` and what to do."""
+    found = model_family(model)
+    if found and found[1]:
+        return (f"no --template: swift uses {model}'s registered template; uft names it `template: {found[1]}` "
+                f"(the {found[0]} chat format), so every backend renders it")
+    why = f"no uft template for model family {found[0]}" if found else f"uft does not know {model}'s model family"
+    return (f"no --template: swift uses {model}'s registered template; {why}; template: model uses the model's own "
+            "chat template, which LLaMA-Factory cannot take — set template.name to the model's chat format "
+            f"(uft has {', '.join(JINJA_TEMPLATES)}, or jinja) to train it on every backend")
 
 
 def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, Any]:
@@ -424,20 +482,59 @@ def _data(path: Path, args, env, method, take, out: ImportResult) -> dict[str, A
         out.notes.append("swift drops rows longer than max_length (truncation_strategy delete); uft truncates them")
     max_length = take("max_length", "data.max_length")
     if max_length is None:
-        max_length = 2048
-        out.notes.append("no --max_length: swift uses the model's maximum; the spec says 2048, change it if needed")
+        max_length = _model_max_length(args.get("model"), out)
     data: dict[str, Any] = {"train": [_dataset(path, d, args, env, method) for d in datasets],
                             "max_length": max_length, "packing": bool(take("packing", "data.packing")),
                             "train_on_prompt": loss_scale == "all" and method != "pt",
                             # swift reads rows in file order only with both of its shuffles off
                             "shuffle": bool(take("dataset_shuffle", "data.shuffle", True)) or
                             bool(take("train_dataloader_shuffle", "data.shuffle", True))}
+    if data["shuffle"]:
+        out.notes.append("swift shuffles the rows when it loads them (dataset_shuffle) and the batches every epoch "
+                         "(train_dataloader_shuffle); uft shuffles the rows once (data.shuffle, the spec's seed) and "
+                         "every backend, swift too, reads them in that order every epoch: the same rows, another order")
+    if isinstance(method, dict) and method["name"] == "orpo" and args.get("loss_scale") is None:
+        out.notes.append("swift's ORPO puts its NLL term on every assistant turn (loss_scale default for orpo); uft's, "
+                         "as trl's, on the chosen answer only (last_round): the same for single-turn pairs")
+    if args.get("streaming"):
+        out.notes.append("streaming true (kept for swift): uft's data step first writes every row of the datasets "
+                         "into one file, so a hub dataset is downloaded whole before training; bound a large one with "
+                         "samples (`name#N` in swift, data.train[].samples in the spec)")
     val = take("val_dataset", "data.eval")
     if val:
         data["eval"] = _dataset(path, val[0], args, env, method)
     elif (args.get("split_dataset_ratio") or 0) > 0:
         data["eval_split"] = take("split_dataset_ratio", "data.eval_split")
+    if (val or "eval_split" in data) and args.get("eval_strategy") in (None, "steps", "epoch"):
+        out.notes.append("swift evaluates on the eval data during training here (every eval_steps); uft's translations "
+                         "do not (eval_strategy no): uft's shared evaluation judges the result after training")
     return data
+
+
+#: config.json keys swift reads for a model's maximum length (swift.utils.HfConfigFactory.get_max_model_len: the
+#: smallest of those present, in the config or its text_config).
+MAX_LENGTH_KEYS = ("seq_length", "max_position_embeddings", "n_positions", "model_max_length", "seq_len",
+                   "max_seq_len", "max_sequence_length", "max_seq_length")
+
+
+def _model_max_length(model: Any, out: ImportResult) -> int:
+    """What swift's max_length None means: the model's max_model_len, from its config.json. Known here only for a
+    local model folder; for a hub id the spec takes uft's default, and the note says so."""
+    config = Path(str(model)) / "config.json" if model else None
+    if config is not None and config.is_file():
+        data = read_json_file(config, "model config", "a model folder's config.json")
+        sections = [data, data.get("text_config") or {}] if isinstance(data, dict) else []
+        found = sorted((v, k) for d in sections for k, v in d.items() if k in MAX_LENGTH_KEYS and isinstance(v, int))
+        if found:
+            length, key = found[0]
+            out.notes.append(f"no --max_length: swift uses the model's maximum length, {key} {length} in {config}; "
+                             f"the spec says the same, data.max_length {length}")
+            return length
+    default = DataSpec.model_fields["max_length"].default
+    out.notes.append(f"no --max_length: swift uses the model's maximum length (max_position_embeddings or the like in "
+                     f"{model}'s config.json), which uft cannot know without the model; the spec says uft's default, "
+                     f"data.max_length {default}: set it to the model's length to cut samples where swift would")
+    return default
 
 
 def _dataset(path: Path, text: str, args, env, method) -> dict[str, Any]:
@@ -465,8 +562,9 @@ def _dataset(path: Path, text: str, args, env, method) -> dict[str, Any]:
 
 def _local_file(path: Path, text: str) -> Path | None:
     """A dataset argument as an existing local file: beside the script (or, for args.json in swift's output
-    folder, beside the folder swift ran in)."""
-    for base in (path.parent, path.parent.parent):
+    folder, `<where swift ran>/output/v0-<time>/args.json`, beside the folder swift ran in)."""
+    bases = (path.parent, *path.parents[1:3]) if path.name == "args.json" else (path.parent, path.parent.parent)
+    for base in bases:
         candidate = base / text
         if candidate.is_file():
             return candidate.resolve()

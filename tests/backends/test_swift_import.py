@@ -54,6 +54,9 @@ def test_swift_defaults_become_explicit_and_unknown_flags_stay_visible(tmp_path)
                                "rslora": False}
     training = spec["training"]
     assert training["gradient_accumulation_steps"] == 4  # swift's ceil(16 / 2 per device / 2 GPUs)
+    assert spec["distributed"] == {"processes_per_node": 2}  # swift's torchrun, data parallel
+    assert ("env NPROC_PER_NODE", "distributed.processes_per_node") in imported.mapped
+    assert any("effective batch of 2 per device x 4 accumulation x 2 = 16" in n for n in imported.notes)
     assert training["epochs"] == 3.0 and training["learning_rate"] == 1e-4 and training["weight_decay"] == 0.1
     assert training["gradient_checkpointing"] is True
     assert imported.kept == {"lora_rankk": 16, "model_kwargs": {"a": 1}, "adam_beta2": 0.95}
@@ -151,6 +154,28 @@ def test_precision_follows_swift_and_the_models_own_dtype_is_auto(flags, precisi
     assert import_swift(script).spec["training"]["precision"] == precision
 
 
+@pytest.mark.parametrize(("flags", "precision", "kept"), [
+    ("--torch_dtype bfloat16", "bf16", None), ("--torch_dtype float16", "fp16", None),
+    ("--torch_dtype float32", "fp16", "float32"), ("--torch_dtype float32 --fp16 false", "fp32", None),
+    ("--tuner_type full --torch_dtype float16", "fp16", "float16"),
+    ("--torch_dtype bfloat16 --bf16 false --fp16 false", "fp32", "bfloat16")])
+def test_torch_dtype_survives_a_round_trip_and_one_uft_would_not_write_is_kept_with_a_note(flags, precision, kept,
+                                                                                          tmp_path):
+    from unified_ft.backends.swift import native_args
+
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl {flags}\n")
+    imported = import_swift(script)
+    assert imported.spec["training"]["precision"] == precision
+    assert imported.kept.get("torch_dtype") == kept
+    assert (("torch_dtype", "training.precision") in imported.mapped) == (kept is None)
+    assert (kept is None) != any(n.startswith(f"torch_dtype {kept} ") for n in imported.notes)
+    args = native_args(validate_spec_dict(imported.spec), "data/train.parquet")[1]
+    assert args["torch_dtype"] == flags.split("--torch_dtype ")[1].split()[0]  # as the command had it
+    assert (args["bf16"], args["fp16"]) == (precision == "bf16", precision == "fp16")
+
+
 def test_a_yaml_dataset_given_as_one_string_is_one_dataset(tmp_path):
     _messages(tmp_path / "d.jsonl")
     config = tmp_path / "config.yaml"
@@ -194,15 +219,50 @@ def test_system_is_the_portable_template_system_and_survives_a_round_trip(tmp_pa
 
 @pytest.mark.parametrize(("model", "template"), [("Qwen/Qwen2.5-7B-Instruct", "qwen2_5"),
                                                  ("Qwen/Qwen2-7B-Instruct", "qwen"),
-                                                 ("LLM-Research/Meta-Llama-3.1-8B-Instruct", "llama3"),
-                                                 ("someone/unknown-model", "model")])
+                                                 ("LLM-Research/Meta-Llama-3-8B-Instruct", "llama3"),
+                                                 ("Qwen/Qwen3-4B-Instruct-2507", "chatml"),
+                                                 ("google/gemma-2-9b-it", "gemma"),
+                                                 ("LLM-Research/Phi-3.5-mini-instruct", "phi3"),
+                                                 ("01ai/Yi-1.5-9B-Chat", "chatml")])
 def test_no_template_names_the_well_known_models_template(model, template, tmp_path):
     _messages(tmp_path / "d.jsonl")
     script = tmp_path / "run.sh"
     script.write_text(f"swift sft --model {model} --dataset d.jsonl\n")
     imported = import_swift(script)
     assert imported.spec["template"] == template
-    assert any("no --template" in n for n in imported.notes)
+    assert any(n.startswith("no --template") and f"`template: {template}`" in n for n in imported.notes)
+
+
+@pytest.mark.parametrize(("model", "family"), [("Qwen/Qwen3-8B", "Qwen3"), ("Qwen/Qwen2.5-Math-7B-Instruct", "Math"),
+                                               ("LLM-Research/Meta-Llama-3.1-8B-Instruct", "Llama-3.1"),
+                                               ("modelscope/Llama-2-7b-chat-ms", "Llama-2"),
+                                               ("AI-ModelScope/Mistral-7B-Instruct-v0.2", "Mistral"),
+                                               ("LLM-Research/gemma-3-1b-it", "Gemma-3"),
+                                               ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "DeepSeek"),
+                                               ("ZhipuAI/glm-4-9b-chat", "GLM"),
+                                               ("Shanghai_AI_Laboratory/internlm2_5-7b-chat", "InternLM"),
+                                               ("baichuan-inc/Baichuan2-7B-Chat", "Baichuan"),
+                                               ("someone/unknown-model", None)])
+def test_a_family_uft_has_no_template_for_is_named_and_the_note_says_what_to_set(model, family, tmp_path):
+    _messages(tmp_path / "d.jsonl")
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model {model} --dataset d.jsonl\n")
+    imported = import_swift(script)
+    assert imported.spec["template"] == "model"
+    note = next(n for n in imported.notes if n.startswith("no --template"))
+    named = note.partition("no uft template for model family ")[2].partition(";")[0]
+    assert (family in named) if family else ("uft does not know" in note and not named)
+    assert "LLaMA-Factory cannot take" in note and "set template.name" in note
+
+
+def test_template_families_pick_the_chat_format_swift_registers():
+    from unified_ft.templates import model_family, template_for_model
+
+    assert template_for_model("Qwen/Qwen2.5-Coder-7B-Instruct") == "qwen2_5"  # swift: qwen2_5
+    assert template_for_model("Qwen/Qwen2.5-Math-7B-Instruct") is None  # swift: qwen2_5_math (its own system)
+    assert template_for_model("LLM-Research/Meta-Llama-3.1-8B-Instruct") is None  # swift: llama3_2 (dated system)
+    assert template_for_model("google/gemma-7b-it") == "gemma" and template_for_model("01ai/Yi-Coder-9B-Chat") is None
+    assert template_for_model("microsoft/Phi-3.5-vision-instruct") is None and model_family("x/y") is None
 
 
 def test_arguments_with_an_effect_are_kept_and_bookkeeping_is_ignored_with_why(tmp_path):
@@ -218,3 +278,53 @@ def test_arguments_with_an_effect_are_kept_and_bookkeeping_is_ignored_with_why(t
     assert set(imported.ignored) == {"dataset_num_proc", "load_from_cache_file", "output_dir",
                                      "env CUDA_VISIBLE_DEVICES"}
     assert all(imported.ignored.values())  # every ignored key says why
+
+
+def test_no_max_length_is_the_local_models_maximum_or_uft_default_with_a_note_saying_which(tmp_path):
+    """swift's max_length None is the model's max_model_len (the smallest of config.json's length keys)."""
+    _messages(tmp_path / "d.jsonl")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"max_position_embeddings": 32768, "seq_length": 8192}))
+    script = tmp_path / "run.sh"
+    script.write_text(f"swift sft --model {model} --template qwen --dataset d.jsonl\n")
+    local = import_swift(script)
+    assert local.spec["data"]["max_length"] == 8192
+    assert any("no --max_length" in n and "seq_length 8192" in n for n in local.notes)
+    script.write_text("swift sft --model Qwen/Qwen2.5-0.5B --template qwen --dataset d.jsonl\n")
+    hub = import_swift(script)
+    assert hub.spec["data"]["max_length"] == 1024  # uft's default, said so
+    assert any("no --max_length" in n and "cannot know without the model" in n and "1024" in n for n in hub.notes)
+
+
+def test_an_args_json_swift_wrote_imports_its_choices_and_round_trips(tmp_path):
+    """swift's output folder holds args.json: every argument as swift resolved it (defaults filled in from the
+    model: template, max_length, mixed precision) plus its own records; the choices import, the records do not."""
+    from unified_ft.backends.swift.importer import DEFAULTS
+
+    _messages(tmp_path / "d.jsonl")
+    run = tmp_path / "output" / "v0-20260101-000000"
+    run.mkdir(parents=True)
+    resolved = {"model": "Qwen/Qwen2.5-0.5B-Instruct", "model_type": "qwen2_5", "template": "qwen2_5",
+                "dataset": ["d.jsonl"], "tuner_type": "lora", "lora_rank": 16, "torch_dtype": "bfloat16",
+                "bf16": True, "fp16": False, "max_length": 32768, "gradient_accumulation_steps": 16,
+                "learning_rate": 1e-4, "loss_scale": "default", "truncation_strategy": "delete",
+                "use_chat_template": True, "output_dir": str(run), "eval_strategy": "no"}
+    records = {"swift_version": "4.6.0", "model_dir": "/cache/Qwen2.5-0.5B-Instruct", "rank": 0, "local_rank": 0,
+               "global_world_size": 1, "training_args": {"output_dir": str(run)}, "evaluation_strategy": "no"}
+    sft_defaults = {k: v for k, v in DEFAULTS.items() if k != "rlhf_type"}  # arguments.json has rlhf's too
+    (run / "args.json").write_text(json.dumps({**sft_defaults, **resolved, **records}))
+    imported = import_swift(run / "args.json")
+    spec = validate_spec_dict(imported.spec)
+    assert spec.template.name == "qwen2_5" and spec.adapter.r == 16 and spec.training.precision == "bf16"
+    assert spec.data.max_length == 32768 and spec.training.gradient_accumulation_steps == 16
+    assert spec.data.train[0].path == str((tmp_path / "d.jsonl").resolve())  # beside the folder swift ran in
+    assert imported.kept == {"model_type": "qwen2_5", "adam_beta2": 0.95}
+    ledger = {k for k, _ in imported.mapped} | set(imported.kept) | set(imported.ignored)
+    assert not ledger & set(records)  # swift's records are not choices
+    assert any("uft truncates them" in n for n in imported.notes)
+    from unified_ft.backends.swift import native_args
+
+    back = native_args(spec, "data/train.parquet")[1]
+    assert {k: back[k] for k in ("model_type", "template", "torch_dtype", "bf16", "max_length", "lora_rank")} == {
+        k: resolved[k] for k in ("model_type", "template", "torch_dtype", "bf16", "max_length", "lora_rank")}

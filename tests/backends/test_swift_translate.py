@@ -168,3 +168,16 @@ def test_an_imported_swift_example_translates_back_to_swift(tmp_path):
     assert command == "sft" and args["template"] == "qwen2_5" and args["adam_beta2"] == 0.95
     assert args["system"] == "You are a helpful assistant." and args["model_author"] == "swift"
     assert (args["lora_rank"], args["lora_alpha"], args["gradient_accumulation_steps"]) == (8, 32, 16)
+
+
+@pytest.mark.parametrize(("precision", "adapter", "dtype"), [
+    ("fp32", "lora", "float32"), ("bf16", "lora", "bfloat16"), ("bf16", "full", "bfloat16"),
+    ("fp16", "lora", "float16"), ("fp16", "full", "float32"), ("bf16", "qlora", "bfloat16")])
+def test_base_weights_load_in_the_precisions_dtype_as_on_the_other_backends(precision, adapter, dtype, tmp_path):
+    """bf16 weights as the trl runner and LLaMA-Factory load them (half of float32's memory); fp16 trained in full
+    keeps float32 weights, since swift upcasts fp16 trainable parameters only for adapters."""
+    spec = _tiny_spec(tmp_path, "org/m", adapter={"type": adapter, **({"bits": 4} if adapter == "qlora" else {})},
+                      training={"precision": precision})
+    args = native_args(spec, "x")[1]
+    assert args["torch_dtype"] == dtype
+    assert (args["bf16"], args["fp16"]) == (precision == "bf16", precision == "fp16")
