@@ -98,3 +98,21 @@ def test_megatron_is_refused_on_trl_with_the_framework_that_has_it(tmp_path):
     with pytest.raises(ProblemsError) as caught:
         make_plan(_spec(tmp_path, processes_per_node=2, strategy="megatron", tp=2), "trl")
     assert "trl has no megatron" in caught.value.problems[0].message
+
+
+def test_each_node_gets_a_launch_script_with_its_own_rank(tmp_path):
+    spec = _spec(tmp_path, nodes=2, processes_per_node=2, rendezvous={"endpoint": "10.0.0.1:29500"})
+    _, job = translate_to(spec, "llamafactory", tmp_path / "lf")
+    scripts = [(tmp_path / "lf" / f"launch_node{r}.sh").read_text() for r in (0, 1)]
+    assert ["export NODE_RANK=1" in text for text in scripts] == [False, True]
+    assert all("export MASTER_ADDR=10.0.0.1" in text and "export NNODES=2" in text for text in scripts)
+    assert [n.env["NODE_RANK"] for n in job.nodes] == ["0", "1"]
+
+
+def test_uft_run_rehearses_several_nodes_only_on_this_machine(tmp_path):
+    from unified_ft.launch import refuse_remote_nodes
+
+    refuse_remote_nodes(_spec(tmp_path, nodes=2, rendezvous={"endpoint": "127.0.0.1:29500"}))
+    with pytest.raises(ProblemsError, match="cannot start the other machines") as caught:
+        refuse_remote_nodes(_spec(tmp_path, nodes=2, rendezvous={"endpoint": "10.0.0.1:29500"}))
+    assert "launch_node<R>.sh" in caught.value.problems[0].hint

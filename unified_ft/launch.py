@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -27,11 +28,12 @@ from .data import DatasetSource, PreparedData, detect_format, prepare_records
 from .data.hub import fetch_hub_dataset
 from .effective import Check, attach_probe, compare, differences, standard_metrics, write_effective
 from .envs import described_versions
-from .errors import BackendNotReady, CapabilityError, RunFailed, RunInterrupted
+from .errors import BackendNotReady, CapabilityError, Problem, RunFailed, RunInterrupted, SpecError
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
+from .launchers import is_loopback
 from .plan import Plan, make_plan
 from .plugin import NativeJob, RunOutputs, final_metrics
-from .redact import env_secrets, scrub_tree
+from .redact import env_secrets, is_secret_key, scrub_tree
 from .runs import Manifest, create_run_dir, discard_run_dir, ensure_empty_dir, run_dir_errors, sha256_text
 from .spec import DatasetSpec, JobSpec
 from .specfile import dump_spec
@@ -79,10 +81,40 @@ def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple
         with tempfile.TemporaryDirectory(prefix="uft-data-") as tmp:
             data = prepare_data(plan.spec, Path(tmp))
             job = plan.backend.translate(plan.spec, data, out)
+            job.files += write_node_scripts(job)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
     return plan, job
+
+
+def write_node_scripts(job: NativeJob) -> list[Path]:
+    """launch_node<R>.sh for each node of a multi-node job: the framework's own launch line with that node's
+    rank, to start on machine R (paths are this machine's; elsewhere use the framework's command there)."""
+    written = []
+    for node in job.nodes:
+        env = {k: v for k, v in {**job.env, **node.env}.items() if not is_secret_key(k)}
+        path = job.native_dir / f"launch_node{node.rank}.sh"
+        path.write_text("#!/usr/bin/env bash\n"
+                        f"# Node {node.rank} of {len(job.nodes)}: start this on machine {node.rank}; node 0 hosts "
+                        "the rendezvous.\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n"
+                        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+                        + shlex.join(node.argv) + "\n", encoding="utf-8")
+        path.chmod(0o755)
+        written.append(path)
+    return written
+
+
+def refuse_remote_nodes(spec: JobSpec) -> None:
+    """`uft run` starts a multi-node run only as a rehearsal on this machine (every node on the loopback
+    address); uft runs no cluster of its own, so real nodes start the framework's launcher themselves."""
+    d = spec.distributed
+    if d.nodes > 1 and not is_loopback(d):
+        raise SpecError("uft run cannot start the other machines of a multi-node run", [Problem(
+            "distributed.rendezvous.endpoint", f"{d.rendezvous.endpoint} is not this machine's loopback address, "
+            f"so nodes 1-{d.nodes - 1} run elsewhere",
+            "write each node's launch script with `uft translate SPEC --backend B -o DIR` and start "
+            "launch_node<R>.sh on machine R; or rehearse on one machine with endpoint 127.0.0.1:<port>")])
 
 
 def _for_backend(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
@@ -140,6 +172,7 @@ def multi_process_env(job: NativeJob, has_gpu: bool) -> None:
 
 def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_progress: ProgressFn | None,
              on_eval_progress: Callable[[str], None] | None, stops: StopSignals) -> RunResult:
+    refuse_remote_nodes(spec)
     plan = ready_plan(make_plan(spec, backend_name), on_eval_progress)
     runs_root = Path(runs_dir or spec.runs_dir)
     with run_dir_errors(runs_root):
@@ -147,6 +180,7 @@ def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_p
         try:
             data = prepare_data(plan.spec, run_dir / "data")
             job = plan.backend.translate(plan.spec, data, run_dir / "native")
+            write_node_scripts(job)
             attach_probe(job, run_dir / "probe")
             if plan.spec.distributed.world_size > 1:
                 multi_process_env(job, plan.has_gpu)

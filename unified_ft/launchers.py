@@ -9,21 +9,14 @@ its own node rank.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 
+from .plugin import NodeLaunch
 from .spec import DistributedSpec
+
+__all__ = ["NodeLaunch", "accelerate_launch", "endpoint", "is_loopback", "torchrun", "torchrun_env"]
 
 #: Where the processes of a single-node run meet: this machine, a free port chosen when they start.
 LOCAL_HOST = "127.0.0.1"
-
-
-@dataclass
-class NodeLaunch:
-    """The command and environment that start one node's processes."""
-
-    rank: int
-    argv: list[str]
-    env: dict[str, str]
 
 
 def endpoint(d: DistributedSpec) -> tuple[str, int]:

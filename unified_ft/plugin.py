@@ -70,6 +70,15 @@ class EnvStatus:
 
 
 @dataclass
+class NodeLaunch:
+    """The command and environment that start one node's processes of a multi-node run."""
+
+    rank: int
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class NativeJob:
     """What a translator produced: files in the native folder and the exact command that runs them."""
 
@@ -79,6 +88,7 @@ class NativeJob:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     log_file: Path | None = None  # JSONL the framework writes while training (for progress)
+    nodes: list[NodeLaunch] = field(default_factory=list)  # a multi-node run: each node's launch (argv is node 0's)
 
     @property
     def command(self) -> str:

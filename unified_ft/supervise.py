@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import ExitStack, nullcontext, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,31 +36,51 @@ def execute(job: NativeJob, logs_dir: Path, on_progress: ProgressFn | None = Non
             grace_s: float = 30.0) -> int:
     """Run the native command in its own session, logs to files, progress from its JSONL log.
 
-    Whatever ends uft's wait (Ctrl-C, a StopSignal, an error in uft itself) stops the framework's whole
-    process group first (see `stop`; `on_stopping(exc)` runs once it has been told), then goes on.
-    Returns the framework's return code (negative: killed by that signal). Nothing of its process group
-    is left running when this returns.
+    A multi-node rehearsal on this machine (`job.nodes`) starts every node's launcher, each in its own
+    session; when one fails, the others are stopped. Whatever ends uft's wait (Ctrl-C, a StopSignal, an error
+    in uft itself) stops every process group first (see `stop`; `on_stopping(exc)` runs once they have been
+    told), then goes on. Returns the framework's return code (negative: killed by that signal; for several
+    nodes the first that failed). Nothing of its process groups is left running when this returns.
     """
-    env = {**os.environ, **job.env}
-    with (logs_dir / "stdout.log").open("wb") as out, (logs_dir / "stderr.log").open("wb") as err:
+    launches = [(n.argv, n.env, "" if n.rank == 0 else f"node{n.rank}-") for n in job.nodes] or [(job.argv, {}, "")]
+    children: list[subprocess.Popen] = []
+    with ExitStack() as files:
         with stops.held() if stops else nullcontext():  # a signal must not strike between start and `try`
-            child = subprocess.Popen(dies_with_uft(job.argv), cwd=job.cwd, env=env, stdout=out, stderr=err,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            for argv, env, prefix in launches:
+                out = files.enter_context((logs_dir / f"{prefix}stdout.log").open("wb"))
+                err = files.enter_context((logs_dir / f"{prefix}stderr.log").open("wb"))
+                children.append(subprocess.Popen(
+                    dies_with_uft(argv), cwd=job.cwd, env={**os.environ, **job.env, **env}, stdout=out, stderr=err,
+                    stdin=subprocess.DEVNULL, start_new_session=True))
             follower = _Follower(job.log_file)
         try:
             fed = time.monotonic()
-            while child.poll() is None:  # polled often, so uft ends right after the framework does
+            while _running(children):  # polled often, so uft ends right after the framework does
                 time.sleep(min(EXIT_POLL_S, poll_s))
                 if time.monotonic() - fed >= poll_s:
                     follower.feed(on_progress)
                     fed = time.monotonic()
             follower.feed(on_progress)
+            for child in children:  # one node failed: the others would wait for it forever
+                if child.poll() is None:
+                    stop(child, signal.SIGTERM, grace_s)
         except BaseException as exc:
-            stop(child, _signal_to_pass_on(exc), grace_s, on_sent=partial(on_stopping, exc) if on_stopping else None)
+            told = partial(on_stopping, exc) if on_stopping else None
+            for child in children:
+                stop(child, _signal_to_pass_on(exc), grace_s, on_sent=told)
+                told = None
             raise
         finally:
-            _kill_group(child.pid)  # stragglers: workers its leader left behind
-    return child.returncode
+            for child in children:
+                _kill_group(child.pid)  # stragglers: workers its leader left behind
+    failed = [c.returncode for c in children if c.returncode != 0]
+    return failed[0] if failed else 0
+
+
+def _running(children: list[subprocess.Popen]) -> bool:
+    """Until every process has ended, or one has failed."""
+    codes = [c.poll() for c in children]
+    return not any(code not in (None, 0) for code in codes) and any(code is None for code in codes)
 
 
 #: Run in front of the framework on Linux: ask the kernel to send SIGTERM when uft dies (even by SIGKILL,

@@ -48,6 +48,7 @@ from unified_ft.plugin import (
     Capability,
     ImportResult,
     NativeJob,
+    NodeLaunch,
     RunOutputs,
     distributed_capabilities,
     final_metrics,
@@ -110,8 +111,9 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "LLaMA-Factory cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
-    **distributed_capabilities("LLaMA-Factory", {"distributed.ddp": Capability("native", "FORCE_TORCHRUN torchrun")},
-                               pending=("fsdp2", "deepspeed", "multi_node", "elastic")),
+    **distributed_capabilities("LLaMA-Factory", {"distributed.ddp": Capability("native", "FORCE_TORCHRUN torchrun"),
+                                                 "distributed.multi_node": Capability("native", "NNODES, NODE_RANK")},
+                               pending=("fsdp2", "deepspeed", "elastic")),
     **loss_type_capabilities({"dpo": ("sigmoid", "hinge", "ipo", "kto_pair"), "kto": ("kto",)}, "LLaMA-Factory 0.9.5"),
 }
 
@@ -160,7 +162,9 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
                                encoding="utf-8")
         files += [data_dir / "dataset_info.json", config_path]
         cli = envs.env_dir(RECIPE) / "bin" / "llamafactory-cli"
-        return NativeJob(native_dir=out_dir, files=files, argv=[str(cli), "train", "train.yaml"],
+        argv = [str(cli), "train", "train.yaml"]
+        nodes = [NodeLaunch(r, argv, launch_env(spec, r)) for r in range(spec.distributed.nodes)]
+        return NativeJob(native_dir=out_dir, files=files, argv=argv, nodes=nodes if len(nodes) > 1 else [],
                          env={"DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false",
                               **launch_env(spec)}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")

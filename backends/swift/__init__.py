@@ -47,6 +47,7 @@ from unified_ft.plugin import (
     Capability,
     ImportResult,
     NativeJob,
+    NodeLaunch,
     RunOutputs,
     distributed_capabilities,
     final_metrics,
@@ -139,8 +140,9 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "ms-swift cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
-    **distributed_capabilities("ms-swift", {"distributed.ddp": Capability("native", "NPROC_PER_NODE torchrun")},
-                               pending=("fsdp2", "deepspeed", "megatron", "multi_node", "elastic")),
+    **distributed_capabilities("ms-swift", {"distributed.ddp": Capability("native", "NPROC_PER_NODE torchrun"),
+                                            "distributed.multi_node": Capability("native", "NNODES, NODE_RANK")},
+                               pending=("fsdp2", "deepspeed", "megatron", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x not in ("kto_pair", "sigmoid_norm")),
                               "kto": LOSS_TYPES["kto"]}, "ms-swift 4.6 (trl 0.29)"),
 }
@@ -188,8 +190,10 @@ class SwiftBackend(envs.OwnEnvironment):
         script.write_text(shell_script(spec, command, file_args, file_env), encoding="utf-8")
         script.chmod(0o755)
         swift = envs.env_dir(RECIPE) / "bin" / "swift"
-        return NativeJob(native_dir=out_dir, files=[train_file, config_path, script],
-                         argv=[str(swift), command, "config.yaml"], env=env, cwd=out_dir,
+        argv = [str(swift), command, "config.yaml"]
+        nodes = [NodeLaunch(r, argv, {"NODE_RANK": str(r)}) for r in range(spec.distributed.nodes)]
+        return NativeJob(native_dir=out_dir, files=[train_file, config_path, script], argv=argv,
+                         nodes=nodes if len(nodes) > 1 else [], env=env, cwd=out_dir,
                          log_file=out_dir / "output" / "logging.jsonl")
 
     def check(self, job: NativeJob) -> None:

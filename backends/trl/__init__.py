@@ -35,6 +35,7 @@ from unified_ft.plugin import (
     EnvStatus,
     ImportResult,
     NativeJob,
+    NodeLaunch,
     RunOutputs,
     distributed_capabilities,
     importer_options,
@@ -87,8 +88,9 @@ CAPABILITIES: dict[str, Capability] = {
     "report_to.wandb": NATIVE,
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("native", "transformers dequantizes GGUF on load"),
-    **distributed_capabilities("trl", {"distributed.ddp": Capability("native", "accelerate launch; gloo on CPU")},
-                               pending=("fsdp2", "deepspeed", "multi_node", "elastic")),
+    **distributed_capabilities("trl", {"distributed.ddp": Capability("native", "accelerate launch; gloo on CPU"),
+                                       "distributed.multi_node": Capability("native", "accelerate launch per node")},
+                               pending=("fsdp2", "deepspeed", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x != "kto_pair"), "kto": LOSS_TYPES["kto"]},
                              "trl 1.16"),
 }
@@ -122,7 +124,9 @@ class TrlBackend(BackendBase):
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
         files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir)]
-        return NativeJob(native_dir=out_dir, files=files, argv=launch_argv(spec, ["train.py", "config.yaml"]),
+        script = ["train.py", "config.yaml"]
+        nodes = [NodeLaunch(r, launch_argv(spec, script, r)) for r in range(spec.distributed.nodes)]
+        return NativeJob(native_dir=out_dir, files=files, argv=nodes[0].argv, nodes=nodes if len(nodes) > 1 else [],
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
 

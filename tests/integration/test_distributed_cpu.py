@@ -1,10 +1,12 @@
-"""Data parallelism for real on CPU (gloo): a 2-process run through `uft run`, on each backend whose framework
-goes multi-process on CPU, trains like a 1-process run with the same global batch; the framework itself saw 2
-processes, and only rank 0 wrote the standard outputs."""
+"""Data parallelism for real on CPU (gloo): a 2-process run and a 2-"node" run (two launchers, node ranks 0 and 1,
+meeting on 127.0.0.1) through `uft run`, on each backend whose framework goes multi-process on CPU, train like a
+1-process run with the same global batch; the framework itself saw 2 processes, and only rank 0 wrote the
+standard outputs."""
 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -20,13 +22,19 @@ LAUNCHERS = {"trl": ("accelerate.commands.launch", "--num_processes"), "llamafac
              "swift": ("NPROC_PER_NODE", None)}
 
 
-def _run(folder: Path, model: Path, name: str, backend: str, processes: int, per_device: int) -> Path:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run(folder: Path, model: Path, name: str, backend: str, distributed: dict, per_device: int) -> Path:
     write_jsonl(folder / "chats.jsonl", same_rows(16))
     spec = {"name": name, "model": {"path": str(model)}, "template": "chatml",
             "adapter": {"type": "lora", "r": 4, "alpha": 8},
             "data": {"train": [{"path": "chats.jsonl", "format": "messages"}], "max_length": 64},
             "training": {"max_steps": 3, "per_device_batch_size": per_device, "learning_rate": 1.0e-3, "seed": 7},
-            "evaluation": {"enabled": False}, "distributed": {"processes_per_node": processes}}
+            "evaluation": {"enabled": False}, "distributed": distributed}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     assert main(["run", str(path), "--backend", backend, "--runs-dir", str(folder / "runs")]) == 0
@@ -41,19 +49,26 @@ def _losses(run_dir: Path) -> list[tuple[int, float]]:
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, tiny_model) -> list[tuple[int, float]]:
     """trl in one process with batch 2: the losses every 2-process run (batch 1 each) must reproduce."""
-    return _losses(_run(tmp_path_factory.mktemp("one"), tiny_model, "one", "trl", processes=1, per_device=2))
+    return _losses(_run(tmp_path_factory.mktemp("one"), tiny_model, "one", "trl", {}, per_device=2))
 
 
+@pytest.mark.parametrize("layout", ["2 processes", "2 nodes"])
 @pytest.mark.parametrize("backend", list(LAUNCHERS))
-def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, tiny_model, one_process, backend):
-    two = _run(tmp_path, tiny_model, "two", backend, processes=2, per_device=1)
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, tiny_model, one_process, backend, layout):
+    distributed = ({"processes_per_node": 2} if layout == "2 processes" else
+                   {"nodes": 2, "rendezvous": {"endpoint": f"127.0.0.1:{_free_port()}"}})
+    two = _run(tmp_path, tiny_model, "two", backend, distributed, per_device=1)
+    if layout == "2 nodes":  # node 1's launcher ran beside node 0's, each with its own log and script
+        assert (two / "logs" / "node1-stderr.log").exists()
+        assert "NODE_RANK=1" in (two / "native" / "launch_node1.sh").read_text() or \
+            "--machine_rank 1" in (two / "native" / "launch_node1.sh").read_text()
 
     manifest = json.loads((two / "manifest.json").read_text())
     marker, flag = LAUNCHERS[backend]
     command = manifest["command"]
     assert marker in command or marker in manifest["env_keys"]
     if flag:
-        assert command[command.index(flag) + 1] == "2"
+        assert command[command.index(flag) + 1] == "2"  # processes in all, over every node
     batch = json.loads((two / "effective.json").read_text())["batch"]
     assert (batch["processes"], batch["per_device"], batch["effective"]) == (2, 1, 2)  # as the trainer saw it
 
