@@ -151,11 +151,12 @@ class TrlBackend(BackendBase):
         return collect_runner_output(self.progress, run_dir, job)
 
     def import_native(self, path: Path, **options: Any) -> ImportResult:
-        """A trl CLI YAML (`trl sft --config x.yaml`) as a spec."""
+        """A trl job as a spec: trl's CLI YAML (`method`: which trainer it is for, default sft), a shell script or
+        command line that runs trl (`trl dpo ...`, `accelerate launch trl/scripts/sft.py ...`), or the config.yaml
+        of a trl job uft translated."""
         from .importer import import_trl
 
-        importer_options(self.name, options)
-        return import_trl(path)
+        return import_trl(path, **importer_options(self.name, options, ("method",)))
 
 
 def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[str]:
