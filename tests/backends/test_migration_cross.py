@@ -48,13 +48,21 @@ def _examples(refused: bool = False) -> list[tuple[str, Path, dict[str, Any]]]:
     return found
 
 
+def _options(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """The importer options a MANIFEST entry gives: files beside the example (dataset_info), and plain values
+    (trl's method, for a config YAML that cannot name it)."""
+    options: dict[str, Any] = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    options.update({k: v for k, v in entry.items() if k in ("method",)})
+    return options
+
+
 EXAMPLES = _examples()
 ALL_EXAMPLES = _examples(refused=True)
 
 
 @pytest.mark.parametrize(("tool", "path", "entry"), ALL_EXAMPLES, ids=[f"{t}/{p.name}" for t, p, _ in ALL_EXAMPLES])
 def test_every_upstream_example_imports_with_every_key_accounted_or_is_refused_clearly(tool, path, entry):
-    options = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    options = _options(path, entry)
     importer = load_backend(tool).import_native
     expect = entry.get("expect", "ok")
     if expect != "ok":
@@ -71,7 +79,7 @@ def test_every_upstream_example_imports_with_every_key_accounted_or_is_refused_c
 def _imported_spec(tool: str, path: Path, entry: dict[str, Any], tmp_path: Path):
     """The example as a spec, its datasets replaced by one small local file of the same kind (the hub is
     unreachable here), everything else as the importer wrote it."""
-    options = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    options = _options(path, entry)
     imported = load_backend(tool).import_native(path, **options)
     spec = dict(imported.spec)
     kind = validate_spec_dict(spec, str(path)).record_kind
