@@ -74,18 +74,28 @@ def import_trl(path: str | Path, method: str | None = None) -> ImportResult:
         from .own_job import import_uft_job
 
         return import_uft_job(path, text, native)
+    chosen, args, line = native_arguments(path, method, text, native)
+    notes = [] if native is None or method else [
+        f"{path.name} alone does not say the method: imported as sft, as `trl sft --config` reads it (give "
+        "--method dpo|kto|reward|orpo|cpo for another)"]
+    return build_spec(path, chosen, args, line, notes)
+
+
+def native_arguments(path: Path, method: str | None = None, text: str | None = None,
+                     native: dict[str, Any] | None = None) -> tuple[str, dict[str, Any], LaunchLine | None]:
+    """(method, trl's arguments as trl reads them, the launch line or None for a config YAML) of a trl file."""
+    if text is None:
+        text = read_user_file(path, "trl config", READ_HINT)
+        native = _yaml_mapping(path, text)
     if native is not None:
-        chosen = _method_option(method, path)
+        chosen = _method_option(method, path) or "sft"
         check_tool(native, "trl", str(path))
-        return build_spec(path, chosen or "sft", _typed(native, chosen or "sft", path), None,
-                          [] if chosen else [f"{path.name} alone does not say the method: imported as sft, as "
-                                             "`trl sft --config` reads it (give --method dpo|kto|reward|orpo|cpo "
-                                             "for another)"])
+        return chosen, _typed(native, chosen, path), None
     line = read_launch_line(path, text, ARGUMENTS["accelerate"])
     if method is not None and _method_option(method, path) != line.method:
         raise SpecError("--method contradicts the command", [Problem(
             line.where, f"the command runs {line.method}, --method says {method}", "drop --method")])
-    return build_spec(path, line.method, _command_args(path, line), line, [])
+    return line.method, _command_args(path, line), line
 
 
 def _yaml_mapping(path: Path, text: str) -> dict[str, Any] | None:

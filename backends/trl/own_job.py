@@ -52,6 +52,7 @@ def import_uft_job(path: Path, text: str, native: dict[str, Any]) -> ImportResul
     options = spec.get("backend_options", {}).get("trl", {})
     if isinstance(options.get("trainer"), dict):  # trl's trainer config keys, as backend_options.trl holds them
         spec["backend_options"]["trl"] = {**options.pop("trainer"), **options}
+        result.kept = {key.removeprefix("trainer."): value for key, value in result.kept.items()}
     out.notes.append(f"{path.name} is uft's own trl job: the rows beside it are uft's prepared data (already in "
                      "the seeded order, with any system prompt in them), read as they are (data.shuffle false)")
     return result
