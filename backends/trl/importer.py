@@ -31,12 +31,13 @@ from .launch_line import FIX, LAUNCH_PATTERN, METHODS, LaunchLine, read_launch_l
 ARGUMENTS = json.loads((Path(__file__).parent / "arguments.json").read_text())
 READ_HINT = "give trl's config YAML, the shell script (or command line) that runs trl, or uft's trl config.yaml"
 #: `--method` values: uft's names, and trl's subcommand names for them.
-METHOD_NAMES = {**METHODS, **{m: m for m in ("sft", "dpo", "kto", "rm", "orpo", "cpo", "simpo")}}
+METHOD_NAMES = {**METHODS, **{m: m for m in ("sft", "dpo", "kto", "rm", "orpo", "cpo")}}
 
 IGNORED = {"output_dir": BOOKKEEPING, "logging_dir": BOOKKEEPING, "overwrite_output_dir": BOOKKEEPING,
            "run_name": BOOKKEEPING, "push_to_hub": BOOKKEEPING, "hub_model_id": BOOKKEEPING,
            "hub_strategy": BOOKKEEPING, "hub_private_repo": BOOKKEEPING, "logging_first_step": BOOKKEEPING,
            "dataloader_num_workers": WORKERS, "dataset_num_proc": WORKERS, "dataset_streaming": WORKERS,
+           "streaming": WORKERS,
            "resume_from_checkpoint": RESUME, "ddp_timeout": LAUNCH, "ignore_bias_buffers": LAUNCH,
            "accelerate_config": LAUNCH, "do_train": "uft trains whenever it runs a job",
            "env": "environment variables for the run: set them where you run it",
@@ -50,10 +51,12 @@ OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_torch_fused": "adamw_torch", 
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 TRACKERS = ("none", "tensorboard", "wandb")
 PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "no": "fp32"}
-#: Model arguments the spec has no place for and trl's trainer config cannot take in backend_options.
+#: trl arguments the spec has no place for, with what they are. The script's and model's arguments cannot be
+#: kept in backend_options.trl either (trl's trainer config would refuse them), so any other one left is refused too.
 UNMODELLED = {"lora_modules_to_save": "extra modules trained in full beside LoRA",
               "lora_target_parameters": "LoRA on parameters (MoE experts) rather than modules",
-              "model_init_kwargs": "extra from_pretrained arguments"}
+              "model_init_kwargs": "extra from_pretrained arguments",
+              "test_split_size": "a held-out share of the dataset mixture (use data.eval_split in the spec)"}
 
 
 def arguments(method: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -201,10 +204,7 @@ def build_spec(path: Path, method: str, args: dict[str, Any], line: LaunchLine |
     adapter = _adapter(method, ledger, out)
     data = _data(path, method, args, ledger, out)
     training = _training(args, ledger, line, out)
-    for key, why in UNMODELLED.items():
-        if ledger.has(key):
-            raise SpecError("This trl config cannot be imported", [Problem(
-                key, f"{why} has no place in uft's spec", f"remove {key}, or write the job as a uft spec by hand")])
+    _refuse_unmodelled(method, ledger)
     weights = ledger.get("dtype")
     if training["precision"] != "fp32" and weights in ("float32", None):
         out.notes.append(f"trl loads the weights in float32 (dtype) and trains with {training['precision']} "
@@ -216,6 +216,17 @@ def build_spec(path: Path, method: str, args: dict[str, Any], line: LaunchLine |
     result = ledger.finish(spec)
     result.notes += unknown_notes(result)
     return result
+
+
+def _refuse_unmodelled(method: str, ledger: KeyLedger) -> None:
+    """Script, model and mixture arguments left over: kept, trl's trainer config would refuse them."""
+    trainer = set(ARGUMENTS["trainers"]["cpo" if method == "simpo" else method])
+    others = (set(ARGUMENTS["script"]) | set(ARGUMENTS["model"]) | set(ARGUMENTS["dataset_mixture"])) - trainer
+    left = [key for key in ledger.leftovers() if key in others and ledger.has(key)]
+    if left:
+        raise SpecError("This trl config cannot be imported", [Problem(
+            key, f"{UNMODELLED.get(key, 'a trl script or model argument')} has no place in uft's spec",
+            f"remove {key}, or write the job as a uft spec by hand") for key in left])
 
 
 def _method(method: str, args: dict[str, Any], ledger: KeyLedger) -> dict[str, Any]:
@@ -374,10 +385,6 @@ def _mixture(path: Path, fmt: str, ledger: KeyLedger) -> list[dict[str, Any]]:
         train.append(_dataset(path, name, fmt, child.take("name", f"data.train[{index}].subset"),
                               child.take("split", f"data.train[{index}].split", "train")))
     ledger.ignore("dataset_name", "datasets is given: trl reads the mixture instead")
-    ledger.ignore(["streaming"], WORKERS)
-    if ledger.has("test_split_size"):
-        raise SpecError("This trl config cannot be imported", [Problem(
-            "test_split_size", "a held-out share of the mixture", "use data.eval_split in the spec")])
     return train
 
 
@@ -470,25 +477,30 @@ def _warmup(args: dict[str, Any], ledger: KeyLedger, max_steps: int | None) -> f
 
 
 def _precision(ledger: KeyLedger, line: LaunchLine | None, out: ImportResult) -> str:
-    """trl's bf16 defaults to `not fp16`; accelerate's --mixed_precision applies when neither is on."""
+    """trl's bf16 defaults to `not fp16`; accelerate's --mixed_precision (before the script, or passed on by the
+    trl CLI) applies when neither is on (TrainingArguments reads it from the launcher then)."""
     fp16 = ledger.take("fp16", "training.precision")
     bf16 = ledger.take("bf16", "training.precision")
     bf16 = (not fp16) if bf16 is None else bf16
-    launched = (line.launcher_options if line else {}).get("mixed_precision") or (
-        [str(ledger.get("mixed_precision"))] if ledger.has("mixed_precision") else None)
+    launcher = (line.launcher_options if line else {}).get("mixed_precision")
+    value = (launcher or [None])[0] if launcher is not None else ledger.get("mixed_precision")
+    row = "accelerate --mixed_precision"
     if fp16 or bf16:
-        if launched:
-            out.ignored["accelerate --mixed_precision"] = "trl's own bf16/fp16 setting wins (TrainingArguments)"
-            ledger.ignore("mixed_precision", "trl's own bf16/fp16 setting wins (TrainingArguments)")
+        reason = "trl's own bf16/fp16 setting wins over the launcher's (TrainingArguments)"
+        if launcher is not None:
+            out.ignored[row] = reason
+        ledger.ignore("mixed_precision", reason)
         return "fp16" if fp16 else "bf16"
-    if launched:
-        if launched[0] not in PRECISIONS:
-            raise SpecError("This trl command cannot be imported", [Problem(
-                "--mixed_precision", f"{launched[0]!r}", "use bf16, fp16 or no")])
-        out.mapped.append(("accelerate --mixed_precision", "training.precision"))
-        ledger.ignore("mixed_precision", "read as training.precision (accelerate's, as trl leaves it)")
-        return PRECISIONS[launched[0]]
-    return "fp32"
+    if value is None:
+        return "fp32"
+    if str(value) not in PRECISIONS:
+        raise SpecError("This trl command cannot be imported", [Problem(
+            "--mixed_precision", f"{value!r} has no uft precision", "use bf16, fp16 or no")])
+    if launcher is not None:
+        out.mapped.append((row, "training.precision"))
+    else:
+        ledger.take("mixed_precision", "training.precision")
+    return PRECISIONS[str(value)]
 
 
 def _launcher(line: LaunchLine | None, ledger: KeyLedger) -> None:

@@ -205,3 +205,16 @@ def test_arguments_json_is_what_the_dump_script_writes():
     written = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
                              env={**__import__("os").environ, "TRL_EXPERIMENTAL_SILENCE": "1"}).stdout
     assert __import__("json").loads(written) == ARGUMENTS
+
+
+def test_trl_cli_mixed_precision_and_script_arguments_without_a_place(tmp_path):
+    line = "trl sft --model_name_or_path m --dataset_name d/x --bf16 false --mixed_precision fp16"
+    result = import_trl(_script(tmp_path, line + "\n", "a.sh"))
+    assert result.spec["training"]["precision"] == "fp16"
+    assert ("mixed_precision", "training.precision") in result.mapped and "accelerate --mixed_precision" not in \
+        result.ignored
+    with pytest.raises(SpecError, match="lora_modules_to_save"):
+        import_trl(_script(tmp_path, line + " --use_peft --lora_modules_to_save lm_head\n", "b.sh"))
+    with pytest.raises(SpecError, match="dataset mixture"):
+        import_trl(_script(tmp_path, "model_name_or_path: m\ndatasets: [{path: d/x}]\ntest_split_size: 0.1\n",
+                           "c.yaml"))
