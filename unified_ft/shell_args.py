@@ -78,13 +78,19 @@ def _integer_expr(left: int, op: str, right: int, path: Path, tool: str) -> int:
 
 
 def split_words(path: Path, number: int, line: str, script: str, tool: str) -> list[str]:
-    """The words of one logical line as the shell splits them (after `substitute`), up to the command's end."""
+    """The words of one logical line as the shell splits them (after `substitute`); `until_end` cuts a command
+    out of them."""
     try:
         words = shlex.split(substitute(path, line, script, tool), comments=True)
     except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
         raise SpecError(f"The {tool} command cannot be parsed", [Problem(
             f"{path}:{number}", f"the shell quoting of the command starting here is broken ({exc})",
             "close the quote (or escape a literal quote with \\)")]) from None
+    return words
+
+
+def until_end(words: list[str]) -> list[str]:
+    """The words up to the end of the command they start (`&&`, `;`, `|`: another command follows)."""
     end = next((i for i, w in enumerate(words) if w in COMMAND_ENDS), len(words))
     return words[:end]
 

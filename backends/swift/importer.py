@@ -19,7 +19,7 @@ from typing import Any
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, unknown_notes
-from unified_ft.shell_args import env_prefix, find_command, option_words, scalar, split_words
+from unified_ft.shell_args import env_prefix, find_command, option_words, scalar, split_words, until_end
 from unified_ft.spec import DataSpec
 from unified_ft.templates import JINJA_TEMPLATES, model_family, template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
@@ -116,7 +116,7 @@ def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, 
     start = next(i for i, w in enumerate(words) if Path(w).name == "swift" and i + 1 < len(words)
                  and words[i + 1] in ("sft", "pt", "rlhf"))
     env = env_prefix(words, start)
-    command, rest = words[start + 1], words[start + 2:]
+    command, rest = words[start + 1], until_end(words[start + 2:])
     config_file = None
     if rest and rest[0].endswith((".yaml", ".yml", ".json")) and not rest[0].startswith("--"):
         config_file, rest = rest[0], rest[1:]  # `swift sft config.yaml`

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unified_ft.errors import Problem, SpecError
-from unified_ft.shell_args import env_prefix, find_command, option_words, split_words
+from unified_ft.shell_args import env_prefix, find_command, option_words, split_words, until_end
 
 #: trl's CLI subcommands and script names -> uft's method; trl/scripts/reward.py and examples'
 #: reward_modeling.py train a reward model (rm).
@@ -35,8 +35,9 @@ NO_METHOD = {
 NO_METHOD["dpo_online"] = NO_METHOD["online_dpo"]
 FIX = "uft imports trl's sft, dpo, kto, reward, orpo and cpo; write the job as a uft spec by hand for the rest"
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
-LAUNCH_PATTERN = (r"(^|[\s/])(trl\s+[a-z_]+|accelerate\s+launch|python(3(\.\d+)?)?\s+(-m\s+trl\.scripts\.\w+|\S+\.py))"
-           r"(\s|$)")
+_COMMANDS = "|".join(sorted({*METHODS, *NO_METHOD}, key=len, reverse=True))
+LAUNCH_PATTERN = (rf"(^|[\s/])(trl\s+({_COMMANDS})|accelerate\s+launch|python(3(\.\d+)?)?\s+(-m\s+trl\.scripts\.\w+|"
+                  r"\S+\.py))(\s|$)")
 
 
 @dataclass
@@ -61,9 +62,9 @@ def read_launch_line(path: Path, text: str, accelerate_takes_value: dict[str, bo
     number, line = found
     words = split_words(path, number, line, text, "trl")
     where = f"{path}:{number}"
-    start = next(i for i, w in enumerate(words) if Path(w).name in ("trl", "accelerate") or _PYTHON.match(w))
+    start = next(i for i, w in enumerate(words) if _launches(Path(w).name, words[i + 1:]))
     env = env_prefix(words, start)
-    program, rest = Path(words[start]).name, words[start + 1:]
+    program, rest = Path(words[start]).name, until_end(words[start + 1:])
     if program == "trl":
         command = rest[0] if rest else ""
         return LaunchLine(_method(command, f"trl {command}", where), option_words(rest[1:])[0], "trl", env=env,
@@ -81,6 +82,12 @@ def read_launch_line(path: Path, text: str, accelerate_takes_value: dict[str, bo
     split = module if module is not None else next(i for i, w in enumerate(rest) if w.endswith(".py"))
     script, after = _script_of(rest, split)
     return LaunchLine(_method(script, script, where), option_words(after)[0], "python", env=env, where=where)
+
+
+def _launches(program: str, rest: list[str]) -> bool:
+    """Whether `program rest...` is the trl training command (not `pip install trl ...` or a `cd` before it)."""
+    return (program in ("trl", "accelerate") or bool(_PYTHON.match(program))) and \
+        re.match(LAUNCH_PATTERN, " ".join(["", program, *rest])) is not None
 
 
 def _script_index(words: list[str], takes_value: dict[str, bool]) -> int | None:

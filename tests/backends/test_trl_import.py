@@ -218,3 +218,10 @@ def test_trl_cli_mixed_precision_and_script_arguments_without_a_place(tmp_path):
     with pytest.raises(SpecError, match="dataset mixture"):
         import_trl(_script(tmp_path, "model_name_or_path: m\ndatasets: [{path: d/x}]\ntest_split_size: 0.1\n",
                            "c.yaml"))
+
+
+def test_the_training_command_is_found_among_others(tmp_path):
+    script = _script(tmp_path, "pip install -U trl peft\ncd /work && CUDA_VISIBLE_DEVICES=0,1 /usr/bin/python3 "
+                     "trl/scripts/dpo.py --model_name_or_path m --dataset_name d/x --beta 0.2 && echo done\n")
+    result = import_trl(script)
+    assert result.spec["method"] == {"name": "dpo", "beta": 0.2} and "env CUDA_VISIBLE_DEVICES" in result.ignored
