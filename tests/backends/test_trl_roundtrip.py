@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from backends.trl.importer import OPTIMIZERS, arguments, import_trl, native_arguments
 from tests.migration_readback import with_local_data
+from unified_ft.backends.trl.importer import OPTIMIZERS, arguments, import_trl, native_arguments
 from unified_ft.launch import translate_to
 from unified_ft.specfile import validate_spec_dict
 
@@ -146,3 +146,20 @@ def test_every_mapped_trl_argument_has_the_value_trl_would_use(name, tmp_path):
     assert not wrong, f"{name}:\n  " + "\n  ".join(wrong)
     assert {"learning_rate", "per_device_train_batch_size", "model_name_or_path", "bf16"} <= set(checked)
     print(f"\n{name}: {len(checked)} trl arguments hold trl's value in uft's trl job")
+
+
+def test_trls_own_config_classes_take_every_translated_example(tmp_path, monkeypatch):
+    """What the ledger kept in backend_options.trl (eos_token, remove_unused_columns, ...) is a real argument of
+    the trainer's config: trl's own class is built from each translated job's trainer section, as train.py does."""
+    pytest.importorskip("trl")
+    from unified_ft.runner_support import trainer_classes
+
+    monkeypatch.chdir(tmp_path)
+    built = []
+    for index, name in enumerate(OK):
+        first = import_trl(HERE / name, MANIFEST[name].get("method"))
+        (tmp_path / str(index)).mkdir()
+        _, job = translate_to(with_local_data(first.spec, name, tmp_path / str(index)), "trl", tmp_path / name)
+        config = yaml.safe_load((job.native_dir / "config.yaml").read_text())
+        built.append(trainer_classes(config["method"])[0](**{**config["trainer"], "use_cpu": True}))
+    assert len(built) == len(OK) and all(b.output_dir == "output" for b in built)
