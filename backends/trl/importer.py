@@ -413,7 +413,8 @@ def _training(args: dict[str, Any], ledger: KeyLedger, line: LaunchLine | None, 
         bad = [v for v in (value if isinstance(value, list) else [value]) if v not in known]
         if bad:
             raise SpecError("This trl config cannot be imported", [Problem(
-                key, f"{', '.join(map(str, bad))} has no uft equivalent", f"uft maps {', '.join(known)}")])
+                key, f"{', '.join(map(str, bad))} has no uft equivalent",
+                f"use one of {', '.join(known)} (uft maps those), or remove {key}")])
     seed = take("seed", "training.seed")
     if ledger.get("data_seed") not in (None, seed):
         raise SpecError("This trl config cannot be imported", [Problem(
