@@ -26,7 +26,7 @@ from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResul
 from unified_ft.shell_args import find_command, scalar
 from unified_ft.userfile import load_yaml, read_user_file
 
-from .launch_line import FIX, LAUNCH_PATTERN, METHODS, LaunchLine, read_launch_line
+from .launch_line import LAUNCH_PATTERN, METHODS, LaunchLine, read_launch_line
 
 ARGUMENTS = json.loads((Path(__file__).parent / "arguments.json").read_text())
 READ_HINT = "give trl's config YAML, the shell script (or command line) that runs trl, or uft's trl config.yaml"
@@ -76,6 +76,10 @@ def import_trl(path: str | Path, method: str | None = None) -> ImportResult:
     if native is not None and _is_uft_job(native):
         from .own_job import import_uft_job
 
+        if method is not None and _method_option(method, path) != native["method"]:
+            raise SpecError("--method contradicts the job", [Problem(
+                f"{path} (method)", f"uft's trl job is for {native['method']}, --method says {method}",
+                "drop --method")])
         return import_uft_job(path, text, native)
     chosen, args, line = native_arguments(path, method, text, native)
     notes = [] if native is None or method else [
@@ -529,4 +533,4 @@ def _name(path: Path) -> str:
     return stem[:100]
 
 
-__all__ = ["ARGUMENTS", "FIX", "arguments", "import_trl"]
+__all__ = ["ARGUMENTS", "arguments", "import_trl", "native_arguments"]
