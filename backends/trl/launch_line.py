@@ -76,12 +76,12 @@ def read_launch_line(path: Path, text: str, accelerate_takes_value: dict[str, bo
             raise SpecError("This accelerate command launches no trl script", [Problem(
                 where, "no <script>.py after `accelerate launch`", "give the command that launches trl's script")])
         options, _ = option_words(rest[:split], lambda key: accelerate_takes_value.get(key, True))
-        script, after = _script_of(rest, split)
-        return LaunchLine(_method(script, script, where), option_words(after)[0], "accelerate", options, env, where)
+        script, shown, after = _script_of(rest, split)
+        return LaunchLine(_method(script, shown, where), option_words(after)[0], "accelerate", options, env, where)
     module = _module_index(rest)
     split = module if module is not None else next(i for i, w in enumerate(rest) if w.endswith(".py"))
-    script, after = _script_of(rest, split)
-    return LaunchLine(_method(script, script, where), option_words(after)[0], "python", env=env, where=where)
+    script, shown, after = _script_of(rest, split)
+    return LaunchLine(_method(script, shown, where), option_words(after)[0], "python", env=env, where=where)
 
 
 def _launches(program: str, rest: list[str]) -> bool:
@@ -109,17 +109,19 @@ def _module_index(words: list[str]) -> int | None:
     return next((i for i, w in enumerate(words) if w in ("-m", "--module")), None)
 
 
-def _script_of(words: list[str], index: int) -> tuple[str, list[str]]:
-    """(script name, the words after it) for `x/y/sft.py ...` at index, or `-m trl.scripts.sft ...`."""
+def _script_of(words: list[str], index: int) -> tuple[str, str, list[str]]:
+    """(script name, as the command writes it, the words after it) for `x/y/sft.py ...` at index, or
+    `-m trl.scripts.sft ...`."""
     if words[index] in ("-m", "--module"):
-        return words[index + 1].rpartition(".")[2] if index + 1 < len(words) else "", words[index + 2:]
-    return Path(words[index]).stem, words[index + 1:]
+        module = words[index + 1] if index + 1 < len(words) else ""
+        return module.rpartition(".")[2], f"-m {module}", words[index + 2:]
+    return Path(words[index]).stem, words[index], words[index + 1:]
 
 
 def _method(name: str, shown: str, where: str) -> str:
     """uft's method for a trl subcommand or script name; a clear refusal for the trainers uft lacks."""
     if name in METHODS:
         return METHODS[name]
-    why = NO_METHOD.get(name)
-    raise SpecError("This trl command cannot be imported", [Problem(
-        where, why or f"`{shown}` is not one of trl's training commands or scripts that uft reads", FIX)])
+    why = f"{shown}: {NO_METHOD[name]}" if name in NO_METHOD else \
+        f"`{shown}` is not one of trl's training commands or scripts that uft reads"
+    raise SpecError("This trl command cannot be imported", [Problem(where, why, FIX)])
