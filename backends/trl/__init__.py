@@ -7,6 +7,7 @@ keys, peft's LoraConfig keys), the data in trl's conversational JSONL shapes, an
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -117,12 +118,13 @@ class TrlBackend(BackendBase):
         if data.eval_path is not None:
             files.append(write_trl_data(spec, Path(data.eval_path), out_dir / "eval.jsonl"))
         config_path = out_dir / "config.yaml"
+        argv = launch_argv(spec, ["train.py", "config.yaml"])
         header = (f"# trl job written by uft for spec {spec.name!r}.\n"
-                  "# Run it with trl alone: python train.py config.yaml\n")
+                  f"# Run it with trl alone: {shown_command(argv)}\n")
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
         files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir)]
-        return NativeJob(native_dir=out_dir, files=files, argv=launch_argv(spec, ["train.py", "config.yaml"]),
+        return NativeJob(native_dir=out_dir, files=files, argv=argv,
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
 
@@ -167,6 +169,17 @@ def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[st
         return [sys.executable, *script]
     mixed = {"bf16": "bf16", "fp16": "fp16"}.get(spec.training.precision, "no")
     return accelerate_launch(d, node_rank, script, mixed, [sys.executable, "-m", "accelerate.commands.launch"])
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command as a person types it (`python train.py ...`, `accelerate launch ... train.py ...`); uft's
+    importer reads the process count back from it (importing this folder is a round trip)."""
+    words = list(argv)
+    if words[:3] == [sys.executable, "-m", "accelerate.commands.launch"]:
+        words[:3] = ["accelerate", "launch"]
+    elif words[:1] == [sys.executable]:
+        words[0] = "python"
+    return shlex.join(words)
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:

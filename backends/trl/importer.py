@@ -51,6 +51,11 @@ OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_torch_fused": "adamw_torch", 
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 TRACKERS = ("none", "tensorboard", "wandb")
 PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "no": "fp32"}
+#: accelerate launch's options that say how many processes train (and where they meet): the spec's distributed.
+PROCESSES = {"num_processes": "distributed.processes_per_node", "num_machines": "distributed.nodes",
+             "main_process_ip": "distributed.rendezvous.endpoint",
+             "main_process_port": "distributed.rendezvous.endpoint",
+             "max_restarts": "distributed.rendezvous.max_restarts"}
 #: trl arguments the spec has no place for, with what they are. The script's and model's arguments cannot be
 #: kept in backend_options.trl either (trl's trainer config would refuse them), so any other one left is refused too.
 UNMODELLED = {"lora_modules_to_save": "extra modules trained in full beside LoRA",
@@ -201,7 +206,7 @@ def build_spec(path: Path, method: str, args: dict[str, Any], line: LaunchLine |
     for key, reason in IGNORED.items():
         ledger.ignore(key, reason)
     for key in sorted(set(args) - set(defaults)):  # trl passes options it does not know on to accelerate
-        if key in ARGUMENTS["accelerate"] and key != "mixed_precision":
+        if key in ARGUMENTS["accelerate"] and key not in ("mixed_precision", *PROCESSES):
             ledger.ignore(key, LAUNCH + " (trl passes it to accelerate launch)")
     spec_method = _method(method, args, ledger)
     model = _model(ledger)
@@ -216,6 +221,9 @@ def build_spec(path: Path, method: str, args: dict[str, Any], line: LaunchLine |
                          "every backend (half the memory, half-precision master weights)")
     spec = {"name": _name(path), "model": model, "template": "model", "method": spec_method, "adapter": adapter,
             "data": data, "training": training}
+    distributed = distributed_section(line, ledger, training)
+    if distributed:
+        spec["distributed"] = distributed
     _launcher(line, ledger)
     result = ledger.finish(spec)
     result.notes += unknown_notes(result)
@@ -508,22 +516,66 @@ def _precision(ledger: KeyLedger, line: LaunchLine | None, out: ImportResult) ->
     return PRECISIONS[str(value)]
 
 
+def distributed_section(line: LaunchLine | None, ledger: KeyLedger, training: dict[str, Any]) -> dict[str, Any] | None:
+    """accelerate's process count (before the script, or passed on by the trl CLI) as the spec's distributed
+    section: the effective batch is per-device batch x accumulation x processes, so it must survive the import."""
+    launcher = line.launcher_options if line else {}
+    found: dict[str, str] = {}
+    for key, target in PROCESSES.items():
+        if key in launcher and launcher[key]:
+            found[key] = launcher[key][0]
+            ledger.result.mapped.append((f"accelerate --{key}", target))
+        elif ledger.has(key) and key not in ledger.defaults:
+            found[key] = str(ledger.take(key, target))
+    if not found:
+        return None
+    where = "accelerate launch" if launcher else "trl (passed to accelerate launch)"
+    try:
+        counts = {key: int(found.get(key, 1)) for key in ("num_processes", "num_machines", "max_restarts")}
+    except ValueError:
+        raise SpecError("This trl command cannot be imported", [Problem(
+            where, f"a process count that is not a number ({found})", "give --num_processes N as a number")]) from None
+    processes, machines = counts["num_processes"], counts["num_machines"]
+    if processes % machines:
+        raise SpecError("This trl command cannot be imported", [Problem(
+            "--num_processes", f"{processes} processes do not split over {machines} machines",
+            "give a multiple of --num_machines (accelerate's --num_processes counts every machine's processes)")])
+    distributed: dict[str, Any] = {"nodes": machines, "processes_per_node": processes // machines}
+    rendezvous: dict[str, Any] = {"max_restarts": counts["max_restarts"]} if "max_restarts" in found else {}
+    if machines > 1 or ("main_process_ip" in found and found.get("main_process_port", "0") != "0"):
+        if "main_process_ip" not in found:
+            raise SpecError("This trl command cannot be imported", [Problem(
+                "--num_machines", f"{machines} machines with no --main_process_ip",
+                "add --main_process_ip and --main_process_port (node 0's address)")])
+        rendezvous["endpoint"] = f"{found['main_process_ip']}:{found.get('main_process_port', '29500')}"
+    if rendezvous:
+        distributed["rendezvous"] = rendezvous
+    batch = training["per_device_batch_size"] * training["gradient_accumulation_steps"] * processes
+    ledger.result.notes.append(
+        f"{processes} processes ({where}): trl trains data parallel, an effective batch of {batch}; the spec says "
+        f"distributed.processes_per_node {processes // machines} (ddp) so it trains the same way where a backend "
+        "runs several processes")
+    return distributed
+
+
 def _launcher(line: LaunchLine | None, ledger: KeyLedger) -> None:
     """accelerate's own options and the command's environment, in the ledger with why they do not matter."""
+    out = ledger.result
+    if ledger.has("accelerate_config"):
+        out.notes.append(f"accelerate_config {ledger.get('accelerate_config')} is not read: its process count goes "
+                         "into distributed.processes_per_node by hand, its DeepSpeed/FSDP sharding into "
+                         "distributed.strategy (uft's launcher starts the processes)")
     if line is None:
         return
-    out = ledger.result
     for key, value in line.launcher_options.items():
         name = f"accelerate --{key}"
-        if key == "mixed_precision":
-            continue  # read with the precision
+        if key == "mixed_precision" or key in PROCESSES:
+            continue  # read with the precision, or as the distributed section
         out.ignored[name] = LAUNCH
         if key == "config_file":
-            out.notes.append(f"accelerate config {' '.join(value)} (processes, DeepSpeed/FSDP) is not read: uft's "
-                             "launcher decides processes and sharding on the machine that runs the job")
-    if ledger.has("accelerate_config"):
-        out.notes.append(f"accelerate_config {ledger.get('accelerate_config')} is not read: uft's launcher decides "
-                         "processes and sharding on the machine that runs the job")
+            out.notes.append(f"accelerate config {' '.join(value)} is not read: its process count (num_processes) "
+                             "goes into distributed.processes_per_node by hand, its DeepSpeed/FSDP sharding into "
+                             "distributed.strategy (uft's launcher starts the processes)")
     for key in line.env:
         out.ignored[f"env {key}"] = "environment for the run: set it where you run the job"
 
@@ -533,4 +585,4 @@ def _name(path: Path) -> str:
     return stem[:100]
 
 
-__all__ = ["ARGUMENTS", "arguments", "import_trl", "native_arguments"]
+__all__ = ["ARGUMENTS", "arguments", "distributed_section", "import_trl", "native_arguments"]

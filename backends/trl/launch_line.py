@@ -71,7 +71,7 @@ def read_launch_line(path: Path, text: str, accelerate_takes_value: dict[str, bo
                           where=where)
     if program == "accelerate":
         rest = rest[1:]  # launch
-        split = _script_index(rest, accelerate_takes_value)
+        split = script_index(rest, accelerate_takes_value)
         if split is None:
             raise SpecError("This accelerate command launches no trl script", [Problem(
                 where, "no <script>.py after `accelerate launch`", "give the command that launches trl's script")])
@@ -90,7 +90,7 @@ def _launches(program: str, rest: list[str]) -> bool:
         re.match(LAUNCH_PATTERN, " ".join(["", program, *rest])) is not None
 
 
-def _script_index(words: list[str], takes_value: dict[str, bool]) -> int | None:
+def script_index(words: list[str], takes_value: dict[str, bool]) -> int | None:
     """Where the script starts after `accelerate launch`'s own options (each read with its value, if it takes one)."""
     index = 0
     while index < len(words):

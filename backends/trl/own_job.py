@@ -10,18 +10,22 @@ in them), so the imported spec reads them as they are (data.shuffle false) rathe
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.migrate import BOOKKEEPING, ImportResult, KeyLedger
+from unified_ft.shell_args import option_words
 from unified_ft.spec import TEMPLATE_NAMES
 from unified_ft.templates import JINJA_TEMPLATES
 
-from .importer import OPTIMIZERS, arguments
+from .importer import ARGUMENTS, OPTIMIZERS, arguments, distributed_section
+from .launch_line import LaunchLine, script_index
 
 _HEADER = re.compile(r"^# trl job written by uft for spec '([^']+)'\.", re.MULTILINE)
+_RUN = re.compile(r"^# Run it with trl alone: (accelerate launch .*)$", re.MULTILINE)
 SECTIONS = ("method", "model", "chat_template", "data", "peft", "loraplus", "freeze", "quantization",
             "passthrough", "trainer")
 TRANSLATOR = "written by uft's trl translator, which derives it again from the spec"
@@ -46,6 +50,9 @@ def import_uft_job(path: Path, text: str, native: dict[str, Any]) -> ImportResul
         "data": _data(path, ledger.section("data"), trainer, method),
         "training": _training(trainer),
     }
+    distributed = _distributed(path, text, method, ledger, spec["training"])
+    if distributed:
+        spec["distributed"] = distributed
     for key in passthrough:
         trainer.keep(key)
     result = ledger.finish(spec)
@@ -56,6 +63,23 @@ def import_uft_job(path: Path, text: str, native: dict[str, Any]) -> ImportResul
     out.notes.append(f"{path.name} is uft's own trl job: the rows beside it are uft's prepared data (already in "
                      "the seeded order, with any system prompt in them), read as they are (data.shuffle false)")
     return result
+
+
+def _distributed(path: Path, text: str, method: str, ledger: KeyLedger, training: dict[str, Any]
+                 ) -> dict[str, Any] | None:
+    """The process count from the command in the header (`accelerate launch --num_processes N ...`), which
+    config.yaml itself does not hold."""
+    found = _RUN.search(text)
+    if found is None:
+        return None
+    words = shlex.split(found.group(1))[2:]
+    split = script_index(words, ARGUMENTS["accelerate"]) or len(words)
+    options, _ = option_words(words[:split], lambda key: ARGUMENTS["accelerate"].get(key, True))
+    if options.get("main_process_port") == ["0"]:  # "any free port" on one machine: no endpoint in the spec
+        options.pop("main_process_ip", None)
+        options.pop("main_process_port")
+    line = LaunchLine(method, {}, "accelerate", options, where=f"{path} (header)")
+    return distributed_section(line, ledger, training)
 
 
 def _model(model: KeyLedger) -> dict[str, Any]:

@@ -96,8 +96,23 @@ def test_accelerate_options_are_launch_settings(tmp_path):
                      "  trl/scripts/sft.py --model_name_or_path m --dataset_name d/x --num_train_epochs 2\n")
     result = import_trl(script)
     assert result.spec["method"]["name"] == "sft" and result.spec["training"]["epochs"] == 2.0
-    assert {"accelerate --config_file", "accelerate --num_processes", "accelerate --multi_gpu"} <= set(result.ignored)
+    assert {"accelerate --config_file", "accelerate --multi_gpu"} <= set(result.ignored)
+    assert ("accelerate --num_processes", "distributed.processes_per_node") in result.mapped
+    assert result.spec["distributed"] == {"nodes": 1, "processes_per_node": 8}
     assert any("zero3.yaml" in note for note in result.notes)
+    assert any("effective batch of 64" in note for note in result.notes)  # 8 x 1 x 8 processes
+
+
+def test_several_machines_need_the_main_process_address(tmp_path):
+    line = "accelerate launch --num_machines 2 --num_processes 8 {} trl/scripts/sft.py --model_name_or_path m " \
+           "--dataset_name d/x\n"
+    result = import_trl(_script(tmp_path, line.format("--main_process_ip 10.0.0.1 --main_process_port 29501"), "a.sh"))
+    assert result.spec["distributed"] == {"nodes": 2, "processes_per_node": 4,
+                                          "rendezvous": {"endpoint": "10.0.0.1:29501"}}
+    with pytest.raises(SpecError, match="main_process_ip"):
+        import_trl(_script(tmp_path, line.format(""), "b.sh"))
+    with pytest.raises(SpecError, match="do not split"):
+        import_trl(_script(tmp_path, line.format("--main_process_ip h").replace("8", "7", 1), "c.sh"))
 
 
 def test_accelerate_mixed_precision_applies_only_where_trl_leaves_it(tmp_path):
@@ -110,8 +125,11 @@ def test_accelerate_mixed_precision_applies_only_where_trl_leaves_it(tmp_path):
 
 
 def test_trl_passes_unknown_options_to_accelerate(tmp_path):
-    result = import_trl(_script(tmp_path, "trl sft --model_name_or_path m --dataset_name d/x --num_processes 4\n"))
-    assert "num_processes" in result.ignored and not result.unknown
+    result = import_trl(_script(tmp_path, "trl sft --model_name_or_path m --dataset_name d/x --num_processes 4 "
+                                "--dynamo_backend no\n"))
+    assert "dynamo_backend" in result.ignored and not result.unknown
+    assert ("num_processes", "distributed.processes_per_node") in result.mapped
+    assert result.spec["distributed"]["processes_per_node"] == 4
 
 
 def test_python_module_form_and_reward_method(tmp_path):

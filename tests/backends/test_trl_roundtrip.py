@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.migration_readback import with_local_data
-from unified_ft.backends.trl.importer import OPTIMIZERS, arguments, import_trl, native_arguments
+from unified_ft.backends.trl.importer import OPTIMIZERS, PROCESSES, arguments, import_trl, native_arguments
 from unified_ft.launch import translate_to
 from unified_ft.specfile import validate_spec_dict
 
@@ -37,7 +37,7 @@ def _round_trip(name: str, tmp_path: Path):
 def test_trl_job_imports_back_to_the_same_portable_settings(name, tmp_path):
     _, spec, job, back, again = _round_trip(name, tmp_path)
     assert not back.unknown and not back.kept.keys() - set(spec.backend_options.get("trl", {}))
-    for section in ("model", "template", "method", "adapter", "training"):
+    for section in ("model", "template", "method", "adapter", "training", "distributed"):
         assert getattr(again, section).model_dump() == getattr(spec, section).model_dump(), section
     for key in ("max_length", "packing", "train_on_prompt"):
         assert getattr(again.data, key) == getattr(spec.data, key), f"data.{key}"
@@ -134,12 +134,15 @@ def test_every_mapped_trl_argument_has_the_value_trl_would_use(name, tmp_path):
             continue  # -1 both ways
         if key == "num_train_epochs" and spec.training.max_steps is not None:
             continue
-        if key in JOB_VALUES:
+        if key in PROCESSES:  # accelerate's, on uft's launch command
+            ours, theirs = job.argv[job.argv.index(f"--{key}") + 1], str(args[key])
+        elif key in JOB_VALUES:
             ours = JOB_VALUES[key](written)
         else:
             assert key in written["trainer"] or key in job_defaults, f"{key}: not in uft's trl job, not checked"
             ours = _one(written["trainer"].get(key, job_defaults.get(key)))
-        theirs = _trl_value(key, args, defaults)
+        if key not in PROCESSES:
+            theirs = _trl_value(key, args, defaults)
         checked.append(key)
         if ours != theirs:
             wrong.append(f"{key}: trl uses {theirs!r}, uft's trl job {ours!r}")
@@ -163,3 +166,19 @@ def test_trls_own_config_classes_take_every_translated_example(tmp_path, monkeyp
         config = yaml.safe_load((job.native_dir / "config.yaml").read_text())
         built.append(trainer_classes(config["method"])[0](**{**config["trainer"], "use_cpu": True}))
     assert len(built) == len(OK) and all(b.output_dir == "output" for b in built)
+
+
+def test_a_multi_process_trl_job_imports_back_with_its_processes(tmp_path):
+    """config.yaml does not hold the process count; the command in its header does, and is read back."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n' * 4)
+    spec = validate_spec_dict({"name": "multi", "model": {"path": "Qwen/Qwen2-0.5B"}, "evaluation": {"enabled": False},
+                               "data": {"train": [{"path": str(rows), "format": "messages"}]},
+                               "training": {"precision": "fp32", "max_steps": 2},
+                               "distributed": {"processes_per_node": 3,
+                                               "rendezvous": {"endpoint": "127.0.0.1:29511"}}})
+    _, job = translate_to(spec, "trl", tmp_path / "job")
+    assert "# Run it with trl alone: accelerate launch --multi_gpu --num_processes 3" in \
+        (job.native_dir / "config.yaml").read_text()
+    again = validate_spec_dict(import_trl(job.native_dir / "config.yaml").spec)
+    assert again.distributed.model_dump() == spec.distributed.model_dump()
