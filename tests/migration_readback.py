@@ -15,6 +15,34 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
+_ROWS = {
+    "chat": {"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]},
+    "preference": {"prompt": [{"role": "user", "content": "Say hi."}],
+                   "chosen": [{"role": "assistant", "content": "Hi."}],
+                   "rejected": [{"role": "assistant", "content": "No."}]},
+    "unpaired": {"prompt": [{"role": "user", "content": "Say hi."}],
+                 "completion": [{"role": "assistant", "content": "Hi."}], "label": True},
+    "text": {"text": "Plain text to continue."},
+}
+_FORMATS = {"chat": "messages", "preference": "preference", "unpaired": "unpaired", "text": "text"}
+
+
+def with_local_data(spec: dict[str, Any], source: str, tmp_path: Path):
+    """An imported spec with its datasets replaced by one small local file of the same kind (the hub is
+    unreachable in tests), evaluation and export off, everything else as the importer wrote it."""
+    from unified_ft.specfile import validate_spec_dict
+
+    spec = dict(spec)
+    kind = validate_spec_dict(spec, source).record_kind
+    rows = tmp_path / f"rows.{kind}.jsonl"
+    rows.write_text("".join(json.dumps(_ROWS[kind]) + "\n" for _ in range(4)))
+    spec["data"] = {**spec["data"], "train": [{"path": str(rows), "format": _FORMATS[kind]}]}
+    spec["data"].pop("eval", None)
+    spec["data"].pop("eval_split", None)
+    spec["evaluation"] = {"enabled": False}
+    spec.pop("export", None)
+    return validate_spec_dict(spec, source)
+
 
 def _first_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":

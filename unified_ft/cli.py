@@ -306,12 +306,18 @@ def import_command(
     backend: Annotated[str, typer.Argument(help="The framework the config is for: a backend with an importer "
                                            "(`uft backends` says which).", show_default=False)],
     config: Annotated[Path, typer.Argument(help="The native config: LLaMA-Factory's YAML; for swift a shell "
-                                           "script with the swift command, swift's args.json or its config file.",
+                                           "script with the swift command, swift's args.json or its config file; "
+                                           "for trl its config YAML, a script or command line that runs trl "
+                                           "(`trl sft ...`, `accelerate launch trl/scripts/dpo.py ...`), or the "
+                                           "config.yaml of a trl job uft translated.",
                                            show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Spec file to write (must not exist).")] = Path(
         "spec.yaml"),
     dataset_info: Annotated[Path | None, typer.Option(help="LLaMA-Factory's dataset_info.json (default: "
                                                          "<dataset_dir>/dataset_info.json beside the config).")] = None,
+    method: Annotated[str | None, typer.Option(help="trl: the trainer a config YAML is for (sft, dpo, kto, reward, "
+                                               "orpo, cpo; default sft, as `trl sft --config` reads it). A trl "
+                                               "command line or script says it itself.")] = None,
 ) -> None:
     """Migrate a native config into a uft spec: mapped keys, and native keys kept verbatim."""
     from .errors import RunDirError
@@ -327,7 +333,8 @@ def import_command(
     if problem:
         raise RunDirError(f"cannot write the spec {shown(output)}: {problem}\n"
                           "    fix: choose a new file in an existing folder (nothing was written)")
-    options = {key: value for key, value in {"dataset_info": dataset_info}.items() if value is not None}
+    options = {key: value for key, value in {"dataset_info": dataset_info, "method": method}.items()
+               if value is not None}
     imported = plugin.import_native(config, **options)
     imported.tool = imported.tool or backend
     validate_spec_dict(imported.spec, str(config))

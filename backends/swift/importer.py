@@ -13,13 +13,13 @@ import contextlib
 import json
 import math
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
 from unified_ft.data import detect_format
 from unified_ft.errors import Problem, SpecError
 from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, unknown_notes
+from unified_ft.shell_args import env_prefix, find_command, option_words, scalar, split_words, until_end
 from unified_ft.spec import DataSpec
 from unified_ft.templates import JINJA_TEMPLATES, model_family, template_for_model
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
@@ -101,50 +101,27 @@ def read_native(path: Path) -> tuple[str, dict[str, Any], dict[str, str], set[st
 
 def parse_script(path: Path, text: str) -> tuple[str, dict[str, Any], dict[str, str], set[str]]:
     """The first `swift sft|pt|rlhf ...` command line of a shell script (continuations, env prefixes, quotes)."""
-    found = next(((number, x) for number, x in _logical_lines(text)
-                  if re.search(r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
-    megatron = next((number for number, x in _logical_lines(text)
-                     if re.search(r"(^|[\s/])megatron\s+(sft|pt|rlhf)(\s|$)", x.split("#")[0])), None)
+    found = find_command(text, r"(^|[\s/])swift\s+(sft|pt|rlhf)(\s|$)")
+    megatron = find_command(text, r"(^|[\s/])megatron\s+(sft|pt|rlhf)(\s|$)")
     if found is None and megatron is not None:
         raise SpecError("This is an ms-swift Megatron job, which uft does not import", [Problem(
-            f"{path}:{megatron}", "`megatron sft|pt|rlhf` trains with Megatron-LM (tensor/pipeline parallelism, "
+            f"{path}:{megatron[0]}", "`megatron sft|pt|rlhf` trains with Megatron-LM (tensor/pipeline parallelism, "
             "its own arguments: micro_batch_size, global_batch_size, lr, ...); no uft backend runs Megatron",
             "import the same job written for `swift sft|pt|rlhf` (per_device_train_batch_size, learning_rate, "
             "gradient_accumulation_steps), e.g. one of ms-swift's examples/train scripts")])
     if found is None:
         raise SpecError("No swift training command found", [Problem(
             str(path), "no `swift sft`, `swift pt` or `swift rlhf` command line", "give the script that trains")])
-    number, line = found
-    try:
-        words = shlex.split(_substitute(path, line, text), comments=True)
-    except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
-        raise SpecError("The swift command cannot be parsed", [Problem(
-            f"{path}:{number}", f"the shell quoting of the command starting here is broken ({exc})",
-            "close the quote (or escape a literal quote with \\)")]) from None
+    words = split_words(path, *found, text, "swift")
     start = next(i for i, w in enumerate(words) if Path(w).name == "swift" and i + 1 < len(words)
                  and words[i + 1] in ("sft", "pt", "rlhf"))
-    env = {}
-    for word in reversed(words[:start]):
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
-            break
-        key, _, value = word.partition("=")
-        env[key] = value
-    command, rest = words[start + 1], words[start + 2:]
+    env = env_prefix(words, start)
+    command, rest = words[start + 1], until_end(words[start + 2:])
     config_file = None
     if rest and rest[0].endswith((".yaml", ".yml", ".json")) and not rest[0].startswith("--"):
         config_file, rest = rest[0], rest[1:]  # `swift sft config.yaml`
-    args: dict[str, Any] = {}
-    key = None
-    for word in rest:
-        if word in ("&&", ";", "|", "||"):
-            break
-        if word.startswith("--"):
-            key, _, inline = word[2:].partition("=")
-            key = key.replace("-", "_")
-            args[key] = [inline] if inline else []
-        elif key is not None:
-            args[key].append(word)
-    args = {k: _value(k, v) for k, v in args.items()}
+    options, _ = option_words(rest)
+    args = {k: _value(k, v) for k, v in options.items()}
     if "config" in args:  # `swift sft --config config.yaml`
         config_file = str(args.pop("config"))
     if config_file is not None:  # the command line overrides the config file, as in swift
@@ -169,28 +146,11 @@ def _config_args(path: Path, data: Any) -> dict[str, Any]:
             with contextlib.suppress(ValueError):  # else swift's argparse refuses it; the spec check names it
                 args[key] = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
         elif isinstance(value, str) and key in DEFAULTS and DEFAULTS[key] is None and _NUMBER.fullmatch(value):
-            args[key] = _scalar(value)  # Optional[float|int] arguments (learning_rate, max_length)
+            args[key] = scalar(value)  # Optional[float|int] arguments (learning_rate, max_length)
     return args
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first physical line number, text) of each command, with backslash continuations joined."""
-    joined: list[tuple[int, str]] = []
-    start, parts = 1, []
-    for number, physical in enumerate(text.splitlines(), 1):
-        if not parts:
-            start = number
-        if physical.endswith("\\"):
-            parts.append(physical[:-1] + " ")
-            continue
-        joined.append((start, "".join(parts) + physical))
-        parts = []
-    if parts:
-        joined.append((start, "".join(parts)))
-    return joined
 
 
 def _env_of(path: Path, args: dict[str, Any]) -> dict[str, str]:
@@ -208,42 +168,6 @@ def _mapping(path: Path, data: Any) -> dict[str, Any]:
             str(path), f"expected a mapping of swift arguments, found {type(data).__name__}",
             "give swift's args.json, a config YAML of its arguments, or the shell script")])
     return data
-
-
-_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$", re.MULTILINE)
-_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
-
-
-_EXPR = re.compile(r"\$\(\s*expr\s+(\d+)\s*([-+*/])\s*(\d+)\s*\)")
-
-
-def _substitute(path: Path, line: str, script: str) -> str:
-    """Shell variables the script sets itself (`nproc_per_node=2`), put in, and integer `$(expr A / B)` (swift's
-    examples compute accumulation so) worked out as the shell would; any other computed value is an error."""
-    variables = {name: value.strip("'\"") for name, value in _ASSIGNMENT.findall(script)}
-
-    def value(match: re.Match) -> str:
-        if match.group(1) not in variables:
-            raise SpecError("The swift command uses a shell variable it does not set", [Problem(
-                str(path), f"${match.group(1)} is not set in the script", "replace it with its value")])
-        return variables[match.group(1)]
-
-    line = _REFERENCE.sub(lambda m: m.group(0) if m.group(0).startswith("$(") else value(m), line)
-    line = _EXPR.sub(lambda m: str(_integer_expr(int(m.group(1)), m.group(2), int(m.group(3)), path)), line)
-    computed = re.search(r"\$\([^)]*\)|`[^`]*`", line)
-    if computed:
-        raise SpecError("The swift command computes a value in the shell", [Problem(
-            str(path), f"{computed.group(0)!r} is a command substitution uft cannot evaluate",
-            "replace it with its value and import again")])
-    return line
-
-
-def _integer_expr(left: int, op: str, right: int, path: Path) -> int:
-    """`expr`'s integer arithmetic (division truncates)."""
-    if op == "/" and right == 0:
-        raise SpecError("The swift command divides by zero", [Problem(str(path), "$(expr ... / 0)",
-                                                                    "replace it with its value")])
-    return {"+": left + right, "-": left - right, "*": left * right, "/": left // right if right else 0}[op]
 
 
 def build_spec(path: Path, command: str, args: dict[str, Any], env: dict[str, str], explicit: set[str]
@@ -582,28 +506,12 @@ def _command_of(args: dict[str, Any]) -> str:
 
 
 def _value(key: str, words: list[str]) -> Any:
-    values = [_scalar(w) for w in words]
+    values = [scalar(w) for w in words]
     if key in LIST_ARGS:
         return values
     if not values:
         return True  # a bare flag
     return values[0] if len(values) == 1 else values
-
-
-def _scalar(word: str) -> Any:
-    if word.lower() in ("true", "false"):
-        return word.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(word)
-        except ValueError:
-            pass
-    if word.startswith(("{", "[")):
-        try:
-            return json.loads(word)
-        except json.JSONDecodeError:
-            pass
-    return word
 
 
 def _name(path: Path) -> str:

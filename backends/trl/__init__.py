@@ -7,6 +7,7 @@ keys, peft's LoraConfig keys), the data in trl's conversational JSONL shapes, an
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -119,14 +120,15 @@ class TrlBackend(BackendBase):
         if data.eval_path is not None:
             files.append(write_trl_data(spec, Path(data.eval_path), out_dir / "eval.jsonl"))
         config_path = out_dir / "config.yaml"
+        argv = launch_argv(spec, ["train.py", "config.yaml"])  # node 0's
         header = (f"# trl job written by uft for spec {spec.name!r}.\n"
-                  "# Run it with trl alone: python train.py config.yaml\n")
+                  f"# Run it with trl alone: {shown_command(argv)}\n")
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
         files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir)]
         script = ["train.py", "config.yaml"]
         nodes = [NodeLaunch(r, launch_argv(spec, script, r)) for r in range(spec.distributed.nodes)]
-        return NativeJob(native_dir=out_dir, files=files, argv=nodes[0].argv, nodes=nodes if len(nodes) > 1 else [],
+        return NativeJob(native_dir=out_dir, files=files, argv=argv, nodes=nodes if len(nodes) > 1 else [],
                          env={"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
 
@@ -155,11 +157,12 @@ class TrlBackend(BackendBase):
         return collect_runner_output(self.progress, run_dir, job)
 
     def import_native(self, path: Path, **options: Any) -> ImportResult:
-        """A trl CLI YAML (`trl sft --config x.yaml`) as a spec."""
+        """A trl job as a spec: trl's CLI YAML (`method`: which trainer it is for, default sft), a shell script or
+        command line that runs trl (`trl dpo ...`, `accelerate launch trl/scripts/sft.py ...`), or the config.yaml
+        of a trl job uft translated."""
         from .importer import import_trl
 
-        importer_options(self.name, options)
-        return import_trl(path)
+        return import_trl(path, **importer_options(self.name, options, ("method",)))
 
 
 def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[str]:
@@ -170,6 +173,17 @@ def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[st
         return [sys.executable, *script]
     mixed = {"bf16": "bf16", "fp16": "fp16"}.get(spec.training.precision, "no")
     return accelerate_launch(d, node_rank, script, mixed, [sys.executable, "-m", "accelerate.commands.launch"])
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command as a person types it (`python train.py ...`, `accelerate launch ... train.py ...`); uft's
+    importer reads the process count back from it (importing this folder is a round trip)."""
+    words = list(argv)
+    if words[:3] == [sys.executable, "-m", "accelerate.commands.launch"]:
+        words[:3] = ["accelerate", "launch"]
+    elif words[:1] == [sys.executable]:
+        words[0] = "python"
+    return shlex.join(words)
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:

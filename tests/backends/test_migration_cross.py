@@ -14,29 +14,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.migration_readback import READERS
+from tests.migration_readback import READERS, with_local_data
 from unified_ft.errors import ProblemsError
 from unified_ft.launch import translate_to
 from unified_ft.plan import make_plan
 from unified_ft.plugin import load_backend
 from unified_ft.spec import LoraFamilyAdapter
-from unified_ft.specfile import validate_spec_dict
 from unified_ft.templates import chat_template_text
 
 HERE = Path(__file__).resolve().parent
 NAME_TEMPLATES = {"llamafactory", "swift"}  # backends that take a template name rather than Jinja text
-
-_ROWS = {
-    "chat": {"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]},
-    "preference": {"prompt": [{"role": "user", "content": "Say hi."}],
-                   "chosen": [{"role": "assistant", "content": "Hi."}],
-                   "rejected": [{"role": "assistant", "content": "No."}]},
-    "unpaired": {"prompt": [{"role": "user", "content": "Say hi."}],
-                 "completion": [{"role": "assistant", "content": "Hi."}], "label": True},
-    "text": {"text": "Plain text to continue."},
-}
-_FORMATS = {"chat": "messages", "preference": "preference", "unpaired": "unpaired", "text": "text"}
-
 
 def _examples(refused: bool = False) -> list[tuple[str, Path, dict[str, Any]]]:
     found = []
@@ -48,13 +35,21 @@ def _examples(refused: bool = False) -> list[tuple[str, Path, dict[str, Any]]]:
     return found
 
 
+def _options(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """The importer options a MANIFEST entry gives: files beside the example (dataset_info), and plain values
+    (trl's method, for a config YAML that cannot name it)."""
+    options: dict[str, Any] = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    options.update({k: v for k, v in entry.items() if k in ("method",)})
+    return options
+
+
 EXAMPLES = _examples()
 ALL_EXAMPLES = _examples(refused=True)
 
 
 @pytest.mark.parametrize(("tool", "path", "entry"), ALL_EXAMPLES, ids=[f"{t}/{p.name}" for t, p, _ in ALL_EXAMPLES])
 def test_every_upstream_example_imports_with_every_key_accounted_or_is_refused_clearly(tool, path, entry):
-    options = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
+    options = _options(path, entry)
     importer = load_backend(tool).import_native
     expect = entry.get("expect", "ok")
     if expect != "ok":
@@ -71,18 +66,8 @@ def test_every_upstream_example_imports_with_every_key_accounted_or_is_refused_c
 def _imported_spec(tool: str, path: Path, entry: dict[str, Any], tmp_path: Path):
     """The example as a spec, its datasets replaced by one small local file of the same kind (the hub is
     unreachable here), everything else as the importer wrote it."""
-    options = {k: str(path.parent / v) for k, v in entry.items() if k in ("dataset_info",)}
-    imported = load_backend(tool).import_native(path, **options)
-    spec = dict(imported.spec)
-    kind = validate_spec_dict(spec, str(path)).record_kind
-    rows = tmp_path / f"rows.{kind}.jsonl"
-    rows.write_text("".join(json.dumps(_ROWS[kind]) + "\n" for _ in range(4)))
-    spec["data"] = {**spec["data"], "train": [{"path": str(rows), "format": _FORMATS[kind]}]}
-    spec["data"].pop("eval", None)
-    spec["data"].pop("eval_split", None)
-    spec["evaluation"] = {"enabled": False}
-    spec.pop("export", None)
-    return validate_spec_dict(spec, str(path))
+    imported = load_backend(tool).import_native(path, **_options(path, entry))
+    return with_local_data(imported.spec, str(path), tmp_path)
 
 
 def _expected(spec, backend: str) -> dict[str, Any]:

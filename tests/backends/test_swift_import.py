@@ -328,3 +328,26 @@ def test_an_args_json_swift_wrote_imports_its_choices_and_round_trips(tmp_path):
     back = native_args(spec, "data/train.parquet")[1]
     assert {k: back[k] for k in ("model_type", "template", "torch_dtype", "bf16", "max_length", "lora_rank")} == {
         k: resolved[k] for k in ("model_type", "template", "torch_dtype", "bf16", "max_length", "lora_rank")}
+
+
+def test_dump_arguments_runs_without_uft(tmp_path):
+    """dump_arguments.py runs inside swift's environment, where uft is not installed: with no site-packages at
+    all (python -S) it still loads the shared dataclass-fields helper by its path. A stand-in `swift.arguments`
+    module gives it one dataclass to read."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = tmp_path / "swift"
+    package.mkdir()
+    (package / "__init__.py").write_text("__version__ = '0.0-test'\n")
+    (package / "arguments.py").write_text("import dataclasses\n\n@dataclasses.dataclass\nclass RLHFArguments:\n"
+                                          "    lora_rank: int = 8\n    target_modules: list = "
+                                          "dataclasses.field(default_factory=lambda: ['all-linear'])\n")
+    script = Path(__file__).parents[2] / "backends" / "swift" / "dump_arguments.py"
+    written = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path).stdout
+    assert json.loads(written) == {"swift_version": "0.0-test",
+                                   "arguments": {"lora_rank": 8, "target_modules": ["all-linear"]}}

@@ -1041,6 +1041,28 @@ def cli_cases() -> list[Case]:
     for label, name, content, expect in swift_inputs:
         add(f"import-swift-{label}", ("import", "swift", name, "-o", "imported.yaml"), expect,
             {**base_files(), name: content})
+    trl_inputs: list[tuple[str, str, Content, tuple[Expect, ...]]] = [
+        ("missing-sh", "train.sh", None, ("train.sh",)),
+        ("binary-sh", "train.sh", bytes(range(256)) * 8, ("train.sh",)),
+        ("unbalanced-quote-sh", "train.sh", "trl sft --model_name_or_path 'Qwen/Qwen2.5-0.5B --dataset_name x\n",
+         ("train.sh",)),
+        ("no-trl-command", "train.sh", "echo hello\n", ("train.sh",)),
+        ("unset-variable", "train.sh", "trl sft --model_name_or_path $MODEL --dataset_name d\n", ("$MODEL",)),
+        ("command-substitution", "train.sh", "trl sft --model_name_or_path $(ls) --dataset_name d\n", ("$(ls)",)),
+        ("config-missing", "train.sh", "trl dpo --config nosuch.yaml\n", ("nosuch.yaml",)),
+        ("unknown-script", "train.sh", "python my_train.py --model_name_or_path m\n", ("my_train.py",)),
+        ("no-method-for-ppo", "train.sh", "accelerate launch examples/scripts/ppo/ppo.py --model_name_or_path m\n",
+         ("PPO",)),
+        ("yaml-python-tag", "conf.yaml", "model_name_or_path: !!python/name:os.system\n", ("conf.yaml",)),
+        ("yaml-list", "conf.yaml", "- a\n- b\n", ("conf.yaml",)),
+        ("yaml-no-dataset", "conf.yaml", "model_name_or_path: m\n", ("dataset_name",)),
+        ("bad-optim", "conf.yaml", "model_name_or_path: m\ndataset_name: d/x\noptim: lion\n", ("optim", "lion")),
+    ]
+    for label, name, content, expect in trl_inputs:
+        add(f"import-trl-{label}", ("import", "trl", name, "-o", "imported.yaml"), expect,
+            {**base_files(), name: content})
+    add("import-trl-bad-method", ("import", "trl", "conf.yaml", "--method", "ppo", "-o", "imported.yaml"),
+        ("--method",), {**base_files(), "conf.yaml": "model_name_or_path: m\ndataset_name: d/x\n"})
     lf_files = {**base_files(), "conf.yaml": lf_good, "data": LF_DATASET_DIR}
     add("import-unknown-backend", ("import", "nosuch", "conf.yaml"), ("nosuch",), lf_files)
     add("import-output-exists", ("import", "llamafactory", "conf.yaml", "-o", SPEC), (SPEC,), lf_files)
