@@ -73,20 +73,23 @@ def test_torchrun_line_and_environment():
                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}
 
 
-@pytest.mark.parametrize("backend", ["trl", "llamafactory", "swift"])
+@pytest.mark.parametrize("backend", ["trl", "llamafactory", "swift", "colossalai"])
 def test_data_parallel_goes_through_each_frameworks_own_launcher(tmp_path, backend):
     spec = _spec(tmp_path, processes_per_node=2)
     plan, job = translate_to(spec, backend, tmp_path / backend)
     assert plan.derived["effective_batch"] == 2
     launch = {"trl": lambda: job.argv[1:3] == ["-m", "accelerate.commands.launch"],
               "llamafactory": lambda: job.env["FORCE_TORCHRUN"] == "1" and job.env["NPROC_PER_NODE"] == "2",
-              "swift": lambda: job.env["NPROC_PER_NODE"] == "2" and "MASTER_PORT" not in job.env}[backend]
+              "swift": lambda: job.env["NPROC_PER_NODE"] == "2" and "MASTER_PORT" not in job.env,
+              "colossalai": lambda: job.argv[1:3] == ["-m", "torch.distributed.run"] and "--standalone" in job.argv,
+              }[backend]
     assert launch()
     one = translate_to(_spec(tmp_path), backend, tmp_path / f"{backend}-1")[1]
-    assert "NPROC_PER_NODE" not in one.env and "accelerate.commands.launch" not in one.argv
+    launchers = {"accelerate.commands.launch", "torch.distributed.run"}
+    assert "NPROC_PER_NODE" not in one.env and not launchers & set(one.argv)
 
 
-@pytest.mark.parametrize("backend", ["unsloth", "colossalai"])
+@pytest.mark.parametrize("backend", ["unsloth"])
 def test_a_strategy_a_backend_does_not_map_is_refused_naming_who_can(tmp_path, backend):
     with pytest.raises(ProblemsError) as caught:
         make_plan(_spec(tmp_path, processes_per_node=2), backend)

@@ -296,8 +296,9 @@ def _order(observed: dict, records: list[list[str]], first_step: list[Sample], n
     kind = None
     if sampler:
         lowered = sampler.lower()
+        in_order = "sequential" in lowered or ("distributed" in lowered and "shuffle=false" in lowered)  # strided
         kind = "length_grouped" if "length" in lowered else "random" if "random" in lowered else \
-            "sequential" if "sequential" in lowered else sampler
+            "sequential" if in_order else sampler
     first_rows = [match_row(text, records) for text in observed.get("data", {}).get("first_rows_text", [])]
     reordered = None
     if first_rows and None not in first_rows and len({tuple(r) for r in records[:len(first_rows)]}) == len(first_rows):

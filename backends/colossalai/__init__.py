@@ -34,12 +34,14 @@ from typing import Any
 from unified_ft import chat_tokens, envs, modeling, runner_support
 from unified_ft.errors import Problem, SpecError
 from unified_ft.hf_trainer import collect_runner_output, copy_runner, resolved_precision, trainer_arguments
+from unified_ft.launchers import torchrun
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
     NATIVE,
     Capability,
     NativeJob,
+    NodeLaunch,
     RunOutputs,
     distributed_capabilities,
     loss_type_capabilities,
@@ -112,10 +114,20 @@ CAPABILITIES: dict[str, Capability] = {
        for r in ("tensorboard", "wandb")},
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "uft dequantizes the GGUF file once into a cached safetensors folder"),
-    **distributed_capabilities("ColossalAI", {},
-                               pending=("ddp", "low_level_zero", "gemini", "hybrid_parallel", "multi_node", "elastic")),
+    **distributed_capabilities("ColossalAI", {
+        "distributed.ddp": Capability("native", "torchrun with the torch_ddp booster plugin; gloo on CPU"),
+        "distributed.multi_node": Capability("native", "torchrun per node")},
+        pending=("low_level_zero", "gemini", "hybrid_parallel", "elastic")),
     **loss_type_capabilities({}, "ColossalAI (no preference training)"),
 }
+
+
+def launch_argv(spec: JobSpec, python: str, node_rank: int = 0) -> list[str]:
+    """The runner itself for one process; torchrun for several (what `colossalai run` starts on each node)."""
+    d = spec.distributed
+    if d.world_size == 1:
+        return [python, "train.py", JOB_FILE]
+    return torchrun(d, node_rank, ["train.py", JOB_FILE], [python, "-m", "torch.distributed.run"])
 
 
 def options(spec: JobSpec) -> dict[str, Any]:
@@ -295,7 +307,8 @@ class ColossalAIBackend(envs.OwnEnvironment):
         (out_dir / "README.md").write_text(readme(spec, config), encoding="utf-8")
         files.append(out_dir / "README.md")
         python = envs.env_python(envs.env_dir(RECIPE))
-        return NativeJob(native_dir=out_dir, files=files, argv=[str(python), "train.py", JOB_FILE],
+        nodes = [NodeLaunch(r, launch_argv(spec, str(python), r)) for r in range(spec.distributed.nodes)]
+        return NativeJob(native_dir=out_dir, files=files, argv=nodes[0].argv, nodes=nodes if len(nodes) > 1 else [],
                          env={"TOKENIZERS_PARALLELISM": "false"}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
 
