@@ -60,8 +60,12 @@ def dump_v0() -> dict[str, Any]:
             found[field.name] = _default(field)
             names.append(field.name)
         groups[cls.__name__] = sorted(names)
-    return {"llamafactory_version": llamafactory.__version__, "transformers_version": transformers.__version__,
-            "arguments": dict(sorted(found.items())), "groups": groups}
+    return {
+        "llamafactory_version": llamafactory.__version__,
+        "transformers_version": transformers.__version__,
+        "arguments": dict(sorted(found.items())),
+        "groups": groups,
+    }
 
 
 def _literal(node: ast.expr | None) -> Any:
@@ -117,14 +121,21 @@ def dump_v1(config_dir: Path, commit: str) -> dict[str, Any]:
             for item in node.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     value = item.value
-                    default = _field_default(value) if isinstance(value, ast.Call) and \
-                        getattr(value.func, "id", "") == "field" else _literal(value)
+                    default = (
+                        _field_default(value)
+                        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field"
+                        else _literal(value)
+                    )
                     found[item.target.id] = enums.get(default, default) if isinstance(default, str) else default
                     names.append(item.target.id)
             if names:
                 groups[node.name] = sorted(names)
-    return {"source": "github.com/hiyouga/LLaMA-Factory src/llamafactory/v1/config", "commit": commit,
-            "arguments": dict(sorted(found.items())), "groups": groups}
+    return {
+        "source": "github.com/hiyouga/LLaMA-Factory src/llamafactory/v1/config",
+        "commit": commit,
+        "arguments": dict(sorted(found.items())),
+        "groups": groups,
+    }
 
 
 def main(argv: list[str]) -> None:

@@ -163,7 +163,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
         "gradient_accumulation_steps": take("gradient_accumulation_steps", "training.gradient_accumulation_steps"),
         "gradient_checkpointing": not take("disable_gradient_checkpointing", "training.gradient_checkpointing"),
         "precision": "bf16" if bf16 else "fp16" if fp16 else "fp32",
-        "optimizer": _optimizer(take("optim", "training.optimizer")),
+        "optimizer": _optimizer(take("optim", "training.optimizer"), ledger.result.notes),
         "weight_decay": take("weight_decay", "training.weight_decay"),
         "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
         "seed": take("seed", "training.seed"),
@@ -201,6 +201,9 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
 #: What uft's data.shuffle does differently from LLaMA-Factory's sampler (an equalisation, said out loud).
 SHUFFLE_NOTE = ("LLaMA-Factory's sampler reshuffles the rows every epoch; uft shuffles them once by training.seed "
                 "(data.shuffle) and every backend reads them in that order each epoch")
+
+FUSED_NOTE = ("optim adamw_torch_fused (transformers' default, so LLaMA-Factory's) is written as adamw_torch: the "
+              "same AdamW update, run without the fused kernel on every backend")
 
 
 def is_v1(native: dict[str, Any]) -> bool:
@@ -242,7 +245,9 @@ def _own_optimizers(ledger: KeyLedger) -> None:
             "backend trains this way, other backends use training.optimizer")
 
 
-def _optimizer(optim: str) -> str:
+def _optimizer(optim: str, notes: list[str]) -> str:
+    if optim == "adamw_torch_fused":
+        notes.append(FUSED_NOTE)
     if optim not in OPTIMIZERS:
         raise SpecError("This LLaMA-Factory config cannot be imported", [Problem(
             "optim", f"{optim!r} has no uft optimizer", f"uft maps these: {', '.join(sorted(OPTIMIZERS))}")])

@@ -23,24 +23,40 @@ V1 = KNOWN["v1"]
 #: v1 defaults (computed ones such as output_dir's random folder left out), plus what v1 does with no plugin:
 #: torch.optim.AdamW(lr) (weight decay 0.01, torch's default) and a constant learning rate with no warmup.
 DEFAULTS: dict[str, Any] = {k: v for k, v in V1["arguments"].items() if v is not None and k != "output_dir"}
-LORA = {"name": "lora", "r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": "all",
-        "use_rslora": False, "use_dora": False}  # LoraParams in v1/plugins/model_plugins/peft.py
+LORA = {
+    "name": "lora",
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "target_modules": "all",
+    "use_rslora": False,
+    "use_dora": False,
+}  # LoraParams in v1/plugins/model_plugins/peft.py
 FREEZE = {"name": "freeze", "freeze_trainable_layers": 2, "freeze_trainable_modules": "all"}  # FreezeParams
 IGNORED = {
-    "output_dir": BOOKKEEPING, "save_ckpt_as_hf": BOOKKEEPING, "batching_workers": WORKERS,
+    "output_dir": BOOKKEEPING,
+    "save_ckpt_as_hf": BOOKKEEPING,
+    "batching_workers": WORKERS,
     "resume_from_checkpoint": RESUME,
-    "dist_config": LAUNCH, "dp_size": LAUNCH, "cp_size": LAUNCH, "cp_mode": LAUNCH, "mp_replicate_size": LAUNCH,
-    "mp_shard_size": LAUNCH, "dist_timeout": LAUNCH,
+    "dist_config": LAUNCH,
+    "dp_size": LAUNCH,
+    "cp_size": LAUNCH,
+    "cp_mode": LAUNCH,
+    "mp_replicate_size": LAUNCH,
+    "mp_shard_size": LAUNCH,
+    "dist_timeout": LAUNCH,
     "kernel_config": "fused kernels (Liger, ...): speed and memory, the same training math",
     "init_config": "where the weights are first materialised (meta device, rank 0): memory only",
     "sample_backend": "generation settings of `llamafactory-cli chat`; training does not use them",
     "max_new_tokens": "generation settings of `llamafactory-cli chat`; training does not use them",
 }
 #: Ignored only at this value (what uft does too); any other value is kept.
-IGNORED_AT = {"model_class": ("llm", "a causal language model, what uft trains"),
-              "batching_strategy": ("normal", "padded batches of micro_batch_size rows, as uft's trainers"),
-              "flash_attn": ("sdpa", "the attention kernel: speed only"),
-              "full_determinism": (False, "uft seeds every run by training.seed")}
+IGNORED_AT = {
+    "model_class": ("llm", "a causal language model, what uft trains"),
+    "batching_strategy": ("normal", "padded batches of micro_batch_size rows, as uft's trainers"),
+    "flash_attn": ("sdpa", "the attention kernel: speed only"),
+    "full_determinism": (False, "uft seeds every run by training.seed"),
+}
 FORMATS = {"alpaca": "alpaca", "sharegpt": "sharegpt", "pair": "preference"}
 
 
@@ -49,20 +65,36 @@ def import_v1(native: dict[str, Any], config_path: Path) -> ImportResult:
     ledger = KeyLedger(native, "llamafactory", known=V1["arguments"], defaults=DEFAULTS)
     take, out = ledger.take, ledger.result
     ledger.ignore([k for k, v in native.items() if v is None], "empty (null): v1's default applies")
-    out.notes.append(f"{config_path} is a LLaMA-Factory v1 config (USE_V1=1); its defaults are v1's "
-                     f"(commit {V1['commit'][:8]}), and uft's llamafactory backend writes a v0 (0.9.5) config")
+    out.notes.append(
+        f"{config_path} is a LLaMA-Factory v1 config (USE_V1=1); its defaults are v1's "
+        f"(commit {V1['commit'][:8]}), and uft's llamafactory backend writes a v0 (0.9.5) config"
+    )
     peft = ledger.section("peft_config")
     if peft.get("export_dir") or peft.get("adapter_name_or_path") and not ledger.has("train_dataset"):
-        raise SpecError(f"{config_path} is not a LLaMA-Factory training config", [Problem(
-            "peft_config.export_dir", "a v1 merge/export config (`llamafactory-cli merge`)",
-            "uft imports training configs; merge a trained adapter with `uft export`")])
+        raise SpecError(
+            f"{config_path} is not a LLaMA-Factory training config",
+            [
+                Problem(
+                    "peft_config.export_dir",
+                    "a v1 merge/export config (`llamafactory-cli merge`)",
+                    "uft imports training configs; merge a trained adapter with `uft export`",
+                )
+            ],
+        )
     data, method = _data(ledger, config_path)
     adapter = _adapter(ledger, peft)
-    spec = {"name": _name(config_path),
-            "model": {"path": take("model", "model.path"),
-                      "trust_remote_code": take("trust_remote_code", "model.trust_remote_code")},
-            "template": _template(ledger), "method": _method(ledger, method), "adapter": adapter, "data": data,
-            "training": _training(ledger)}
+    spec = {
+        "name": _name(config_path),
+        "model": {
+            "path": take("model", "model.path"),
+            "trust_remote_code": take("trust_remote_code", "model.trust_remote_code"),
+        },
+        "template": _template(ledger),
+        "method": _method(ledger, method),
+        "adapter": adapter,
+        "data": data,
+        "training": _training(ledger),
+    }
     for key, reason in IGNORED.items():
         ledger.ignore(key, reason)
     for key, (value, reason) in IGNORED_AT.items():
@@ -73,8 +105,10 @@ def import_v1(native: dict[str, Any], config_path: Path) -> ImportResult:
     dist = native.get("dist_config")
     if dist:
         name = dist.get("name") if isinstance(dist, dict) else dist
-        out.notes.append(f"dist_config ({name}) is how v1 spreads the run over GPUs; uft's spec runs on one process "
-                         "unless its distributed section says otherwise")
+        out.notes.append(
+            f"dist_config ({name}) is how v1 spreads the run over GPUs; uft's spec runs on one process "
+            "unless its distributed section says otherwise"
+        )
     result = ledger.finish(spec)
     result.notes += unknown_notes(result)
     return result
@@ -96,7 +130,8 @@ def _method(ledger: KeyLedger, method: str) -> dict[str, Any]:
         spec.update(gamma=take("simpo_gamma", "method.gamma"), nll_weight=take("pref_ftx", "method.nll_weight"))
     ledger.result.notes.append(
         "v1 takes the stage from the command, not the config: its dataset holds preference pairs (converter pair), "
-        "so it is imported as `llamafactory-cli dpo`; for `llamafactory-cli rm` set method.name: rm")
+        "so it is imported as `llamafactory-cli dpo`; for `llamafactory-cli rm` set method.name: rm"
+    )
     return spec
 
 
@@ -113,21 +148,36 @@ def _adapter(ledger: KeyLedger, peft: KeyLedger) -> dict[str, Any]:
             peft.ignore("freeze_extra_modules", "empty: no extra modules, as uft's freeze")
         return {"type": "freeze", "trainable_layers": peft.take("freeze_trainable_layers", "adapter.trainable_layers")}
     if name != "lora":
-        raise SpecError("This LLaMA-Factory v1 config cannot be imported", [Problem(
-            "peft_config.name", f"{name!r} has no uft adapter", "uft imports peft_config lora and freeze")])
+        raise SpecError(
+            "This LLaMA-Factory v1 config cannot be imported",
+            [Problem("peft_config.name", f"{name!r} has no uft adapter", "uft imports peft_config lora and freeze")],
+        )
     target = peft.take("target_modules", "adapter.target_modules")
-    adapter = {"type": "dora" if peft.take("use_dora", "adapter.use_dora") else "lora",
-               "r": peft.take("r", "adapter.r"), "alpha": peft.take("lora_alpha", "adapter.alpha"),
-               "dropout": peft.take("lora_dropout", "adapter.dropout"),
-               "target_modules": "all-linear" if target in ("all", ["all"]) else
-               [target] if isinstance(target, str) else list(target),
-               "rslora": peft.take("use_rslora", "adapter.rslora")}
+    adapter = {
+        "type": "dora" if peft.take("use_dora", "adapter.use_dora") else "lora",
+        "r": peft.take("r", "adapter.r"),
+        "alpha": peft.take("lora_alpha", "adapter.alpha"),
+        "dropout": peft.take("lora_dropout", "adapter.dropout"),
+        "target_modules": "all-linear"
+        if target in ("all", ["all"])
+        else [target]
+        if isinstance(target, str)
+        else list(target),
+        "rslora": peft.take("use_rslora", "adapter.rslora"),
+    }
     quant = ledger.section("quant_config")
     if ledger.native.get("quant_config"):
         if quant.get("name", "auto") not in ("bnb", "auto") or quant.get("quantization_bit") not in (4, 8):
-            raise SpecError("This LLaMA-Factory v1 config cannot be imported", [Problem(
-                "quant_config", f"{ledger.native['quant_config']!r}: uft's QLoRA is bitsandbytes 4 or 8 bit",
-                "use quant_config {name: bnb, quantization_bit: 4}")])
+            raise SpecError(
+                "This LLaMA-Factory v1 config cannot be imported",
+                [
+                    Problem(
+                        "quant_config",
+                        f"{ledger.native['quant_config']!r}: uft's QLoRA is bitsandbytes 4 or 8 bit",
+                        "use quant_config {name: bnb, quantization_bit: 4}",
+                    )
+                ],
+            )
         quant.ignore("name", "uft's QLoRA is bitsandbytes (nf4 with double quantization) on every backend")
         adapter.update(type="qlora", bits=quant.take("quantization_bit", "adapter.bits"))
     elif "quant_config" in ledger.native:
@@ -142,23 +192,35 @@ def _training(ledger: KeyLedger) -> dict[str, Any]:
     if ledger.has("global_batch_size"):
         total = take("global_batch_size", "training.gradient_accumulation_steps")
         if total % micro:
-            raise SpecError("This LLaMA-Factory v1 config cannot be imported", [Problem(
-                "global_batch_size", f"{total} is no multiple of micro_batch_size {micro}",
-                "make global_batch_size a multiple of micro_batch_size")])
+            raise SpecError(
+                "This LLaMA-Factory v1 config cannot be imported",
+                [
+                    Problem(
+                        "global_batch_size",
+                        f"{total} is no multiple of micro_batch_size {micro}",
+                        "make global_batch_size a multiple of micro_batch_size",
+                    )
+                ],
+            )
         accumulation = total // micro
-        ledger.result.notes.append(f"global_batch_size {total} is read as {accumulation} accumulation steps of "
-                                   f"micro_batch_size {micro} on one process (v1 divides it by the GPUs too)")
+        ledger.result.notes.append(
+            f"global_batch_size {total} is read as {accumulation} accumulation steps of "
+            f"micro_batch_size {micro} on one process (v1 divides it by the GPUs too)"
+        )
     max_steps = take("max_steps", "training.max_steps")
     epochs = take("num_train_epochs", "training.epochs")
-    training = {**({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": float(epochs)}),
-                "learning_rate": float(take("learning_rate", "training.learning_rate")),
-                "per_device_batch_size": micro, "gradient_accumulation_steps": accumulation,
-                "gradient_checkpointing": take("enable_activation_checkpointing", "training.gradient_checkpointing"),
-                "precision": "bf16" if take("bf16", "training.precision") else "fp32",
-                "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
-                "seed": take("seed", "training.seed"),
-                "logging_steps": take("logging_steps", "training.logging_steps"),
-                "report_to": ["none"]}
+    training = {
+        **({"max_steps": max_steps} if max_steps and max_steps > 0 else {"epochs": float(epochs)}),
+        "learning_rate": float(take("learning_rate", "training.learning_rate")),
+        "per_device_batch_size": micro,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_checkpointing": take("enable_activation_checkpointing", "training.gradient_checkpointing"),
+        "precision": "bf16" if take("bf16", "training.precision") else "fp32",
+        "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
+        "seed": take("seed", "training.seed"),
+        "logging_steps": take("logging_steps", "training.logging_steps"),
+        "report_to": ["none"],
+    }
     if not get("optim_config"):  # v1's trainer: torch.optim.AdamW(params, lr), torch's weight decay 0.01
         take("optim_config", "training.optimizer", "adamw_torch")
         training.update(optimizer="adamw_torch", weight_decay=0.01)
@@ -175,11 +237,18 @@ def _data(ledger: KeyLedger, config_path: Path) -> tuple[dict[str, Any], str]:
     take = ledger.take
     name = take("train_dataset", "data.train")
     if not name:
-        raise SpecError("This LLaMA-Factory v1 config names no dataset", [Problem(
-            "train_dataset", "missing", "add train_dataset: data/your_dataset.yaml")])
+        raise SpecError(
+            "This LLaMA-Factory v1 config names no dataset",
+            [Problem("train_dataset", "missing", "add train_dataset: data/your_dataset.yaml")],
+        )
     train, method = _datasets(str(name), config_path)
-    data: dict[str, Any] = {"train": train, "max_length": take("cutoff_len", "data.max_length"),
-                            "packing": False, "train_on_prompt": False, "shuffle": True}
+    data: dict[str, Any] = {
+        "train": train,
+        "max_length": take("cutoff_len", "data.max_length"),
+        "packing": False,
+        "train_on_prompt": False,
+        "shuffle": True,
+    }
     if ledger.has("eval_dataset"):
         data["eval"] = _datasets(str(take("eval_dataset", "data.eval")), config_path)[0][0]
     return data, method
@@ -200,34 +269,64 @@ def _datasets(name: str, config_path: Path) -> tuple[list[dict[str, Any]], str]:
     places = _places(name, *roots)
     found = next((p for p in places if p.is_file()), None)
     if found is None:
-        raise SpecError("The config's dataset file cannot be found", [Problem(
-            "train_dataset", f"no {name} in " + " or ".join(str(p.parent) for p in places) +
-            " (a hub path such as org/repo/file.yaml is not read: the hub is not reached while importing)",
-            "run uft import from the folder LLaMA-Factory runs in, or give train_dataset an absolute path")])
-    infos = load_yaml(read_user_file(found, "dataset YAML", "give the train_dataset file"), str(found),
-                      "dataset YAML").data
+        raise SpecError(
+            "The config's dataset file cannot be found",
+            [
+                Problem(
+                    "train_dataset",
+                    f"no {name} in "
+                    + " or ".join(str(p.parent) for p in places)
+                    + " (a hub path such as org/repo/file.yaml is not read: the hub is not reached while importing)",
+                    "run uft import from the folder LLaMA-Factory runs in, or give train_dataset an absolute path",
+                )
+            ],
+        )
+    infos = load_yaml(
+        read_user_file(found, "dataset YAML", "give the train_dataset file"), str(found), "dataset YAML"
+    ).data
     if not isinstance(infos, dict) or not infos:
-        raise SpecError("The dataset YAML cannot be read", [Problem(
-            str(found), "expected a mapping of dataset names to {path, source, converter}", "fix the file")])
+        raise SpecError(
+            "The dataset YAML cannot be read",
+            [Problem(str(found), "expected a mapping of dataset names to {path, source, converter}", "fix the file")],
+        )
     datasets = [_dataset(key, entry, (*roots, found.parent), found) for key, entry in infos.items()]
     kinds = {d["format"] == "preference" for d in datasets}
     if len(kinds) > 1:
-        raise SpecError("The dataset YAML mixes kinds of rows", [Problem(
-            str(found), "preference pairs (converter pair) beside conversations", "train them in separate runs")])
+        raise SpecError(
+            "The dataset YAML mixes kinds of rows",
+            [
+                Problem(
+                    str(found), "preference pairs (converter pair) beside conversations", "train them in separate runs"
+                )
+            ],
+        )
     return datasets, "dpo" if kinds == {True} else "sft"
 
 
 def _dataset(name: str, entry: Any, roots: tuple[Path, ...], where: Path) -> dict[str, Any]:
     if not isinstance(entry, dict) or not entry.get("path"):
-        raise SpecError("This dataset cannot be imported", [Problem(
-            f"{where} ({name})", "expected a mapping with path", "give it path, source and converter")])
+        raise SpecError(
+            "This dataset cannot be imported",
+            [Problem(f"{where} ({name})", "expected a mapping with path", "give it path, source and converter")],
+        )
     extra = sorted(set(entry) - {"path", "source", "split", "converter", "size"})
     converter = entry.get("converter")
     if extra or converter not in FORMATS:
-        what = f"{', '.join(extra)} ha{'s' if len(extra) == 1 else 've'} no uft equivalent" if extra else (
-            f"converter {converter!r}: uft reads alpaca, sharegpt and pair rows")
-        raise SpecError("This dataset cannot be imported", [Problem(
-            f"{where} ({name})", what, "remove it, or convert the rows to alpaca/sharegpt/pair and name the converter")])
+        what = (
+            f"{', '.join(extra)} ha{'s' if len(extra) == 1 else 've'} no uft equivalent"
+            if extra
+            else (f"converter {converter!r}: uft reads alpaca, sharegpt and pair rows")
+        )
+        raise SpecError(
+            "This dataset cannot be imported",
+            [
+                Problem(
+                    f"{where} ({name})",
+                    what,
+                    "remove it, or convert the rows to alpaca/sharegpt/pair and name the converter",
+                )
+            ],
+        )
     source = entry.get("source", "hf_hub")
     if source == "hf_hub":
         spec: dict[str, Any] = {"hub": str(entry["path"]), "split": str(entry.get("split", "train"))}
@@ -235,14 +334,28 @@ def _dataset(name: str, entry: Any, roots: tuple[Path, ...], where: Path) -> dic
         places = _places(str(entry["path"]), *roots)
         found = next((p for p in places if p.exists()), None)
         if found is None:
-            raise SpecError("A dataset file cannot be found", [Problem(
-                f"{where} ({name})", f"no {entry['path']} in " + " or ".join(str(p.parent) for p in places),
-                "run uft import from the folder LLaMA-Factory runs in, or give the path in full")])
+            raise SpecError(
+                "A dataset file cannot be found",
+                [
+                    Problem(
+                        f"{where} ({name})",
+                        f"no {entry['path']} in " + " or ".join(str(p.parent) for p in places),
+                        "run uft import from the folder LLaMA-Factory runs in, or give the path in full",
+                    )
+                ],
+            )
         spec = {"path": str(found.resolve())}
     else:
-        raise SpecError("This dataset cannot be imported", [Problem(
-            f"{where} ({name})", f"source {source!r}: uft reads local files and Hugging Face hub datasets",
-            "download it and give source: local with its path")])
+        raise SpecError(
+            "This dataset cannot be imported",
+            [
+                Problem(
+                    f"{where} ({name})",
+                    f"source {source!r}: uft reads local files and Hugging Face hub datasets",
+                    "download it and give source: local with its path",
+                )
+            ],
+        )
     spec["format"] = FORMATS[converter]
     if entry.get("size"):  # v1 draws `size` rows at random (with replacement); uft's samples: a seeded sample
         spec["samples"] = int(entry["size"])
