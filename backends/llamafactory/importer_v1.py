@@ -111,6 +111,12 @@ def import_v1(native: dict[str, Any], config_path: Path) -> ImportResult:
         )
     result = ledger.finish(spec)
     result.notes += unknown_notes(result)
+    v0 = [k for k in result.kept if k.split(".")[0].split("[")[0] not in KNOWN["arguments"]]
+    if v0:
+        result.notes.append(
+            f"kept {', '.join(v0)}: v1 keys LLaMA-Factory 0.9.5 (uft's llamafactory backend) does "
+            "not take; its parser rejects the translated config until they are removed"
+        )
     return result
 
 
@@ -251,7 +257,24 @@ def _data(ledger: KeyLedger, config_path: Path) -> tuple[dict[str, Any], str]:
     }
     if ledger.has("eval_dataset"):
         data["eval"] = _datasets(str(take("eval_dataset", "data.eval")), config_path)[0][0]
+    ledger.result.notes += _data_notes([*train, *([data["eval"]] if "eval" in data else [])])
     return data, method
+
+
+def _data_notes(datasets: list[dict[str, Any]]) -> list[str]:
+    """What v1's data loading does differently from uft's, for the datasets this config reads."""
+    notes = []
+    if any(d["format"] == "alpaca" for d in datasets):
+        notes.append(
+            "v1's alpaca converter joins instruction and input with nothing between them; uft (like "
+            "LLaMA-Factory v0) puts a newline between them, so rows with an input train on that prompt"
+        )
+    if any("samples" in d for d in datasets):
+        notes.append(
+            "a dataset's size: v1 draws that many rows at random with replacement; uft's samples draws a "
+            "seeded sample without replacement (the whole dataset repeated first when size is larger)"
+        )
+    return notes
 
 
 def _places(path: str, *folders: Path) -> list[Path]:
