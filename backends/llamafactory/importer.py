@@ -46,8 +46,10 @@ NUMERIC = {key for key, value in KNOWN["arguments"].items() if type(value) in (i
     "lora_alpha", "loraplus_lr_ratio", "max_samples", "save_steps", "warmup_steps", "quantization_bit",
     "eval_steps", "save_total_limit", "per_device_eval_batch_size", "pissa_iter", "warmup_ratio"}
 #: Optimizers LLaMA-Factory swaps in for the whole run: only it trains this way (kept, with a note).
-OWN_OPTIMIZERS = {"use_galore": "GaLore", "use_apollo": "APOLLO", "use_badam": "BAdam", "use_adam_mini": "Adam-mini",
-                  "use_muon": "Muon", "use_llama_pro": "LLaMA Pro (trains only the expanded blocks)"}
+#: key -> (its name, the prefix of its own settings).
+OWN_OPTIMIZERS = {"use_galore": ("GaLore", "galore_"), "use_apollo": ("APOLLO", "apollo_"),
+                  "use_badam": ("BAdam", "badam_"), "use_adam_mini": ("Adam-mini", "adam_mini_"),
+                  "use_muon": ("Muon", "muon_"), "use_llama_pro": ("LLaMA Pro (trains only the expanded blocks)", "")}
 #: Keys only inference, chat, evaluation and export configs have (`llamafactory-cli chat|export|eval`).
 NOT_TRAINING = ("export_dir", "infer_backend", "adapter_name_or_path", "task", "export_quantization_bit")
 MULTIMODAL = ("image_max_pixels", "image_min_pixels", "video_max_pixels", "video_min_pixels", "video_fps",
@@ -234,15 +236,19 @@ def _training_config(native: dict[str, Any], config_path: Path) -> None:
 def _own_optimizers(ledger: KeyLedger) -> None:
     """GaLore, BAdam, APOLLO, ...: LLaMA-Factory's own optimizers, kept for it with a note (no other backend has
     them: there the run uses training.optimizer, as the plan of every other backend says)."""
-    for key, name in OWN_OPTIMIZERS.items():
+    for key, (name, prefix) in OWN_OPTIMIZERS.items():
         if not ledger.native.get(key):
             continue
-        prefix = key.removeprefix("use_").removesuffix("_pro") + "_"
-        for other in [k for k in ledger.native if k.startswith(prefix) or k == key]:
+        for other in [k for k in ledger.native if prefix and k.startswith(prefix) or k == key]:
             ledger.keep(other)
         ledger.result.notes.append(
             f"{key}: LLaMA-Factory trains with {name}; kept in backend_options.llamafactory, so only the llamafactory "
             "backend trains this way, other backends use training.optimizer")
+    if ledger.native.get("pure_bf16"):
+        ledger.keep("pure_bf16", note=(
+            "pure_bf16: LLaMA-Factory trains the bf16 weights themselves (no fp32 master copy); kept for the "
+            "llamafactory backend; training.precision is what bf16/fp16 say (fp32 if neither), so set "
+            "training.precision: bf16 for mixed precision on the other backends"))
 
 
 def _optimizer(optim: str, notes: list[str]) -> str:

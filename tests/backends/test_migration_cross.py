@@ -120,7 +120,8 @@ def test_upstream_example_keeps_its_portable_settings_on_every_backend(tool, pat
             continue
         try:
             _, job = translate_to(spec, backend, tmp_path / backend)
-        except ProblemsError as exc:  # needs what only the machine has (a local model's config.json): named
+        except ProblemsError as exc:  # needs what only the run's machine has (e.g. swift's freeze: the model's
+            # config.json, for a hub id or a missing folder): refused naming it; translate_to leaves nothing behind
             assert exc.problems and all(p.where and p.hint for p in exc.problems), str(exc)
             outcome[backend] = "cannot here: " + ", ".join(p.where for p in exc.problems)
             continue
