@@ -2,7 +2,10 @@
 
 LLaMA-Factory's own defaults are written out explicitly (lora_alpha = 2 x rank, gradient checkpointing on,
 cutoff_len 2048, ...), so the imported spec trains the same way on any backend. Keys the spec does not
-model are kept verbatim under `backend_options.llamafactory`; nothing is dropped.
+model are kept verbatim under `backend_options.llamafactory`; nothing is dropped. The keys LLaMA-Factory 0.9.5
+takes and their defaults are in arguments.json (made by dump_arguments.py inside its environment), so a
+misspelt key is shown as unknown with a did-you-mean. v1 configs (`USE_V1=1`) are read by importer_v1.py;
+chat, export and evaluation configs and vision-language training are refused, naming why.
 """
 
 from __future__ import annotations

@@ -245,3 +245,15 @@ def test_a_v1_config_imports_with_v1s_defaults_and_its_dataset_yaml(tmp_path, mo
     with pytest.raises(SpecError, match="cannot be found") as caught:
         import_config(config)
     assert str(tmp_path / "data") in str(caught.value)  # says where it looked
+
+
+def test_llamafactorys_v1_dpo_example_is_dpo_from_its_pair_dataset_and_says_the_stage_is_the_commands():
+    examples = Path(__file__).with_name("llamafactory_examples")
+    imported = import_config(examples / "v1_train_lora_dpo.yaml")
+    spec = validate_spec_dict(imported.spec)
+    assert spec.method.name == "dpo" and spec.method.beta == 0.1  # v1's pref_beta default
+    assert spec.data.train[0].source == "hub:HuggingFaceH4/orca_dpo_pairs" and spec.data.train[0].split == "train_prefs"
+    assert spec.data.train[0].format == "preference"
+    assert any("stage from the command" in note for note in imported.notes)
+    with pytest.raises(SpecError, match="not a LLaMA-Factory training config"):
+        import_config(examples / "v1_export_lora.yaml")
