@@ -2,36 +2,61 @@
 
 LLaMA-Factory's own defaults are written out explicitly (lora_alpha = 2 x rank, gradient checkpointing on,
 cutoff_len 2048, ...), so the imported spec trains the same way on any backend. Keys the spec does not
-model are kept verbatim under `backend_options.llamafactory`; nothing is dropped.
+model are kept verbatim under `backend_options.llamafactory`; nothing is dropped. The keys LLaMA-Factory 0.9.5
+takes and their defaults are in arguments.json (made by dump_arguments.py inside its environment), so a
+misspelt key is shown as unknown with a did-you-mean. v1 configs (`USE_V1=1`) are read by importer_v1.py;
+chat, export and evaluation configs and vision-language training are refused, naming why.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from unified_ft.errors import Problem, SpecError
-from unified_ft.migrate import BOOKKEEPING, LAUNCH, RESUME, WORKERS, ImportResult, KeyLedger, check_tool
+from unified_ft.migrate import (
+    BOOKKEEPING,
+    LAUNCH,
+    RESUME,
+    SIGNATURES,
+    WORKERS,
+    ImportResult,
+    KeyLedger,
+    check_tool,
+    unknown_notes,
+)
 from unified_ft.spec import LORAPLUS_LR_EMBEDDING
 from unified_ft.userfile import load_yaml, read_json_file, read_user_file
 
 from . import DEFAULT_SYSTEM, PT_TEMPLATE, STAGES, TEMPLATE_ALIASES, TEMPLATES
 
-#: LLaMA-Factory / transformers defaults for the keys uft maps, written out so nothing stays implicit.
-DEFAULTS = {"stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_dropout": 0.0, "lora_target": "all",
-            "pissa_iter": 16, "simpo_gamma": 0.5, "pref_ftx": 0.0,
-            "use_rslora": False, "use_dora": False, "freeze_trainable_layers": 2, "pref_beta": 0.1,
-            "pref_loss": "sigmoid", "cutoff_len": 2048, "train_on_prompt": False, "packing": False,
-            "num_train_epochs": 3.0, "max_steps": -1, "learning_rate": 5e-5, "lr_scheduler_type": "linear",
-            "warmup_ratio": 0.0, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
-            "disable_gradient_checkpointing": False, "bf16": False, "fp16": False, "optim": "adamw_torch",
-            "weight_decay": 0.0, "max_grad_norm": 1.0, "seed": 42, "logging_steps": 500, "report_to": "none",
-            "trust_remote_code": False, "disable_shuffling": False}
+HERE = Path(__file__).resolve().parent
+#: Every key LLaMA-Factory's train parser takes, with its declared default (dump_arguments.py made it).
+KNOWN = json.loads((HERE / "arguments.json").read_text(encoding="utf-8"))
+#: Defaults LLaMA-Factory declares as None and works out while parsing, as the values it then trains with.
+RESOLVED = {"warmup_ratio": 0.0}  # transformers: None means no warmup (warmup_steps 0)
+#: LLaMA-Factory / transformers defaults, written out so nothing stays implicit (None: worked out later, e.g.
+#: lora_alpha = 2 x lora_rank, packing = stage is pt; the importer does that itself).
+DEFAULTS: dict[str, Any] = {**{k: v for k, v in KNOWN["arguments"].items() if v is not None}, **RESOLVED}
+#: LLaMA-Factory optimizers and uft's: the fused AdamW kernel (transformers' default) is AdamW's update.
+OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_torch_fused": "adamw_torch", "sgd": "sgd",
+              "adafactor": "adafactor", "adamw_bnb_8bit": "adamw_8bit", "adamw_8bit": "adamw_8bit",
+              "paged_adamw_8bit": "paged_adamw_8bit"}
 
 #: Keys LLaMA-Factory parses as numbers (PyYAML reads `1e-4` as a string; HfArgumentParser makes it a float).
-NUMERIC = {key for key, value in DEFAULTS.items() if type(value) in (int, float)} | {
+NUMERIC = {key for key, value in KNOWN["arguments"].items() if type(value) in (int, float)} | {
     "lora_alpha", "loraplus_lr_ratio", "max_samples", "save_steps", "warmup_steps", "quantization_bit",
-    "eval_steps", "save_total_limit", "per_device_eval_batch_size", "pissa_iter"}
+    "eval_steps", "save_total_limit", "per_device_eval_batch_size", "pissa_iter", "warmup_ratio"}
+#: Optimizers LLaMA-Factory swaps in for the whole run: only it trains this way (kept, with a note).
+#: key -> (its name, the prefix of its own settings).
+OWN_OPTIMIZERS = {"use_galore": ("GaLore", "galore_"), "use_apollo": ("APOLLO", "apollo_"),
+                  "use_badam": ("BAdam", "badam_"), "use_adam_mini": ("Adam-mini", "adam_mini_"),
+                  "use_muon": ("Muon", "muon_"), "use_llama_pro": ("LLaMA Pro (trains only the expanded blocks)", "")}
+#: Keys only inference, chat, evaluation and export configs have (`llamafactory-cli chat|export|eval`).
+NOT_TRAINING = ("export_dir", "infer_backend", "adapter_name_or_path", "task", "export_quantization_bit")
+MULTIMODAL = ("image_max_pixels", "image_min_pixels", "video_max_pixels", "video_min_pixels", "video_fps",
+              "audio_sampling_rate", "freeze_vision_tower", "freeze_multi_modal_projector")
 
 #: Keys that do not change what is trained under uft, each with why.
 IGNORED = {
@@ -58,11 +83,17 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
             str(config_path), "expected a mapping of keys" if native else "the file is empty",
             "give LLaMA-Factory's training YAML (stage, model_name_or_path, dataset, ...)")])
     check_tool(native, "llamafactory", str(config_path))
+    if is_v1(native):
+        from .importer_v1 import import_v1
+
+        return import_v1(native, config_path)
+    _training_config(native, config_path)
     native = _numbers(native, config_path)
-    ledger = KeyLedger(native, "llamafactory", defaults=DEFAULTS)
+    ledger = KeyLedger(native, "llamafactory", known=KNOWN["arguments"], defaults=DEFAULTS)
     get, take = ledger.get, ledger.take
     for key, reason in IGNORED.items():
         ledger.ignore(key, reason)
+    _own_optimizers(ledger)
 
     stage, pref_loss = take("stage", "method.name"), get("pref_loss")
     method_name = pref_loss if stage == "dpo" and pref_loss in ("orpo", "simpo") else stage
@@ -103,8 +134,10 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
             adapter["type"] = "dora"
         if ledger.has("quantization_bit"):
             adapter.update(type="qlora", bits=take("quantization_bit", "adapter.bits"))
+            _only_default(ledger, "quantization_method", "bnb")
     elif finetuning == "freeze":
         adapter["trainable_layers"] = take("freeze_trainable_layers", "adapter.trainable_layers")
+        _only_default(ledger, "freeze_trainable_modules", "all")
 
     template = take("template", "template")
     reverse = {**{v: k for k, v in TEMPLATES.items() if k != "qwen"}, **TEMPLATE_ALIASES}  # LF's qwen: Qwen2.5's
@@ -135,7 +168,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
         "gradient_accumulation_steps": take("gradient_accumulation_steps", "training.gradient_accumulation_steps"),
         "gradient_checkpointing": not take("disable_gradient_checkpointing", "training.gradient_checkpointing"),
         "precision": "bf16" if bf16 else "fp16" if fp16 else "fp32",
-        "optimizer": take("optim", "training.optimizer"),
+        "optimizer": _optimizer(take("optim", "training.optimizer"), ledger.result.notes),
         "weight_decay": take("weight_decay", "training.weight_decay"),
         "max_grad_norm": take("max_grad_norm", "training.max_grad_norm"),
         "seed": take("seed", "training.seed"),
@@ -150,7 +183,7 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
     data = {"train": [{**d, **({"first_rows": first_rows} if first_rows else {})}
                       for d in _datasets(take("dataset", "data.train"), info_path, method_name)],
             "max_length": take("cutoff_len", "data.max_length"),
-            "packing": bool(take("packing", "data.packing")),
+            "packing": bool(take("packing", "data.packing", method_name == "pt")),  # LF packs pt by default
             "train_on_prompt": take("train_on_prompt", "data.train_on_prompt"),
             # LLaMA-Factory reads rows in file order with disable_shuffling, else its sampler shuffles them
             "shuffle": not take("disable_shuffling", "data.shuffle")}
@@ -163,7 +196,71 @@ def import_config(config_path: str | Path, dataset_info: str | Path | None = Non
             "method": method, "adapter": adapter, "data": data, "training": training}
     if ledger.has("model_revision"):
         spec["model"]["revision"] = take("model_revision", "model.revision")
-    return ledger.finish(spec)
+    if data["shuffle"] and training.get("epochs", 0) > 1:
+        ledger.result.notes.append(SHUFFLE_NOTE)
+    result = ledger.finish(spec)
+    result.notes += unknown_notes(result)
+    return result
+
+
+#: What uft's data.shuffle does differently from LLaMA-Factory's sampler (an equalisation, said out loud).
+SHUFFLE_NOTE = ("LLaMA-Factory's sampler reshuffles the rows every epoch; uft shuffles them once by training.seed "
+                "(data.shuffle) and every backend reads them in that order each epoch")
+
+FUSED_NOTE = ("optim adamw_torch_fused (transformers' default, so LLaMA-Factory's) is written as adamw_torch: the "
+              "same AdamW update, run without the fused kernel on every backend")
+
+
+def is_v1(native: dict[str, Any]) -> bool:
+    """A config in LLaMA-Factory v1's language (`USE_V1=1 llamafactory-cli sft`): it names the model with `model`
+    and its plugins with `*_config` mappings, and has none of v0's signature keys."""
+    v1 = {"model", "train_dataset", "micro_batch_size", *SIGNATURES["llamafactory-v1"]}
+    return bool(v1 & set(native)) and not ({"model_name_or_path", "stage", "dataset"} & set(native))
+
+
+def _training_config(native: dict[str, Any], config_path: Path) -> None:
+    """Refuse, naming why, configs that train nothing (chat, export, eval) and multimodal training."""
+    if "dataset" not in native and "stage" not in native and "do_train" not in native:
+        found = [k for k in NOT_TRAINING if k in native]
+        raise SpecError(f"{config_path} is not a LLaMA-Factory training config", [Problem(
+            str(config_path), "it has no dataset and no stage" + (f" but {', '.join(found)}: a chat, export or "
+                                                                 "evaluation config" if found else ""),
+            "uft imports training configs (`llamafactory-cli train`, e.g. examples/train_lora/*.yaml); merge an "
+            "adapter with `uft export`, chat with the run's model")])
+    media = [k for k in MULTIMODAL if k in native]
+    template = str(native.get("template") or "")
+    if media or "_vl" in template or template.endswith("vl"):
+        raise SpecError("This LLaMA-Factory config trains a vision-language model", [Problem(
+            str(config_path), "multimodal training (" + ", ".join(media + ([f"template {template}"] if template
+                                                                           else [])) + ") is not supported by uft",
+            "uft fine-tunes text-only models; keep using LLaMA-Factory for this run")])
+
+
+def _own_optimizers(ledger: KeyLedger) -> None:
+    """GaLore, BAdam, APOLLO, ...: LLaMA-Factory's own optimizers, kept for it with a note (no other backend has
+    them: there the run uses training.optimizer, as the plan of every other backend says)."""
+    for key, (name, prefix) in OWN_OPTIMIZERS.items():
+        if not ledger.native.get(key):
+            continue
+        for other in [k for k in ledger.native if prefix and k.startswith(prefix) or k == key]:
+            ledger.keep(other)
+        ledger.result.notes.append(
+            f"{key}: LLaMA-Factory trains with {name}; kept in backend_options.llamafactory, so only the llamafactory "
+            "backend trains this way, other backends use training.optimizer")
+    if ledger.native.get("pure_bf16"):
+        ledger.keep("pure_bf16", note=(
+            "pure_bf16: LLaMA-Factory trains the bf16 weights themselves (no fp32 master copy); kept for the "
+            "llamafactory backend; training.precision is what bf16/fp16 say (fp32 if neither), so set "
+            "training.precision: bf16 for mixed precision on the other backends"))
+
+
+def _optimizer(optim: str, notes: list[str]) -> str:
+    if optim == "adamw_torch_fused":
+        notes.append(FUSED_NOTE)
+    if optim not in OPTIMIZERS:
+        raise SpecError("This LLaMA-Factory config cannot be imported", [Problem(
+            "optim", f"{optim!r} has no uft optimizer", f"uft maps these: {', '.join(sorted(OPTIMIZERS))}")])
+    return OPTIMIZERS[optim]
 
 
 def _numbers(native: dict[str, Any], config_path: Path) -> dict[str, Any]:

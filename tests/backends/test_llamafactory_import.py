@@ -179,3 +179,81 @@ def test_a_system_prompt_survives_the_round_trip_through_llamafactory(tmp_path):
     assert yaml.safe_load((job.native_dir / "train.yaml").read_text())["default_system"] == "Answer in one word."
     back = validate_spec_dict(import_config(job.native_dir / "train.yaml").spec)
     assert back.template == spec.template
+
+
+def test_a_misspelt_key_is_kept_as_unknown_with_a_did_you_mean_from_llamafactorys_own_arguments(tmp_path):
+    path = _write(tmp_path, {**EXAMPLE, "lora_rnak": 16, "neat_packing": False},
+                  {"demo": {"file_name": "demo.json"}})
+    imported = import_config(path)
+    assert imported.unknown == {"lora_rnak": "lora_rank"}  # arguments.json: LLaMA-Factory 0.9.5's train keys
+    assert "neat_packing" in imported.kept and "neat_packing" not in imported.unknown  # a real key, kept
+    assert any("lora_rnak is not a llamafactory key (did you mean lora_rank?)" in n for n in imported.notes)
+    # defaults of 0.9.5 written out: transformers' learning rate, epochs, logging; fused AdamW said in a note
+    spec = import_config(_write(tmp_path, {"model_name_or_path": "m", "dataset": "demo", "template": "qwen"},
+                                {"demo": {"file_name": "demo.json"}})).spec
+    assert (spec["training"]["learning_rate"], spec["training"]["epochs"], spec["data"]["max_length"]) == (
+        5e-05, 3.0, 2048)
+    assert spec["training"]["optimizer"] == "adamw_torch" and spec["training"]["logging_steps"] == 500
+
+
+def test_pretraining_packs_by_default_as_llamafactory_does(tmp_path):
+    pt = {**EXAMPLE, "stage": "pt", "template": "default"}
+    assert import_config(_write(tmp_path, pt, {"demo": {"file_name": "demo.json"}})).spec["data"]["packing"] is True
+    sft = import_config(_write(tmp_path, EXAMPLE, {"demo": {"file_name": "demo.json"}})).spec
+    assert sft["data"]["packing"] is False
+
+
+def test_configs_that_train_nothing_or_train_vision_are_refused_naming_why(tmp_path):
+    merge = {"model_name_or_path": "m", "adapter_name_or_path": "saves/x", "template": "qwen", "export_dir": "out"}
+    with pytest.raises(SpecError, match="not a LLaMA-Factory training config") as caught:
+        import_config(_write(tmp_path, merge, {}))
+    assert "export_dir" in str(caught.value)
+    with pytest.raises(SpecError, match="vision-language") as caught:
+        import_config(_write(tmp_path, {**EXAMPLE, "image_max_pixels": 262144}, {"demo": {"file_name": "demo.json"}}))
+    assert "image_max_pixels" in str(caught.value)
+
+
+V1_CONFIG = {"model": "Qwen/Qwen3-4B", "model_class": "llm",
+             "peft_config": {"name": "lora", "r": 16, "target_modules": "all"},
+             "dist_config": {"name": "fsdp2"}, "train_dataset": "data/mine.yaml", "output_dir": "out",
+             "micro_batch_size": 2, "global_batch_size": 8, "max_steps": 10, "kernel_config": {"name": "auto"},
+             "micro_bach_size": 3}
+
+
+def test_a_v1_config_imports_with_v1s_defaults_and_its_dataset_yaml(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo.json").write_text(json.dumps([{"instruction": "a", "output": "b"}]))
+    (tmp_path / "data" / "mine.yaml").write_text(yaml.safe_dump({"demo": {"path": "data/demo.json",
+                                                                          "source": "local", "converter": "alpaca"}}))
+    config = tmp_path / "v1.yaml"
+    config.write_text(yaml.safe_dump(V1_CONFIG))
+    monkeypatch.chdir(tmp_path)
+    imported = import_config(config)
+    spec = validate_spec_dict(imported.spec)
+    assert spec.template.name == "model" and spec.method.name == "sft"
+    assert (spec.adapter.r, spec.adapter.alpha, spec.adapter.dropout) == (16, 16, 0.05)  # v1's LoraParams defaults
+    assert spec.adapter.target_modules == "all-linear"
+    t = spec.training
+    assert (t.per_device_batch_size, t.gradient_accumulation_steps, t.max_steps) == (2, 4, 10)
+    assert (t.learning_rate, t.precision, t.lr_scheduler, t.weight_decay) == (1e-4, "bf16", "constant", 0.01)
+    assert spec.data.train[0].path == str((tmp_path / "data" / "demo.json").resolve())
+    assert spec.data.train[0].format == "alpaca"
+    assert imported.unknown == {"micro_bach_size": "micro_batch_size"}  # from the v1 dataclasses' keys
+    assert "dist_config" in imported.ignored and "kernel_config" in imported.ignored
+    assert ("peft_config.lora_alpha", "adapter.alpha") in imported.defaults
+    config.write_text(yaml.safe_dump({**V1_CONFIG, "train_dataset": "data/missing.yaml"}))
+    with pytest.raises(SpecError, match="cannot be found") as caught:
+        import_config(config)
+    assert str(tmp_path / "data") in str(caught.value)  # says where it looked
+
+
+def test_llamafactorys_v1_dpo_example_is_dpo_from_its_pair_dataset_and_says_the_stage_is_the_commands():
+    examples = Path(__file__).with_name("llamafactory_examples")
+    imported = import_config(examples / "v1_train_lora_dpo.yaml")
+    spec = validate_spec_dict(imported.spec)
+    assert spec.method.name == "dpo" and spec.method.beta == 0.1  # v1's pref_beta default
+    assert spec.data.train[0].source == "hub:HuggingFaceH4/orca_dpo_pairs" and spec.data.train[0].split == "train_prefs"
+    assert spec.data.train[0].format == "preference"
+    assert any("stage from the command" in note for note in imported.notes)
+    with pytest.raises(SpecError, match="not a LLaMA-Factory training config"):
+        import_config(examples / "v1_export_lora.yaml")

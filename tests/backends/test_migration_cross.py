@@ -118,7 +118,13 @@ def test_upstream_example_keeps_its_portable_settings_on_every_backend(tool, pat
             assert exc.problems and all(p.where and p.hint for p in exc.problems), str(exc)
             outcome[backend] = "cannot: " + ", ".join(p.where for p in exc.problems)
             continue
-        _, job = translate_to(spec, backend, tmp_path / backend)
+        try:
+            _, job = translate_to(spec, backend, tmp_path / backend)
+        except ProblemsError as exc:  # needs what only the run's machine has (e.g. swift's freeze: the model's
+            # config.json, for a hub id or a missing folder): refused naming it; translate_to leaves nothing behind
+            assert exc.problems and all(p.where and p.hint for p in exc.problems), str(exc)
+            outcome[backend] = "cannot here: " + ", ".join(p.where for p in exc.problems)
+            continue
         wrong = _compare(_expected(plan.spec, backend), read(job.native_dir), backend)
         assert not wrong, f"{tool} example {path.name} -> {backend}:\n  " + "\n  ".join(wrong)
         outcome[backend] = "kept"
