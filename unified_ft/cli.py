@@ -405,6 +405,8 @@ def _print_backend(backend: Backend) -> None:
 
     env = backend.environment()
     state = "[green]ready[/green]" if env.ready else f"[red]not ready[/red] ({env.install_hint})"
+    if getattr(backend, "eject_only", None):  # uft only translates for it: `uft run` refuses it by design
+        state = f"[cyan]eject-only[/cyan] ({env.install_hint})"
     console.print(f"[bold]{backend.name}[/bold]: {state} - {env.detail}")
     if backend.import_native is not None:
         console.print(f"  imports native configs: uft import {backend.name} CONFIG")
