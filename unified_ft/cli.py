@@ -143,7 +143,8 @@ def translate(
     check: Annotated[bool, typer.Option("--check", help="Also run the framework's own argument parsing on the "
                                         "result, inside its environment, without training.")] = False,
 ) -> None:
-    """Write the backend's native config and data into a folder (eject), and print the native command."""
+    """Write the backend's native config and data into a folder (eject), and print the native command
+    (axolotl is eject-only: translated here, trained with `axolotl train config.yaml`, never run by uft)."""
     from .launch import translate_to
     from .redact import env_secrets, redact_text
     from .specfile import load_spec
@@ -374,7 +375,7 @@ def backends(
     matrix: Annotated[bool, typer.Option("--matrix", help="One table of features x backends (native, emulated, "
                                          "unsupported; GPU: needs a GPU), to choose backends for a bake-off.")] = False,
 ) -> None:
-    """List backends, whether each is ready here, and their capabilities."""
+    """List backends, whether each is ready here (or eject-only, as axolotl is), and their capabilities."""
     from rich.markup import escape
 
     from .plugin import available_backends, load_backend, registration_warnings

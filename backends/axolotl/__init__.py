@@ -249,7 +249,8 @@ def _method(spec: JobSpec) -> dict[str, Any]:
     method = spec.method
     if method.name not in RL_TYPES:
         return {}
-    config: dict[str, Any] = {"rl": RL_TYPES[method.name], "rl_beta": method.beta}
+    # trl's preference trainers read the prompt/chosen/rejected (or label) columns; axolotl requires it for kto
+    config: dict[str, Any] = {"rl": RL_TYPES[method.name], "rl_beta": method.beta, "remove_unused_columns": False}
     if method.name == "dpo":
         config["dpo_loss_type"] = [method.loss_type or "sigmoid"]
     if method.name == "simpo":
@@ -282,17 +283,17 @@ def _data(spec: JobSpec) -> dict[str, Any]:
 
 def _dataset(spec: JobSpec) -> dict[str, Any]:
     """The one dataset entry, in the `type` whose axolotl prompt strategy reads uft's canonical columns."""
-    entry: dict[str, Any] = {"path": DATA_FILE, "ds_type": "parquet", "split": "train"}
+    entry: dict[str, Any] = {"path": DATA_FILE, "split": "train"}  # axolotl reads .parquet as Parquet
     method = spec.method.name
     if method == "pt":
-        return {**entry, "type": "completion", "field": "text"}
+        return {**entry, "ds_type": "parquet", "type": "completion", "field": "text"}
     if method == "kto":
         return {**entry, "type": KTO_TYPE}
     if method in RL_TYPES:
         return {**entry, "type": "chat_template.default", "field_messages": "prompt", "field_chosen": "chosen",
                 "field_rejected": "rejected"}
-    return {**entry, "type": "chat_template", "field_messages": "messages", "field_tools": "tools",
-            "message_property_mappings": {"role": "role", "content": "content"},
+    return {**entry, "ds_type": "parquet", "type": "chat_template", "field_messages": "messages",
+            "field_tools": "tools", "message_property_mappings": {"role": "role", "content": "content"},
             "roles_to_train": ["assistant"], "train_on_eos": "turn"}
 
 
