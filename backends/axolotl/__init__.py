@@ -107,7 +107,8 @@ CAPABILITIES: dict[str, Capability] = {
     "template.jinja": Capability("native", "chat_template: jinja"),
     "data.packing": Capability("native", "sample_packing, sequentially in uft's row order, with sdpa's "
                                "block-diagonal mask"),
-    "data.train_on_prompt": Capability("native", "train_on_inputs"),
+    "data.train_on_prompt": Capability("emulated", "train_on_inputs: axolotl supervises every turn's text and end "
+                                       "token, not the chat template's role headers"),
     "data.mixing": Capability("native", "mixed by uft's data step before axolotl sees it"),
     "training.gradient_checkpointing": NATIVE,
     "report_to.tensorboard": Capability("native", "use_tensorboard"),
@@ -373,8 +374,8 @@ def _readme(spec: JobSpec) -> str:
              "order), as Parquet so that text stays text.",
              f"- `{OUTPUT_DIR}/`: where axolotl saves the trained adapter (or model).", "",
              "uft evaluates after training on its own side, so no eval set is written here (`val_set_size: 0`)."]
-    caps = [f"- {c.note}" for f, c in sorted(CAPABILITIES.items()) if c.level == "emulated"
-            and f == f"method.{spec.method.name}"]
+    used = {f"method.{spec.method.name}"} | ({"data.train_on_prompt"} if spec.data.train_on_prompt else set())
+    caps = [f"- {c.note}" for f, c in sorted(CAPABILITIES.items()) if c.level == "emulated" and f in used]
     if spec.method.name in RL_TYPES:
         caps.append(f"- {PREFERENCE_ORDER_NOTE}.")
     if caps:
