@@ -51,9 +51,10 @@ AXOLOTL_VERSION = "0.18.0"
 AXOLOTL_TRL = "trl 1.8"
 DATA_FILE = "data/train.parquet"
 OUTPUT_DIR = "./output"
-EJECT_ONLY = (f"axolotl is eject-only in uft: uft writes axolotl's config but does not run axolotl. Use `uft "
-              "translate SPEC --backend axolotl -o DIR`, then run `axolotl train config.yaml` in DIR (with "
-              f"axolotl {AXOLOTL_VERSION} installed), or choose a backend that uft runs (`uft backends`)")
+#: What to do instead of `uft run` / `uft bakeoff` on axolotl (the refusal says it is eject-only).
+EJECT_ONLY = ("translate it with `uft translate SPEC --backend axolotl -o DIR` and train it with `axolotl train "
+              f"config.yaml` in DIR (axolotl {AXOLOTL_VERSION} installed, outside uft), or pick a backend uft runs "
+              "(`uft backends`)")
 #: uft's DPO-style methods -> axolotl's `rl` value.
 RL_TYPES = {"dpo": "dpo", "simpo": "simpo", "kto": "kto"}
 #: The one KTO prompt format of axolotl that takes canonical single-turn rows and renders uft's chatml.
@@ -178,8 +179,9 @@ class AxolotlBackend(BackendBase):
 
     def check(self, job: NativeJob) -> None:
         """uft has no axolotl environment to check with: axolotl's own check is `axolotl preprocess`."""
-        raise UftError(f"{EJECT_ONLY}\n    fix: check it with axolotl itself: cd {job.native_dir} && axolotl "
-                       "preprocess config.yaml (it validates the config and tokenizes the data without training)")
+        raise UftError("backend axolotl is eject-only in uft: there is no axolotl environment to check with\n"
+                       f"    fix: check it with axolotl itself: cd {job.native_dir} && axolotl preprocess config.yaml "
+                       "(it validates the config and tokenizes the data without training)")
 
     def progress(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """uft never runs axolotl, so there is no progress to read."""
@@ -187,7 +189,7 @@ class AxolotlBackend(BackendBase):
 
     def collect(self, run_dir: Path, job: NativeJob) -> RunOutputs:
         """uft never runs axolotl, so there is nothing to collect."""
-        raise UftError(EJECT_ONLY)
+        raise UftError(f"backend axolotl is eject-only in uft: uft never runs it\n    fix: {EJECT_ONLY}")
 
 
 def spec_problems(spec: JobSpec) -> list[Problem]:
