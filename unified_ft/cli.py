@@ -103,7 +103,8 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
         _print_file(shown(dump_spec(the_plan.spec)))
         console.rule(f"backend {backend}")
         env = the_plan.environment
-        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {escape(shown(env.detail))}")
+        state = "eject-only" if getattr(the_plan.backend, "eject_only", None) else "ready" if env.ready else "NOT READY"
+        console.print(f"environment: {state} - {escape(shown(env.detail))}")
         for key, value in the_plan.derived.items():
             console.print(f"derived: {escape(key)} = {escape(shown(value))}")
         for note in the_plan.notes:

@@ -139,7 +139,8 @@ class AxolotlBackend(BackendBase):
 
     def environment(self) -> EnvStatus:
         """Never ready: uft has no axolotl environment, by design; translate needs none."""
-        return EnvStatus(False, f"eject-only: uft writes axolotl {AXOLOTL_VERSION} configs and does not run axolotl",
+        return EnvStatus(False, f"uft writes axolotl {AXOLOTL_VERSION} configs (no environment needed) and never "
+                         "runs axolotl",
                          install_hint="uft translate SPEC --backend axolotl -o DIR, then `axolotl train config.yaml` "
                          "in DIR")
 
