@@ -12,7 +12,8 @@ datasets shuffled after loading and a random sampler. The data is uft's prepared
 Parquet (as for LLaMA-Factory and ms-swift: axolotl loads JSON through `datasets`, whose pyarrow reader
 turns an all-date column into timestamps), in the dataset `type` axolotl's own prompt strategies take:
 `chat_template` (messages) for sft, `completion` (text) for pt, `chat_template.default` (prompt messages,
-chosen, rejected) for dpo and simpo, `chatml.prompt_pairs` (prompt, completion, label) for kto. The chat
+chosen, rejected) for dpo and simpo, `chat_template.argilla` (system, chosen and rejected conversations) for
+orpo, `chatml.prompt_pairs` (prompt, completion, label) for kto. The chat
 template is uft's own Jinja text (`chat_template: jinja`), so the same template name renders the same
 tokens as on every other backend.
 """
@@ -56,10 +57,12 @@ EJECT_ONLY = ("translate it with `uft translate SPEC --backend axolotl -o DIR` a
               f"config.yaml` in DIR (axolotl {AXOLOTL_VERSION} installed, outside uft), or pick a backend uft runs "
               "(`uft backends`)")
 #: uft's DPO-style methods -> axolotl's `rl` value.
-RL_TYPES = {"dpo": "dpo", "simpo": "simpo", "kto": "kto"}
+RL_TYPES = {"dpo": "dpo", "simpo": "simpo", "orpo": "orpo", "kto": "kto"}
 #: The one KTO prompt format of axolotl that takes canonical single-turn rows and renders uft's chatml.
 KTO_TYPE = "chatml.prompt_pairs"
 KTO_TEMPLATES = ("chatml",)
+#: axolotl's ORPO type that renders uft's template: chosen and rejected as whole user/assistant conversations.
+ORPO_TYPE = "chat_template.argilla"
 #: Keys uft writes that backend_options.axolotl may override (with a note in the plan), each with why.
 OVERRIDABLE = {"attn_implementation": "uft packs with sdpa, which isolates packed samples on any machine; "
                                       "flash_attention_2 does too, on a GPU with flash-attn"}
@@ -70,6 +73,7 @@ _MESSAGES = [{"role": "string", "content": "string"}]
 COLUMN_TYPES = {"messages": _MESSAGES, "tools": "string", "text": "string", "prompt": _MESSAGES,
                 "chosen": _MESSAGES, "rejected": _MESSAGES}
 KTO_COLUMN_TYPES = {"prompt": "string", "completion": "string", "label": "bool", "system": "string"}
+ORPO_COLUMN_TYPES = {"system": "string", "chosen": _MESSAGES, "rejected": _MESSAGES}
 
 CAPABILITIES: dict[str, Capability] = {
     "method.sft": Capability("native", "dataset type chat_template"),
@@ -79,8 +83,8 @@ CAPABILITIES: dict[str, Capability] = {
     "method.simpo": Capability("native", "rl: simpo (trl's CPO trainer with loss simpo)"),
     "method.kto": Capability("native", f"rl: kto, dataset type {KTO_TYPE}: template chatml, one user turn per "
                              "prompt; preference pairs become unpaired rows with label true/false"),
-    "method.orpo": Capability("unsupported", f"{_NOT_YET}: axolotl's orpo chat_template type takes whole "
-                              "conversations as chosen/rejected"),
+    "method.orpo": Capability("native", f"rl: orpo, dataset type {ORPO_TYPE}: prompts alternate user and "
+                              "assistant turns (after an optional system prompt)"),
     "method.cpo": Capability("unsupported", "axolotl has no rl: cpo (its CPO trainer runs only simpo)"),
     "method.rm": Capability("unsupported", f"{_NOT_YET} (axolotl's reward_model with bradley_terry datasets)"),
     "method.ppo": Capability("unsupported", "axolotl has no PPO trainer"),
@@ -123,7 +127,7 @@ CAPABILITIES["loss_type.kto.apo_zero_unpaired"] = Capability(
     "unsupported", f"axolotl {AXOLOTL_VERSION} has no setting for KTO's loss type (it always trains loss kto)")
 
 #: Notes every plan on this backend shows: what axolotl does that the spec cannot stop.
-PREFERENCE_ORDER_NOTE = ("axolotl's preference trainers (trl's DPO, CPO and KTO trainers) draw the rows in a "
+PREFERENCE_ORDER_NOTE = ("axolotl's preference trainers (trl's DPO, ORPO, CPO and KTO trainers) draw the rows in a "
                          "random order seeded by training.seed; uft's row order (data.shuffle) is kept for sft and "
                          "pt only")
 
@@ -162,7 +166,7 @@ class AxolotlBackend(BackendBase):
         config = native_config(spec)
         (out_dir / "data").mkdir(parents=True, exist_ok=True)
         train_file = out_dir / DATA_FILE
-        types = KTO_COLUMN_TYPES if spec.method.name == "kto" else COLUMN_TYPES
+        types = {"kto": KTO_COLUMN_TYPES, "orpo": ORPO_COLUMN_TYPES}.get(spec.method.name, COLUMN_TYPES)
         write_present_columns(train_file, lambda: axolotl_rows(spec, Path(data.train_path)), types)
         config_path = out_dir / "config.yaml"
         header = (f"# axolotl {AXOLOTL_VERSION} config written by uft for spec {spec.name!r}.\n"
@@ -293,6 +297,8 @@ def _dataset(spec: JobSpec) -> dict[str, Any]:
         return {**entry, "ds_type": "parquet", "type": "completion", "field": "text"}
     if method == "kto":
         return {**entry, "type": KTO_TYPE}
+    if method == "orpo":
+        return {**entry, "type": ORPO_TYPE}
     if method in RL_TYPES:
         return {**entry, "type": "chat_template.default", "field_messages": "prompt", "field_chosen": "chosen",
                 "field_rejected": "rejected"}
@@ -339,8 +345,12 @@ def axolotl_rows(spec: JobSpec, source: Path) -> Iterator[dict[str, Any]]:
             yield {"messages": row["messages"], **({"tools": row["tools"]} if row.get("tools") else {})}
         else:
             _no_tools(row, source, index)
-            yield _kto_row(row, source, index) if shape == "unpaired" else {
-                "prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+            if shape == "unpaired":
+                yield _kto_row(row, source, index)
+            elif spec.method.name == "orpo":
+                yield _orpo_row(row, source, index)
+            else:
+                yield {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
 
 
 def _no_tools(row: dict[str, Any], source: Path, index: int) -> None:
@@ -354,9 +364,8 @@ def _no_tools(row: dict[str, Any], source: Path, index: int) -> None:
 def _kto_row(row: dict[str, Any], source: Path, index: int) -> dict[str, Any]:
     """One KTO answer as chatml.prompt_pairs takes it: a single user prompt (after an optional system turn) and
     one assistant answer, as text; axolotl renders the ChatML around them."""
-    prompt, completion = row["prompt"], row["completion"]
-    system = prompt[0]["content"] if prompt and prompt[0]["role"] == "system" else None
-    turns = prompt[1:] if system is not None else prompt
+    completion = row["completion"]
+    system, turns = _split_system(row["prompt"])
     if len(turns) != 1 or turns[0]["role"] != "user" or len(completion) != 1:
         raise SpecError(f"axolotl's {KTO_TYPE} takes one user turn and one answer per KTO row", [Problem(
             f"{source}, row {index + 1}", f"a KTO prompt has {len(turns)} turns after its system prompt "
@@ -364,6 +373,26 @@ def _kto_row(row: dict[str, Any], source: Path, index: int) -> dict[str, Any]:
             "use single-turn KTO data with axolotl, or the trl backend for multi-turn prompts")])
     return {"prompt": turns[0]["content"], "completion": completion[0]["content"], "label": row["label"],
             **({"system": system} if system is not None else {})}
+
+
+def _split_system(prompt: list[dict[str, str]]) -> tuple[str | None, list[dict[str, str]]]:
+    """(the system prompt or None, the turns after it)."""
+    if prompt and prompt[0]["role"] == "system":
+        return prompt[0]["content"], prompt[1:]
+    return None, prompt
+
+
+def _orpo_row(row: dict[str, Any], source: Path, index: int) -> dict[str, Any]:
+    """A pair as chat_template.argilla takes it: the system prompt, and chosen and rejected as the whole
+    conversation (axolotl reads the prompt back from their user/assistant turns by position)."""
+    system, turns = _split_system(row["prompt"])
+    roles = [t["role"] for t in turns]
+    if roles != ["user", "assistant"] * (len(roles) // 2) + ["user"]:
+        raise SpecError(f"axolotl's {ORPO_TYPE} takes prompts of alternating user and assistant turns", [Problem(
+            f"{source}, row {index + 1}", f"an ORPO prompt's turns after its system prompt are {', '.join(roles)}",
+            "use prompts that alternate user/assistant and end with a user turn, or the trl backend")])
+    return {**({"system": system} if system is not None else {}), "chosen": [*turns, *row["chosen"]],
+            "rejected": [*turns, *row["rejected"]]}
 
 
 def _readme(spec: JobSpec) -> str:

@@ -31,7 +31,7 @@ def _data(name: str, fmt: str) -> list[dict]:
     return [{"path": str(DATA / name), "format": fmt}]
 
 
-#: Specs written here (the reference specs under specs/ use PiSSA or ORPO, which axolotl cannot take as uft means).
+#: Specs written here (specs/sft-lora.yaml uses PiSSA, which axolotl cannot take as uft means it).
 SPECS = {
     "sft-lora-chat": {
         "name": "sft-lora-chat", "model": {"path": "Qwen/Qwen2.5-0.5B-Instruct"}, "template": "qwen",
@@ -64,7 +64,7 @@ SPECS = {
         "training": {"learning_rate": 5e-6, "per_device_batch_size": 2, "gradient_accumulation_steps": 4}},
 }
 #: The reference specs axolotl takes as they are.
-REFERENCE_SPECS = ["qlora-sft", "pt-full", "dpo-lora", "simpo-lora"]
+REFERENCE_SPECS = ["qlora-sft", "pt-full", "dpo-lora", "simpo-lora", "orpo-dora"]
 
 
 def _spec(name: str):
@@ -154,6 +154,26 @@ def test_dpo_rows_keep_the_canonical_prompt_messages(tmp_path):
     assert row["prompt"][-1]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
 
 
+def test_orpo_rows_are_whole_conversations(tmp_path):
+    cfg = _config("orpo-dora", tmp_path)
+    assert cfg["rl"] == "orpo" and cfg["datasets"][0]["type"] == "chat_template.argilla"
+    _, job = _translate("orpo-dora", tmp_path / "again")
+    row = parquet_rows(job.native_dir / "data" / "train.parquet")[0]
+    assert [m["role"] for m in row["chosen"]] == ["user", "assistant"] == [m["role"] for m in row["rejected"]]
+    assert row["chosen"][0] == row["rejected"][0] and row["chosen"][1] != row["rejected"][1]
+
+
+def test_orpo_prompts_must_alternate_user_and_assistant(tmp_path):
+    rows = tmp_path / "pairs.jsonl"
+    turn = [{"role": "user", "content": "a"}, {"role": "user", "content": "c"}]
+    rows.write_text(json.dumps({"prompt": turn, "chosen": [{"role": "assistant", "content": "d"}],
+                                "rejected": [{"role": "assistant", "content": "e"}]}) + "\n")
+    spec = validate_spec_dict({"name": "x", "model": {"path": "org/m"}, "template": "chatml", "method": "orpo",
+                               "data": {"train": [{"path": str(rows), "format": "preference"}]}})
+    with pytest.raises(SpecError, match=r"row 1: an ORPO prompt's turns after its system prompt are user, user"):
+        translate_to(spec, "axolotl", tmp_path / "native")
+
+
 def test_kto_rows_are_prompt_pairs_with_labels(tmp_path):
     cfg = _config("kto-chatml", tmp_path)
     assert cfg["rl"] == "kto" and cfg["rl_beta"] == 0.2 and cfg["datasets"][0]["type"] == "chatml.prompt_pairs"
@@ -194,8 +214,8 @@ def test_unsupported_features_are_refused_naming_setting_and_alternatives():
     assert "backends that support it: " in text and "trl" in text
     text = _refusal({**base, "adapter": {"type": "prompt"}})
     assert "adapter.prompt" in text and "prompt-learning" in text
-    text = _refusal({**base, "method": "orpo", "data": {"train": [{"path": "a.jsonl", "format": "preference"}]}})
-    assert "method.orpo" in text
+    text = _refusal({**base, "method": "cpo", "data": {"train": [{"path": "a.jsonl", "format": "preference"}]}})
+    assert "method.cpo" in text and "no rl: cpo" in text
     text = _refusal({**base, "adapter": {"type": "freeze"}})
     assert "adapter.freeze" in text
 
