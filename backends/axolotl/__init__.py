@@ -1,7 +1,7 @@
 """The axolotl backend, eject-only: `uft translate SPEC --backend axolotl -o DIR` writes an axolotl config.
 
 uft does not run axolotl (no environment, no runner, no collection): it writes what an axolotl user would
-write, `config.yaml` in axolotl's own config language (followed from axolotl AXOLOTL_VERSION's pydantic
+write, `config.yaml` in axolotl's own config language (followed from axolotl 0.18.0's pydantic
 schemas, src/axolotl/utils/schemas/), the prepared data it points at and a `train.sh`, so that
 `cd DIR && axolotl train config.yaml` trains the spec's job with axolotl alone. `uft run` and `uft bakeoff`
 refuse it with one message (see `EJECT_ONLY`).
@@ -133,7 +133,7 @@ PREFERENCE_ORDER_NOTE = ("axolotl's preference trainers (trl's DPO, ORPO, CPO an
 
 
 class AxolotlBackend(BackendBase):
-    """axolotl AXOLOTL_VERSION, eject-only: `translate` writes its config; uft never runs it."""
+    """axolotl 0.18.0, eject-only: `translate` writes its config; uft never runs it."""
 
     name = "axolotl"
     capabilities = CAPABILITIES
