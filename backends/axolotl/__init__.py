@@ -37,6 +37,7 @@ from unified_ft.plugin import (
     EnvStatus,
     NativeJob,
     RunOutputs,
+    distributed_capabilities,
     loss_type_capabilities,
     merge_passthrough,
     override_notes,
@@ -122,6 +123,9 @@ CAPABILITIES: dict[str, Capability] = {
     "model.gguf": Capability("unsupported", "axolotl cannot read GGUF; give the safetensors model it came from"),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x != "kto_pair"), "kto": ("kto",)},
                              f"axolotl {AXOLOTL_VERSION} ({AXOLOTL_TRL})"),
+    # axolotl launches several processes itself (`axolotl train --launcher torchrun|accelerate`, fsdp_config,
+    # deepspeed); the ejected config is one process's until uft writes those keys.
+    **distributed_capabilities("axolotl", {}, ("ddp", "fsdp2", "deepspeed", "multi_node", "elastic")),
 }
 CAPABILITIES["loss_type.kto.apo_zero_unpaired"] = Capability(
     "unsupported", f"axolotl {AXOLOTL_VERSION} has no setting for KTO's loss type (it always trains loss kto)")
