@@ -147,5 +147,21 @@ def read_swift(native: Path) -> dict[str, Any]:
             "precision": _hf_precision(cfg.get("bf16"), cfg.get("fp16"))}
 
 
+def read_axolotl(native: Path) -> dict[str, Any]:
+    """axolotl's config.yaml: lora_* keys (lora_target_linear is all-linear), num_epochs or max_steps, the chat
+    template as its Jinja text (tokenizer_default: the model's own, None)."""
+    cfg = yaml.safe_load((native / "config.yaml").read_text())
+    lora = None
+    if cfg.get("adapter") in ("lora", "qlora"):
+        lora = {"r": cfg["lora_r"], "alpha": float(cfg["lora_alpha"]), "dropout": float(cfg["lora_dropout"]),
+                "targets": "all-linear" if cfg.get("lora_target_linear") else cfg["lora_target_modules"]}
+    template = cfg.get("chat_template_jinja") if cfg.get("chat_template") == "jinja" else None
+    return {"learning_rate": cfg["learning_rate"], "batch": cfg["micro_batch_size"],
+            "accumulation": cfg["gradient_accumulation_steps"], "epochs": cfg.get("num_epochs", 1.0),
+            "max_steps": cfg.get("max_steps", -1), "lora": lora, "max_length": cfg["sequence_len"],
+            "template": template, "system": _row_system(_first_rows(native / cfg["datasets"][0]["path"])),
+            "precision": _hf_precision(cfg.get("bf16"), cfg.get("fp16"))}
+
+
 READERS = {"trl": read_trl, "unsloth": read_unsloth, "colossalai": read_colossalai,
-           "llamafactory": read_llamafactory, "swift": read_swift}
+           "llamafactory": read_llamafactory, "swift": read_swift, "axolotl": read_axolotl}

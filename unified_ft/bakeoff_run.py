@@ -38,7 +38,7 @@ from .launch import prepare_data, ready_plan, run_job, translate_to
 from .measure import LOWER_IS_BETTER, generations, loss_curve, measurements
 from .parity import like_for_like, parity_checks, sample_checks
 from .plan import Plan
-from .plugin import backend_name_problem
+from .plugin import backend_name_problem, eject_only_problem, load_backend
 from .runs import now, read_json, sha256_text, write_json_atomic
 from .spec import PREFERENCE_METHODS, JobSpec
 from .specfile import dump_spec, load_spec
@@ -120,6 +120,10 @@ def plan_all(spec: JobSpec, backends: list[str]) -> dict[str, Plan]:
     plans: dict[str, Plan] = {}
     problems: list[Problem] = []
     for name in backends:
+        refused = _eject_only(name)
+        if refused is not None:
+            problems.append(Problem(name, refused.message, refused.hint))
+            continue
         try:
             with tempfile.TemporaryDirectory(prefix="uft-bakeoff-") as scratch:
                 plan = translate_to(spec, name, Path(scratch) / "native")[0]  # the translator's refusals too
@@ -137,6 +141,14 @@ def plan_all(spec: JobSpec, backends: list[str]) -> dict[str, Plan]:
     if problems:
         raise CapabilityError("The spec cannot run on every backend of the bake-off (nothing was started)", problems)
     return plans
+
+
+def _eject_only(name: str) -> Problem | None:
+    """A backend that uft only translates for (axolotl) cannot take part; an unknown one is translate_to's to say."""
+    try:
+        return eject_only_problem(load_backend(name))
+    except UftError:
+        return None
 
 
 def _carry_on(spec: JobSpec, plans: dict[str, Plan], result: BakeoffResult, out: Path, warmup: int | None,

@@ -103,7 +103,8 @@ def plan(spec: SpecArg, backend: BackendOpt = "trl") -> None:
         _print_file(shown(dump_spec(the_plan.spec)))
         console.rule(f"backend {backend}")
         env = the_plan.environment
-        console.print(f"environment: {'ready' if env.ready else 'NOT READY'} - {escape(shown(env.detail))}")
+        state = "eject-only" if getattr(the_plan.backend, "eject_only", None) else "ready" if env.ready else "NOT READY"
+        console.print(f"environment: {state} - {escape(shown(env.detail))}")
         for key, value in the_plan.derived.items():
             console.print(f"derived: {escape(key)} = {escape(shown(value))}")
         for note in the_plan.notes:
@@ -143,7 +144,8 @@ def translate(
     check: Annotated[bool, typer.Option("--check", help="Also run the framework's own argument parsing on the "
                                         "result, inside its environment, without training.")] = False,
 ) -> None:
-    """Write the backend's native config and data into a folder (eject), and print the native command."""
+    """Write the backend's native config and data into a folder (eject), and print the native command
+    (axolotl is eject-only: translated here, trained with `axolotl train config.yaml`, never run by uft)."""
     from .launch import translate_to
     from .redact import env_secrets, redact_text
     from .specfile import load_spec
@@ -374,7 +376,7 @@ def backends(
     matrix: Annotated[bool, typer.Option("--matrix", help="One table of features x backends (native, emulated, "
                                          "unsupported; GPU: needs a GPU), to choose backends for a bake-off.")] = False,
 ) -> None:
-    """List backends, whether each is ready here, and their capabilities."""
+    """List backends, whether each is ready here (or eject-only, as axolotl is), and their capabilities."""
     from rich.markup import escape
 
     from .plugin import available_backends, load_backend, registration_warnings
@@ -405,6 +407,8 @@ def _print_backend(backend: Backend) -> None:
 
     env = backend.environment()
     state = "[green]ready[/green]" if env.ready else f"[red]not ready[/red] ({env.install_hint})"
+    if getattr(backend, "eject_only", None):  # uft only translates for it: `uft run` refuses it by design
+        state = f"[cyan]eject-only[/cyan] ({env.install_hint})"
     console.print(f"[bold]{backend.name}[/bold]: {state} - {env.detail}")
     if backend.import_native is not None:
         console.print(f"  imports native configs: uft import {backend.name} CONFIG")

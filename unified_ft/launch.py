@@ -32,7 +32,7 @@ from .errors import BackendNotReady, CapabilityError, Problem, RunFailed, RunInt
 from .interrupts import StopSignals, describe_death, signal_name, stop_signum
 from .launchers import is_loopback
 from .plan import Plan, make_plan
-from .plugin import NativeJob, RunOutputs, final_metrics
+from .plugin import NativeJob, RunOutputs, eject_only_problem, final_metrics, load_backend
 from .redact import env_secrets, is_secret_key, scrub_tree
 from .runs import Manifest, create_run_dir, discard_run_dir, ensure_empty_dir, run_dir_errors, sha256_text
 from .spec import DatasetSpec, JobSpec
@@ -127,9 +127,18 @@ def _for_backend(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
     return plan
 
 
+def refuse_eject_only(backend: object) -> None:
+    """`uft run` (and a bake-off) on a backend that uft only translates for is one clear refusal, before
+    anything else is checked or written."""
+    problem = eject_only_problem(backend)
+    if problem is not None:
+        raise SpecError(f"backend {problem.where.removeprefix('--backend ')} cannot be run by uft", [problem])
+
+
 def ready_plan(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
     """A plan that can run here: refused if it needs a GPU this machine lacks, its environment built if missing."""
     name = plan.backend.name
+    refuse_eject_only(plan.backend)
     if plan.needs_gpu and not plan.has_gpu:  # refused before an environment is built; plan/translate only note it
         raise CapabilityError(f"The spec asks for what backend {name} cannot do", plan.needs_gpu)
     if not plan.environment.ready and plan.environment.creatable:
@@ -172,6 +181,7 @@ def multi_process_env(job: NativeJob, has_gpu: bool) -> None:
 
 def _run_job(spec: JobSpec, backend_name: str, runs_dir: str | Path | None, on_progress: ProgressFn | None,
              on_eval_progress: Callable[[str], None] | None, stops: StopSignals) -> RunResult:
+    refuse_eject_only(load_backend(backend_name))
     refuse_remote_nodes(spec)
     plan = ready_plan(make_plan(spec, backend_name), on_eval_progress)
     runs_root = Path(runs_dir or spec.runs_dir)

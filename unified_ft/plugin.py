@@ -143,6 +143,9 @@ class BackendBase:
     """Defaults for the members of `Backend` that a backend may leave out."""
 
     import_native: Callable[..., ImportResult] | None = None
+    #: Set (to the message that says what to do instead) on a backend uft only translates for: `uft run` and
+    #: `uft bakeoff` refuse it, while `uft translate` and `uft plan` write its files (see `eject_only_problem`).
+    eject_only: str | None = None
 
     def env_recipe(self) -> EnvRecipe | None:
         """None: the backend runs in uft's own environment, so there is nothing to build."""
@@ -189,6 +192,17 @@ def check_contract(plugin: object, name: str, where: str) -> None:
                              f"{'; '.join(lacking + wrong)}\n    fix: give the plugin those members (inherit "
                              "unified_ft.plugin.BackendBase for the defaults of env_recipe, notes, effective and "
                              "import_native), or uninstall the package that registers it")
+
+
+def eject_only_problem(backend: object) -> Problem | None:
+    """The refusal of `uft run` / `uft bakeoff` on a backend that uft only ejects to (axolotl), else None; a
+    plugin without the attribute runs."""
+    message = getattr(backend, "eject_only", None)
+    if not message:
+        return None
+    name = getattr(backend, "name", "?")
+    return Problem(f"--backend {name}", f"backend {name} is eject-only in uft: uft writes its native config and "
+                   "does not run it", message)
 
 
 def importer_options(backend: str, options: dict[str, Any], takes: tuple[str, ...] = ()) -> dict[str, Any]:
