@@ -92,6 +92,11 @@ REWARD_TYPES: dict[str, dict[str, dict[str, str] | str]] = {"bradley_terry": {"c
 #: Keys axolotl removed, that configs of older versions still have: the key -> what to write instead.
 REMOVED = {f"unsloth_{k}": "use lora_mlp_kernel, lora_qkv_kernel and lora_o_kernel (docs.axolotl.ai/docs/"
            "lora_optims.html)" for k in ("cross_entropy_loss", "lora_mlp", "lora_qkv", "lora_o", "rms_norm", "rope")}
+#: Settings that change which rows are trained (uft trains every row of every dataset): the key -> what it does.
+ROW_FILTERS = {"dataset_exact_deduplication": "drops rows that are exact duplicates",
+               "dataset_shard_num": "trains on one shard of the data", "dataset_shard_idx": "trains on one shard "
+               "of the data", "min_sample_len": "drops rows shorter than it", "shards": "trains on one shard of the "
+               "dataset", "shards_idx": "trains on one shard of the dataset", "skip": "skips the first rows"}
 SHAREGPT_HINT = ("write it as axolotl now does: type: chat_template, field_messages: conversations, "
                  "message_property_mappings: {role: from, content: value}; then import again")
 
@@ -124,6 +129,7 @@ def import_axolotl(path: str | Path, **options: Any) -> ImportResult:
     native = _read(path)
     check_tool(native, "axolotl", str(path))
     _removed(native, path)
+    _row_filters(native, "")
     ledger = KeyLedger(native, "axolotl", known=KNOWN, defaults=DEFAULTS)
     for key, reason in IGNORED.items():
         ledger.ignore(key, reason)
@@ -169,6 +175,15 @@ def _removed(native: dict[str, Any], path: Path) -> None:
              for key in native if key in REMOVED and native[key]]
     if found:
         raise SpecError("This config is for an older axolotl", found)
+
+
+def _row_filters(native: dict[str, Any], where: str) -> None:
+    """Which rows are trained is the spec's to say; a setting that leaves rows out would be lost on other backends."""
+    found = [Problem(f"{where}{key}", f"{native[key]!r} {why}; uft trains every row",
+                     f"remove {key} (prepare the rows you want to train as a file), or keep using axolotl for it")
+             for key, why in ROW_FILTERS.items() if native.get(key) not in (None, False)]
+    if found:
+        raise SpecError("This axolotl config cannot be imported as it is", found)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,11 +376,13 @@ def _datasets(ledger: KeyLedger, ctx: _Context, key: str) -> list[_Dataset]:
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise _wrong(f"{key}[{index}]", entry, "a mapping (path, type, ...)")
-        found.append(_dataset(ledger.item(key, index, entry, known=DATASET_KNOWN), ctx, key == "pretraining_dataset"))
+        _row_filters(entry, f"{key}[{index}].")
+        item = ledger.item(key, index, entry, known=DATASET_KNOWN)
+        found.append(_dataset(item, ctx, key == "pretraining_dataset", "test" if key == "test_datasets" else "train"))
     return found
 
 
-def _dataset(item: KeyLedger, ctx: _Context, pretraining: bool) -> _Dataset:
+def _dataset(item: KeyLedger, ctx: _Context, pretraining: bool, split: str) -> _Dataset:
     where = item.prefix.rstrip(".")
     kind = item.get("type", "pretrain" if pretraining else None)
     if isinstance(kind, dict):
@@ -376,7 +393,11 @@ def _dataset(item: KeyLedger, ctx: _Context, pretraining: bool) -> _Dataset:
     if kind and kind.startswith("sharegpt"):
         raise SpecError("This dataset is written for an older axolotl", [Problem(
             f"{where}.type", f"type {kind!r} was removed from axolotl; {KNOWS}, refuses it", SHAREGPT_HINT)])
-    source = _source(item, where, ctx.path)
+    if kind and ":" in kind:
+        raise SpecError("This dataset is written for an older axolotl", [Problem(
+            f"{where}.type", f"type {kind!r} is the `type:style` form of older axolotl versions; {KNOWS}, has no "
+            "such type", "use type alpaca (or chat_template with the rows as messages), then import again")])
+    source = _source(item, where, ctx.path, split)
     item.take("type", "data.train[].format")
     if ctx.rl == "kto":
         fmt, columns, template = _rl_type(item, where, kind, ctx, KTO_TYPES, "unpaired")
@@ -401,8 +422,9 @@ def _dataset(item: KeyLedger, ctx: _Context, pretraining: bool) -> _Dataset:
     return _Dataset(spec, kind_of, template, alpaca=fmt == "alpaca")
 
 
-def _source(item: KeyLedger, where: str, config: Path) -> dict[str, Any]:
-    """A local file (data_files, or a path that exists beside the config or here), else a hub dataset."""
+def _source(item: KeyLedger, where: str, config: Path, split: str) -> dict[str, Any]:
+    """A local file (data_files, or a path that exists beside the config or here), else a hub dataset (axolotl
+    reads its `train` split for datasets, its `test` split for test_datasets, unless told)."""
     name = _str(item, "path", "data.train[].path")
     files = item.get("data_files")
     if isinstance(files, list) and len(files) == 1:
@@ -427,7 +449,7 @@ def _source(item: KeyLedger, where: str, config: Path) -> dict[str, Any]:
         raise _refuse(f"{where}.path", f"{name!r} is a folder", "give one file of it per dataset")
     if item.has("ds_type"):
         raise _refuse(f"{where}.ds_type", f"{name!r} is no local file", "give the path of the local file")
-    hub: dict[str, Any] = {"hub": name, "split": _str(item, "split", "data.train[].split") or "train"}
+    hub: dict[str, Any] = {"hub": name, "split": _str(item, "split", "data.train[].split") or split}
     if item.has("name"):
         hub["subset"] = _str(item, "name", "data.train[].subset")
     if item.has("revision"):
@@ -633,6 +655,7 @@ def _data(ledger: KeyLedger, path: Path, train: list[_Dataset], evals: list[_Dat
                             # axolotl shuffles the merged rows unless told not to, and its sampler shuffles them
                             # again unless curriculum_sampling reads them in order: file order only with both off
                             "shuffle": shuffle}
+    _long_rows(ledger, data["max_length"])
     if len(evals) > 1:
         raise _refuse("test_datasets", "uft evaluates on one dataset", "give one test dataset")
     if evals:
@@ -646,6 +669,17 @@ def _data(ledger: KeyLedger, path: Path, train: list[_Dataset], evals: list[_Dat
     if split:
         data["eval_split"] = split
     return data
+
+
+def _long_rows(ledger: KeyLedger, max_length: int) -> None:
+    """axolotl leaves out rows longer than sequence_len unless told to truncate them; uft truncates them."""
+    strategy = _str(ledger, "excess_length_strategy") or "drop"
+    if strategy == "truncate":
+        ledger.ignore("excess_length_strategy", "uft truncates rows longer than data.max_length too")
+        return
+    done = "leaves them out" if strategy == "drop" else "stops with an error"
+    ledger.result.notes.append(f"rows longer than sequence_len ({max_length} tokens): axolotl {done} "
+                               f"(excess_length_strategy {strategy}); uft trains them truncated to data.max_length")
 
 
 def _training(ledger: KeyLedger, path: Path) -> dict[str, Any]:

@@ -152,8 +152,10 @@ def test_local_files_by_path_or_data_files_and_hub_datasets_by_name_and_split(tm
 
 def test_eval_from_val_set_size_or_one_test_dataset(tmp_path):
     assert _spec(tmp_path, val_set_size=0.05).data.eval_split == 0.05
-    spec = _spec(tmp_path, test_datasets=[{"path": "org/eval", "type": "alpaca", "split": "test"}])
-    assert spec.data.eval.hub == "org/eval" and spec.data.eval.split == "test"
+    spec = _spec(tmp_path, test_datasets=[{"path": "org/eval", "type": "alpaca"}])
+    assert spec.data.eval.hub == "org/eval" and spec.data.eval.split == "test"  # axolotl's split for test_datasets
+    assert _spec(tmp_path, test_datasets=[{"path": "org/eval", "type": "alpaca", "split": "dev"}]).data.eval.split \
+        == "dev"
     with pytest.raises(SpecError, match="fraction"):
         _import(tmp_path, val_set_size=200)
 
@@ -171,6 +173,33 @@ def test_removed_sharegpt_types_and_unmapped_dataset_layouts_are_refused_with_wh
         _import(tmp_path, datasets=[bad_roles])
     with pytest.raises(SpecError, match="roles_to_train"):
         _import(tmp_path, datasets=[{"path": "a/b", "type": "chat_template", "roles_to_train": ["user"]}])
+    with pytest.raises(SpecError, match="older axolotl"):
+        _import(tmp_path, datasets=[{"path": "a/b", "type": "alpaca:chatml"}])
+
+
+@pytest.mark.parametrize(("changes", "where"), [
+    ({"dataset_exact_deduplication": True}, "dataset_exact_deduplication"), ({"min_sample_len": 64}, "min_sample_len"),
+    ({"datasets": [{"path": "a/b", "type": "alpaca", "shards": 4, "shards_idx": 0}]}, "datasets[0].shards"),
+    ({"datasets": ..., "pretraining_dataset": [{"path": "a/b", "skip": 100}], "max_steps": 10},
+     "pretraining_dataset[0].skip"),
+])
+def test_settings_that_leave_rows_out_are_refused(tmp_path, changes, where):
+    with pytest.raises(SpecError, match="uft trains every row") as caught:
+        _import(tmp_path, **changes)
+    assert caught.value.problems[0].where == where
+
+
+def test_rows_longer_than_sequence_len_are_said_to_be_truncated_unless_axolotl_truncates_them_too(tmp_path):
+    assert any("leaves them out" in note for note in _import(tmp_path).notes)
+    imported = _import(tmp_path, excess_length_strategy="truncate")
+    assert "excess_length_strategy" in imported.ignored and not any("leaves them out" in n for n in imported.notes)
+
+
+def test_a_chat_template_the_datasets_do_not_render_with_is_kept_with_a_note(tmp_path):
+    imported = _import(tmp_path, chat_template="chatml")  # alpaca rows: axolotl's prompter, not the chat template
+    assert imported.spec["template"] == "alpaca" and imported.kept["chat_template"] == "chatml"
+    assert any(n.startswith("chat_template is kept") for n in imported.notes)
+    validate_spec_dict(imported.spec)
 
 
 # ----------------------------------------------------------------------------------------------
