@@ -563,8 +563,9 @@ def _rl_type(item: KeyLedger, where: str, kind: str | None, ctx: _Context,
     if prefix in ("chat_template", "bradley_terry"):
         template = _template_choice(item, where, ctx)
         if layout == "default":
-            messages = _str(item, "field_messages", "data.train[].columns.messages") or "messages"
-            columns["messages"] = messages
+            messages = _str(item, "field_messages", "data.train[].columns.messages")
+            if messages and messages != "messages":
+                columns["messages"] = messages
             for key, col in (("field_chosen", "chosen"), ("field_rejected", "rejected")):
                 name = _str(item, key, f"data.train[].columns.{col}")
                 if name and name != col:

@@ -410,3 +410,44 @@ def test_dump_arguments_reads_pydantic_fields_defaults_aliases_and_mixins(tmp_pa
     assert table["aliases"] == {"model_revision": "revision_of_model"} and table["types"]["sequence_len"] == "int"
     assert table["datasets"]["SFTDataset"] == {"path": None}
     assert table["plugins"] == {"liger": {"liger_rms_norm": None}}
+
+
+# ----------------------------------------------------------------------------------------------
+# The imported columns read axolotl's row layouts
+
+
+LAYOUTS = [
+    # (config changes, dataset entry, a row as axolotl's docs and strategies read it, what uft reads from it)
+    ({}, {"type": "chat_template", "field_messages": "conversations",
+          "message_property_mappings": {"role": "from", "content": "value"}},
+     {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+     {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}),
+    ({"rl": "dpo", "chat_template": "chatml"}, {"type": "chat_template.default", "field_messages": "conversation",
+                                               "field_chosen": "good", "field_rejected": "bad"},
+     {"conversation": [{"role": "user", "content": "q"}], "good": {"role": "assistant", "content": "a"},
+      "bad": {"role": "assistant", "content": "b"}},
+     {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+      "rejected": [{"role": "assistant", "content": "b"}]}),
+    ({"rl": "dpo"}, {"type": "chatml.intel"}, {"system": "s", "question": "q", "chosen": "a", "rejected": "b"},
+     {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
+      "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]}),
+    ({"rl": "kto"}, {"type": "llama3.argilla"}, {"instruction": "q", "completion": "a", "label": True},
+     {"prompt": [{"role": "user", "content": "q"}], "completion": [{"role": "assistant", "content": "a"}],
+      "label": True}),
+    ({"reward_model": True, "adapter": ...}, {"type": "bradley_terry.chat_template"},
+     {"input": "q", "chosen": "a", "rejected": "b"},
+     {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+      "rejected": [{"role": "assistant", "content": "b"}]}),
+    ({"adapter": ...}, {"type": "completion", "field": "body"}, {"body": "plain text"}, {"text": "plain text"}),
+]
+
+
+@pytest.mark.parametrize(("changes", "entry", "row", "record"), LAYOUTS, ids=[e["type"] for _, e, _, _ in LAYOUTS])
+def test_imported_columns_read_axolotls_row_layouts(tmp_path, changes, entry, row, record):
+    from unified_ft.data.readers import read_records
+
+    (tmp_path / "rows.jsonl").write_text(json.dumps(row) + "\n")
+    spec = _spec(tmp_path, **changes, datasets=[{"path": "rows.jsonl", **entry}])
+    train = spec.data.train[0]
+    found = list(read_records(train.path, train.format, train.columns))
+    assert found == [record]
