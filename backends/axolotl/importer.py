@@ -97,6 +97,8 @@ ROW_FILTERS = {"dataset_exact_deduplication": "drops rows that are exact duplica
                "dataset_shard_num": "trains on one shard of the data", "dataset_shard_idx": "trains on one shard "
                "of the data", "min_sample_len": "drops rows shorter than it", "shards": "trains on one shard of the "
                "dataset", "shards_idx": "trains on one shard of the dataset", "skip": "skips the first rows"}
+#: Where and under which name wandb files the run: kept for axolotl (other backends read wandb's environment).
+WANDB_NAMES = ("wandb_project", "wandb_entity", "wandb_name", "wandb_run_id", "wandb_mode")
 SHAREGPT_HINT = ("write it as axolotl now does: type: chat_template, field_messages: conversations, "
                  "message_property_mappings: {role: from, content: value}; then import again")
 
@@ -825,7 +827,14 @@ def _report_to(ledger: KeyLedger) -> list[str]:
     trackers = []
     if _bool(ledger, "use_wandb", "training.report_to") or ledger.has("wandb_project"):
         trackers.append("wandb")
-        ledger.take("wandb_project", "training.report_to")
+        named = [key for key in WANDB_NAMES if ledger.has(key)]
+        for key in named:
+            ledger.keep(key)
+        if named:
+            ledger.result.notes.append(
+                f"{', '.join(named)} kept for the axolotl backend; the spec logs to wandb (report_to), and other "
+                "backends file the run where wandb's own environment variables say (WANDB_PROJECT, WANDB_ENTITY, "
+                "WANDB_NAME)")
     if _bool(ledger, "use_tensorboard", "training.report_to"):
         trackers.append("tensorboard")
     return trackers or ["none"]

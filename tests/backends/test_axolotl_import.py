@@ -287,6 +287,7 @@ def test_training_settings_and_axolotl_defaults_written_out(tmp_path):
     assert t.learning_rate == 2e-5 and t.precision == "bf16" and t.optimizer == "paged_adamw_8bit"
     assert (t.seed, t.max_steps, t.epochs, t.save_steps, t.weight_decay) == (7, 50, None, 10, 0.01)
     assert t.report_to == ["wandb"] and "num_epochs" in imported.ignored
+    assert imported.kept["wandb_project"] == "p" and any("WANDB_PROJECT" in n for n in imported.notes)
     spec = _spec(tmp_path, fp16=True)
     assert spec.training.precision == "fp16" and spec.data.max_length == 1024
     defaults = dict(_import(tmp_path, sequence_len=...).defaults)
