@@ -264,7 +264,7 @@ def test_a_backend_folder_without_an_entry_point_says_how_to_register_it(monkeyp
 
 def test_import_needs_a_backend_with_an_importer(tmp_path, capsys):
     assert main(["import", "unsloth", str(tmp_path / "x.yaml"), "-o", str(tmp_path / "spec.yaml")]) == 2
-    assert "backend unsloth has no importer; uft imports the configs of llamafactory, swift, trl" in \
+    assert "backend unsloth has no importer; uft imports the configs of axolotl, llamafactory, swift, trl" in \
         capsys.readouterr().err
 
 

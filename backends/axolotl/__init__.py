@@ -35,9 +35,11 @@ from unified_ft.plugin import (
     BackendBase,
     Capability,
     EnvStatus,
+    ImportResult,
     NativeJob,
     RunOutputs,
     distributed_capabilities,
+    importer_options,
     loss_type_capabilities,
     merge_passthrough,
     override_notes,
@@ -143,7 +145,13 @@ class AxolotlBackend(BackendBase):
     capabilities = CAPABILITIES
     #: `uft run` and `uft bakeoff` refuse an eject-only backend with this message (see launch.refuse_eject_only).
     eject_only = EJECT_ONLY
-    import_native = None  # the importer (backends/axolotl/importer.py) is hooked up separately
+
+    def import_native(self, path: Path, **options: Any) -> ImportResult:
+        """An axolotl YAML (`axolotl train config.yml`) as a spec: the way back from axolotl."""
+        from .importer import import_axolotl
+
+        importer_options(self.name, options)
+        return import_axolotl(path)
 
     def environment(self) -> EnvStatus:
         """Never ready: uft has no axolotl environment, by design; translate needs none."""

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-import unified_ft.plugin as plugin
 from unified_ft.backends.axolotl.importer import ARGUMENTS, KNOWN, import_axolotl
 from unified_ft.errors import ProblemsError, SpecError
 from unified_ft.specfile import validate_spec_dict
@@ -20,13 +19,6 @@ from unified_ft.specfile import validate_spec_dict
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "axolotl_examples"
 MANIFEST = yaml.safe_load((EXAMPLES / "MANIFEST.yaml").read_text())
-
-
-@pytest.fixture(autouse=True)
-def _axolotl_options_allowed(monkeypatch):
-    """backend_options.axolotl names a backend; until the axolotl backend is registered it is a planned one."""
-    if "axolotl" not in plugin.known_backends():
-        monkeypatch.setattr(plugin, "PLANNED_BACKENDS", (*plugin.PLANNED_BACKENDS, "axolotl"))
 
 
 BASE: dict[str, Any] = {
