@@ -316,7 +316,8 @@ def import_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Spec file to write (must not exist).")] = Path(
         "spec.yaml"),
     dataset_info: Annotated[Path | None, typer.Option(help="LLaMA-Factory's dataset_info.json (default: "
-                                                         "<dataset_dir>/dataset_info.json beside the config).")] = None,
+                                                         "<dataset_dir>/dataset_info.json in the working directory, "
+                                                         "else beside the config).")] = None,
     method: Annotated[str | None, typer.Option(help="trl: the trainer a config YAML is for (sft, dpo, kto, reward, "
                                                "orpo, cpo; default sft, as `trl sft --config` reads it). A trl "
                                                "command line or script says it itself.")] = None,
