@@ -16,9 +16,17 @@ def model_config(spec, head: str = "causal_lm") -> dict:
         "gguf_file": spec.model.gguf_file,
         "revision": spec.model.revision,
         "trust_remote_code": spec.model.trust_remote_code,
-        "dtype": _DTYPES.get(spec.training.precision, "float32"),
+        "dtype": weights_dtype(spec),
         "head": head,
     }
+
+
+def weights_dtype(spec) -> str:
+    """The base weights' dtype: the precision's, except float32 for fp16 when the model's own weights train
+    (fp16 mixed precision cannot unscale float16 gradients; LLaMA-Factory and ms-swift keep them float32 too)."""
+    if spec.training.precision == "fp16" and spec.adapter.type in ("full", "freeze"):
+        return "float32"
+    return _DTYPES.get(spec.training.precision, "float32")
 
 
 def dtype_keyword(version: str | None = None) -> str:
