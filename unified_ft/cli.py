@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -162,6 +162,7 @@ def translate(
     console.print(f"\nrun it without uft:\n  cd {output} && {redact_text(job.command, env_secrets())}", soft_wrap=True)
 
 
+ExecutorName = Literal["local", "ray"]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail (exit 1) if the framework did anything other than "
                                           "what the spec says (see `uft inspect`).")]
 
@@ -191,11 +192,16 @@ def bakeoff_command(
                                                 "what is missing.")] = None,
     warmup_steps: Annotated[int | None, typer.Option("--warmup-steps", help="Steps left out of the throughput "
                                                      "(default: 10% of the steps, 1 to 5).")] = None,
+    executor: Annotated[ExecutorName, typer.Option("--executor", help="local: the runs one at a time on this "
+                                                   "machine; ray: one Ray task per backend and repeat, a node each "
+                                                   "(needs uft's ray extra).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="The Ray cluster (host:port of its head); "
+                                                "default: RAY_ADDRESS, else a local Ray.")] = None,
 ) -> None:
     """Run one spec on several backends, prove it like-for-like, measure each, and write report.html."""
     from rich.markdown import Markdown
 
-    from .bakeoff_run import bakeoff, resume_bakeoff
+    from .bakeoff_run import Executor, bakeoff, resume_bakeoff
     from .report import markdown_summary
     from .specfile import load_spec
 
@@ -209,12 +215,16 @@ def bakeoff_command(
                        "or --resume DIR")
     else:
         _check_path_option("-o", output)
+    if address is not None and executor != "ray":
+        raise UftError("--address names a Ray cluster; give it with --executor ray")
+    where = Executor(executor, address)
     with _terminal_may_vanish(), _bakeoff_progress() as (say, on_progress):
         if resume is not None:
-            result = resume_bakeoff(resume, warmup_steps=warmup_steps, say=say, on_progress=on_progress)
+            result = resume_bakeoff(resume, warmup_steps=warmup_steps, say=say, on_progress=on_progress,
+                                    executor=where)
         else:
             result = bakeoff(load_spec(spec), backends.split(","), repeats=repeats, strict=strict, out_dir=output,
-                             warmup_steps=warmup_steps, say=say, on_progress=on_progress)
+                             warmup_steps=warmup_steps, say=say, on_progress=on_progress, executor=where)
     console.print(Markdown(markdown_summary(result)))
 
 

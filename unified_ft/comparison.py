@@ -138,6 +138,8 @@ class BakeoffResult(BaseModel):
     backends: list[str] = Field(description="The backends, in the order they ran.")
     repeats: int = Field(description="Runs per backend.")
     strict: bool = Field(description="Whether a failed parity check stops the bake-off.")
+    executor: str = Field("local", description="Where the runs ran: local (one at a time, on this machine) or ray "
+                          "(one Ray task per backend and repeat, a node each).")
     created: str = Field(description="When the bake-off started (UTC, ISO 8601).")
     finished: str | None = Field(None, description="When it ended (null: still running or interrupted).")
     host: dict[str, Any] = Field(default_factory=dict, description="The machine: cpu, cores, memory, gpu.")
