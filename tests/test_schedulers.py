@@ -183,3 +183,9 @@ def test_torchrun_and_swift_launches_take_the_rank_and_host_at_run_time(tmp_path
                                       '--master_port="$MASTER_PORT" train.py colossalai_job.json')
     swift = _node_body((_translated(tmp_path, "swift", "slurm") / "job.sbatch").read_text())
     assert "export NODE_RANK MASTER_ADDR MASTER_PORT" in swift and "export NODE_RANK=" not in swift
+
+
+def test_a_backend_without_an_environment_to_build_is_refused_leaving_nothing(tmp_path):
+    with pytest.raises(SpecError, match="has no environment uft can build on a cluster") as caught:
+        translate_to(_spec(tmp_path, processes_per_node=1), "axolotl", tmp_path / "ax", "slurm")
+    assert caught.value.problems[0].where == "--launcher" and not (tmp_path / "ax").exists()

@@ -72,8 +72,8 @@ def environment(backend: str, recipe: EnvRecipe | None) -> tuple[Environment, Sc
         return env, SchedulerFiles(copies={recipe.lock.name: recipe.lock})
     if backend != "trl":
         raise SpecError(f"backend {backend} has no environment uft can build on a cluster", [Problem(
-            "--launcher", f"{backend} runs in uft's own environment, which has no lock to rebuild elsewhere",
-            "translate without --launcher and set up the framework on the cluster yourself")])
+            "--launcher", f"{backend} has no lock of its environment in uft to rebuild on the cluster's nodes",
+            "translate without --launcher and install the framework on the cluster yourself")])
     env = Environment(venv, "requirements-trl.txt", f"{sys.version_info.major}.{sys.version_info.minor}", "install")
     return env, SchedulerFiles(texts={env.requirements: trl_requirements()})
 
