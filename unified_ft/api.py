@@ -36,9 +36,10 @@ def plan(spec: SpecLike, backend: str = "trl") -> Plan:
     return make_plan(as_spec(spec), backend)
 
 
-def translate(spec: SpecLike, backend: str, out_dir: str | Path) -> NativeJob:
-    """Write the backend's native files into an empty folder; returns the command that runs them."""
-    return translate_to(as_spec(spec), backend, out_dir)[1]
+def translate(spec: SpecLike, backend: str, out_dir: str | Path, launcher: str = "none") -> NativeJob:
+    """Write the backend's native files into an empty folder (with a launcher, slurm or skypilot, also its job
+    file); returns the command that runs them."""
+    return translate_to(as_spec(spec), backend, out_dir, launcher)[1]
 
 
 def run(spec: SpecLike, backend: str = "trl", runs_dir: str | Path | None = None,

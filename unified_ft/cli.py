@@ -10,6 +10,7 @@ import errno
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -135,6 +136,14 @@ def _print_file(text: str, lexer: str = "yaml") -> None:
         console.file.write(text if text.endswith("\n") else text + "\n")
 
 
+class Launcher(str, Enum):
+    """Where `uft translate` prepares the job to start: nowhere else (the native files alone), or a cluster."""
+
+    none = "none"
+    slurm = "slurm"
+    skypilot = "skypilot"
+
+
 @app.command()
 def translate(
     spec: SpecArg,
@@ -143,6 +152,9 @@ def translate(
         "native"),
     check: Annotated[bool, typer.Option("--check", help="Also run the framework's own argument parsing on the "
                                         "result, inside its environment, without training.")] = False,
+    launcher: Annotated[Launcher, typer.Option("--launcher", help="Also write a cluster job that builds the "
+                                               "backend's environment and starts every node: slurm (job.sbatch) "
+                                               "or skypilot (sky.yaml).")] = Launcher.none,
 ) -> None:
     """Write the backend's native config and data into a folder (eject), and print the native command
     (axolotl is eject-only: translated here, trained with `axolotl train config.yaml`, never run by uft)."""
@@ -150,7 +162,7 @@ def translate(
     from .redact import env_secrets, redact_text
     from .specfile import load_spec
 
-    the_plan, job = translate_to(load_spec(spec), backend, output)
+    the_plan, job = translate_to(load_spec(spec), backend, output, launcher.value)
     for path in job.files:
         console.print(f"wrote {path}", markup=False)
     for note in the_plan.notes:
@@ -160,6 +172,9 @@ def translate(
             the_plan.backend.check(job)
         console.print(f"[green]{backend} accepts the translated config[/green]")
     console.print(f"\nrun it without uft:\n  cd {output} && {redact_text(job.command, env_secrets())}", soft_wrap=True)
+    submit = {"slurm": "sbatch job.sbatch", "skypilot": "sky launch sky.yaml (edit its GPU type first)"}
+    if launcher.value in submit:
+        console.print(f"on a cluster:\n  cd {output} && {submit[launcher.value]}", soft_wrap=True)
 
 
 ExecutorName = Literal["local", "ray"]

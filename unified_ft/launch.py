@@ -73,8 +73,10 @@ def prepare_data(spec: JobSpec, out_dir: Path) -> PreparedData:
                            spec.template.system)
 
 
-def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple[Plan, NativeJob]:
-    """Eject: the native files for a spec in an empty folder, runnable without uft."""
+def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path,
+                 launcher: str = "none") -> tuple[Plan, NativeJob]:
+    """Eject: the native files for a spec in an empty folder, runnable without uft; with a launcher (slurm,
+    skypilot) also its job file, which builds the environment and starts every node on a cluster."""
     plan = _for_backend(make_plan(spec, backend_name))
     out = ensure_empty_dir(out_dir)
     try:
@@ -82,6 +84,7 @@ def translate_to(spec: JobSpec, backend_name: str, out_dir: str | Path) -> tuple
             data = prepare_data(plan.spec, Path(tmp))
             job = plan.backend.translate(plan.spec, data, out)
             job.files += write_node_scripts(job)
+            job.files += write_scheduler_files(plan, job, launcher)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -102,6 +105,21 @@ def write_node_scripts(job: NativeJob) -> list[Path]:
                         + shlex.join(node.argv) + "\n", encoding="utf-8")
         path.chmod(0o755)
         written.append(path)
+    return written
+
+
+def write_scheduler_files(plan: Plan, job: NativeJob, launcher: str) -> list[Path]:
+    """The launcher's job file (and the lock it builds the environment from) in the native folder."""
+    from .schedulers import scheduler_files
+
+    files = scheduler_files(plan.spec, plan.backend.name, plan.backend.env_recipe(), job, launcher)
+    written = []
+    for name, text in files.texts.items():
+        path = job.native_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    for name, source in files.copies.items():
+        written.append(Path(shutil.copyfile(source, job.native_dir / name)))
     return written
 
 

@@ -9,11 +9,12 @@ its own node rank.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 
 from .plugin import NodeLaunch
 from .spec import DistributedSpec
 
-__all__ = ["NodeLaunch", "accelerate_launch", "endpoint", "is_loopback", "torchrun", "torchrun_env"]
+__all__ = ["NodeLaunch", "accelerate_launch", "endpoint", "is_loopback", "shell_launch", "torchrun", "torchrun_env"]
 
 #: Where the processes of a single-node run meet: this machine, a free port chosen when they start.
 LOCAL_HOST = "127.0.0.1"
@@ -70,6 +71,38 @@ def torchrun_env(d: DistributedSpec, node_rank: int) -> dict[str, str]:
     if d.nodes > 1 or port:
         env |= {"MASTER_ADDR": host, "MASTER_PORT": str(port)}
     return env
+
+
+#: The shell variables a scheduler sets on each node at run time, and the launcher settings that take them:
+#: accelerate's and torchrun's flags, and the environment LLaMA-Factory and ms-swift read.
+RUN_TIME = {"--machine_rank": "NODE_RANK", "--main_process_ip": "MASTER_ADDR", "--main_process_port": "MASTER_PORT",
+            "--node_rank": "NODE_RANK", "--master_addr": "MASTER_ADDR", "--master_port": "MASTER_PORT"}
+RUN_TIME_ENV = ("NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def shell_launch(argv: list[str], env: dict[str, str]) -> tuple[list[str], bool]:
+    """Node 0's launch as shell lines any node can run: the node rank, rendezvous host and port become
+    "$NODE_RANK", "$MASTER_ADDR" and "$MASTER_PORT" (set by the scheduler when the node starts), every other
+    setting stays as translated. Also says whether the node rank was templated (a multi-node launch needs it)."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()) if k not in RUN_TIME_ENV]
+    passed = [k for k in RUN_TIME_ENV if k in env]
+    if passed:
+        lines.append(f"export {' '.join(passed)}")
+    words, ranked, i = [], "NODE_RANK" in env, 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        if flag in RUN_TIME and eq:
+            words.append(f'{flag}="${RUN_TIME[flag]}"')
+        elif argv[i] in RUN_TIME and i + 1 < len(argv):
+            words += [argv[i], f'"${RUN_TIME[argv[i]]}"']
+            i += 1
+        else:
+            words.append(shlex.quote(argv[i]))
+            i += 1
+            continue
+        ranked = ranked or RUN_TIME[flag] == "NODE_RANK"
+        i += 1
+    return [*lines, " ".join(words)], ranked
 
 
 def _nodes(d: DistributedSpec) -> str:
