@@ -357,6 +357,11 @@ def _targets(ledger: KeyLedger) -> str | list[str]:
                       "list the module names, e.g. [q_proj, v_proj], or set lora_target_linear: true")
     ledger.take("lora_target_modules", "adapter.target_modules")
     if linear:
+        if modules:
+            ledger.result.notes.append(
+                f"lora_target_linear true with lora_target_modules {list(modules)}: axolotl targets every linear "
+                "layer and the listed modules; the spec says all-linear (peft's every linear layer but the output "
+                "layer), so a listed module outside them (lm_head, embed_tokens) gets no LoRA")
         return "all-linear"
     if not modules:
         raise _refuse("lora_target_modules", "no LoRA target modules: peft would pick its own per architecture",

@@ -214,6 +214,13 @@ def test_tf32_false_is_uft_s_own_and_tf32_on_is_kept_for_axolotl_with_a_note(tmp
     assert any(note in n for n in imported.notes) if note else not any("tf32" in n for n in imported.notes)
 
 
+def test_lora_target_linear_with_listed_modules_is_all_linear_with_a_note_on_the_listed_ones(tmp_path):
+    imported = _import(tmp_path, lora_target_modules=["q_proj", "lm_head"])
+    assert imported.spec["adapter"]["target_modules"] == "all-linear"
+    assert any("lora_target_modules ['q_proj', 'lm_head']" in note for note in imported.notes)
+    assert not any("lora_target_modules" in note for note in _import(tmp_path).notes)
+
+
 def test_a_chat_template_the_datasets_do_not_render_with_is_kept_with_a_note(tmp_path):
     imported = _import(tmp_path, chat_template="chatml")  # alpaca rows: axolotl's prompter, not the chat template
     assert imported.spec["template"] == "alpaca" and imported.kept["chat_template"] == "chatml"

@@ -50,6 +50,7 @@ EQUALISED = {
     "curriculum_sampling": "uft shuffles them once",
     "shuffle_merged_datasets": "uft shuffles them once",
     "bf16": "bf16 auto",  # precision auto: the plan resolves it for the machine (here: no GPU, fp32)
+    "lora_target_modules": "lora_target_linear true with lora_target_modules",
     "chat_template": "type alpaca",  # axolotl's alpaca prompter; uft's axolotl job renders uft's alpaca template
 }
 #: What axolotl (or trl under it) uses where a key is unset, worked out from other keys.
@@ -75,8 +76,8 @@ def effective(config: dict[str, Any], key: str, uft_shuffled: bool = False) -> A
         return None  # max_steps ends the run
     if key == "sample_packing_sequentially" and not config.get("sample_packing"):
         return None  # nothing is packed
-    if key == "lora_target_modules" and config.get("lora_target_linear"):
-        return "all-linear"  # every linear layer, the listed ones among them
+    if key == "lora_target_modules" and config.get("lora_target_linear"):  # every linear layer, and the listed
+        return ["all-linear", *sorted(value or [])]
     if key in ("curriculum_sampling", "shuffle_merged_datasets"):
         return _row_order(config, uft_shuffled)
     if key == "chat_template":
@@ -117,7 +118,7 @@ def _normal(key: str, value: Any) -> Any:
     if key == "optimizer" and value in ("adamw_bnb_8bit", "adamw_8bit"):
         return OPTIMIZERS[value]  # transformers builds bitsandbytes' AdamW8bit for both names
     if key == "lora_target_modules" and isinstance(value, list):
-        return sorted(value)
+        return value if value[0] == "all-linear" else sorted(value)
     return value
 
 
