@@ -68,7 +68,9 @@ KTO_TEMPLATES = ("chatml",)
 ORPO_TYPE = "chat_template.argilla"
 #: Keys uft writes that backend_options.axolotl may override (with a note in the plan), each with why.
 OVERRIDABLE = {"attn_implementation": "uft packs with sdpa, which isolates packed samples on any machine; "
-                                      "flash_attention_2 does too, on a GPU with flash-attn"}
+                                      "flash_attention_2 does too, on a GPU with flash-attn",
+              "tf32": "uft trains without TF32 matmuls on every backend; axolotl's tf32 trades matmul precision "
+                      "for speed on GPUs that have it"}
 _GPU = Capability("native", "bitsandbytes needs CUDA", needs_gpu=True)
 _NOT_YET = "not translated by uft yet"
 _MESSAGES = [{"role": "string", "content": "string"}]
@@ -167,8 +169,8 @@ class AxolotlBackend(BackendBase):
         if problems:
             raise CapabilityError(f"The spec asks for what backend {self.name} cannot do", problems)
         notes = [PREFERENCE_ORDER_NOTE] if spec.method.name in RL_TYPES else []
-        return notes + override_notes(spec, self.name, {"attn_implementation": "sdpa"} if spec.data.packing else {},
-                                      OVERRIDABLE)
+        uft_values = {"tf32": False, **({"attn_implementation": "sdpa"} if spec.data.packing else {})}
+        return notes + override_notes(spec, self.name, uft_values, OVERRIDABLE)
 
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write config.yaml, data/train.parquet, train.sh and README.md into `out_dir`."""

@@ -357,6 +357,11 @@ def _targets(ledger: KeyLedger) -> str | list[str]:
                       "list the module names, e.g. [q_proj, v_proj], or set lora_target_linear: true")
     ledger.take("lora_target_modules", "adapter.target_modules")
     if linear:
+        if modules:
+            ledger.result.notes.append(
+                f"lora_target_linear true with lora_target_modules {list(modules)}: axolotl targets every linear "
+                "layer and the listed modules; the spec says all-linear (peft's every linear layer but the output "
+                "layer), so a listed module outside them (lm_head, embed_tokens) gets no LoRA")
         return "all-linear"
     if not modules:
         raise _refuse("lora_target_modules", "no LoRA target modules: peft would pick its own per architecture",
@@ -650,7 +655,8 @@ def _jinja_text(text: str | None, where: str, config: Path) -> str | None:
 
 def _data(ledger: KeyLedger, path: Path, train: list[_Dataset], evals: list[_Dataset]) -> dict[str, Any]:
     merged = _bool(ledger, "shuffle_merged_datasets", "data.shuffle")
-    shuffle = bool(merged) or not _bool(ledger, "curriculum_sampling", "data.shuffle")
+    sequential = _bool(ledger, "curriculum_sampling", "data.shuffle")  # read (and recorded) even when merged
+    shuffle = bool(merged) or not sequential
     data: dict[str, Any] = {"train": [d.spec for d in train],
                             "max_length": _number(ledger, "sequence_len", "data.max_length", int),
                             "packing": bool(_bool(ledger, "sample_packing", "data.packing")),
@@ -658,7 +664,12 @@ def _data(ledger: KeyLedger, path: Path, train: list[_Dataset], evals: list[_Dat
                             # axolotl shuffles the merged rows unless told not to, and its sampler shuffles them
                             # again unless curriculum_sampling reads them in order: file order only with both off
                             "shuffle": shuffle}
+    if not sequential:
+        ledger.result.notes.append("row order: axolotl's random sampler draws the rows in a new order every epoch; "
+                                   "uft shuffles them once (data.shuffle, the spec's seed) and every backend reads "
+                                   "them in that order (curriculum_sampling true on axolotl)")
     _long_rows(ledger, data["max_length"])
+    _packing_order(ledger, data["packing"])
     if len(evals) > 1:
         raise _refuse("test_datasets", "uft evaluates on one dataset", "give one test dataset")
     if evals:
@@ -685,6 +696,35 @@ def _long_rows(ledger: KeyLedger, max_length: int) -> None:
                                f"(excess_length_strategy {strategy}); uft trains them truncated to data.max_length")
 
 
+def _packing_order(ledger: KeyLedger, packing: bool) -> None:
+    """axolotl packs rows into length bins (multipack) unless sample_packing_sequentially; uft packs them in its
+    row order, as its axolotl translation writes."""
+    if not packing:
+        ledger.ignore("sample_packing_sequentially", "sample_packing is off: no rows are packed")
+        return
+    if _bool(ledger, "sample_packing_sequentially"):
+        ledger.ignore("sample_packing_sequentially", "uft packs rows sequentially in its row order, as this does")
+        return
+    ledger.ignore("sample_packing_sequentially", "false, axolotl's default: see the note on packing")
+    ledger.result.notes.append("sample_packing: axolotl packs the rows into sequences by length (multipack bins); "
+                               "uft packs them sequentially in its row order (sample_packing_sequentially true on "
+                               "axolotl), so the samples that share a sequence differ")
+
+
+def _tf32(ledger: KeyLedger) -> None:
+    """uft trains without TF32 matmuls (tf32 false on axolotl, torch's default elsewhere); TF32 is kept for axolotl."""
+    value = ledger.native.get("tf32")
+    if value is False:
+        ledger.ignore("tf32", "uft trains without TF32 matmuls, as this does")
+    elif value is None:  # axolotl's default, auto
+        ledger.result.notes.append("tf32: the config sets none; axolotl then uses TF32 matmuls where the GPU has "
+                                   "them (tf32 auto); uft trains without them on every backend (tf32 false on "
+                                   "axolotl): set backend_options.axolotl.tf32 to choose")
+    else:
+        ledger.keep("tf32", note=f"tf32 {value} is kept for the axolotl backend: TF32 matmuls (lower precision, "
+                    "faster) on GPUs that have them; other backends train without them")
+
+
 def _training(ledger: KeyLedger, path: Path) -> dict[str, Any]:
     max_steps = _number(ledger, "max_steps", "training.max_steps", int)
     steps = max_steps if max_steps and max_steps > 0 else None
@@ -704,6 +744,7 @@ def _training(ledger: KeyLedger, path: Path) -> dict[str, Any]:
         "seed": _number(ledger, "seed", "training.seed", int),
         "report_to": _report_to(ledger),
     }
+    _tf32(ledger)
     if steps:
         ledger.ignore("num_epochs", "max_steps is set: it ends the run, as in axolotl")
     if ledger.has("logging_steps"):

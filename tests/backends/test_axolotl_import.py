@@ -187,6 +187,40 @@ def test_rows_longer_than_sequence_len_are_said_to_be_truncated_unless_axolotl_t
     assert "excess_length_strategy" in imported.ignored and not any("leaves them out" in n for n in imported.notes)
 
 
+def test_row_order_reads_both_shuffle_keys_and_says_uft_shuffles_once(tmp_path):
+    """curriculum_sampling is read (not kept for axolotl, where uft writes it) even when the merged rows shuffle."""
+    imported = _import(tmp_path, curriculum_sampling=True)
+    assert ("curriculum_sampling", "data.shuffle") in imported.mapped and "curriculum_sampling" not in imported.kept
+    assert imported.spec["data"]["shuffle"] is True and not any("row order" in n for n in imported.notes)
+    assert _spec(tmp_path, curriculum_sampling=True, shuffle_merged_datasets=False).data.shuffle is False
+    assert any("uft shuffles them once" in note for note in _import(tmp_path).notes)  # axolotl's random sampler
+
+
+def test_packing_order_is_read_and_multipack_is_said_to_become_sequential(tmp_path):
+    sequential = _import(tmp_path, sample_packing=True, sample_packing_sequentially=True)
+    assert "sample_packing_sequentially" in sequential.ignored and not sequential.kept
+    assert not any("multipack" in note for note in sequential.notes)
+    assert any("multipack" in note for note in _import(tmp_path, sample_packing=True).notes)
+    unpacked = _import(tmp_path, sample_packing_sequentially=True)
+    assert "sample_packing is off" in unpacked.ignored["sample_packing_sequentially"]
+
+
+@pytest.mark.parametrize(("tf32", "ignored", "kept", "note"), [
+    (False, True, False, None), (True, False, True, "tf32 True is kept"), ("auto", False, True, "tf32 auto is kept"),
+    (..., False, False, "tf32: the config sets none")])
+def test_tf32_false_is_uft_s_own_and_tf32_on_is_kept_for_axolotl_with_a_note(tmp_path, tf32, ignored, kept, note):
+    imported = _import(tmp_path, tf32=tf32)
+    assert ("tf32" in imported.ignored) is ignored and ("tf32" in imported.kept) is kept
+    assert any(note in n for n in imported.notes) if note else not any("tf32" in n for n in imported.notes)
+
+
+def test_lora_target_linear_with_listed_modules_is_all_linear_with_a_note_on_the_listed_ones(tmp_path):
+    imported = _import(tmp_path, lora_target_modules=["q_proj", "lm_head"])
+    assert imported.spec["adapter"]["target_modules"] == "all-linear"
+    assert any("lora_target_modules ['q_proj', 'lm_head']" in note for note in imported.notes)
+    assert not any("lora_target_modules" in note for note in _import(tmp_path).notes)
+
+
 def test_a_chat_template_the_datasets_do_not_render_with_is_kept_with_a_note(tmp_path):
     imported = _import(tmp_path, chat_template="chatml")  # alpaca rows: axolotl's prompter, not the chat template
     assert imported.spec["template"] == "alpaca" and imported.kept["chat_template"] == "chatml"

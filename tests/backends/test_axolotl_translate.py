@@ -255,6 +255,13 @@ def test_passthrough_is_merged_and_cannot_shadow_a_spec_setting():
         native_config(spec)
 
 
+def test_an_imported_tf32_overrides_uft_s_tf32_false_with_a_plan_note():
+    spec = _spec("pt-full")
+    spec.backend_options["axolotl"] = {"tf32": True}
+    assert native_config(spec)["tf32"] is True
+    assert any("backend_options.axolotl.tf32 overrides uft's value False" in n for n in AxolotlBackend().notes(spec))
+
+
 def test_run_refuses_an_eject_only_backend_before_anything(tmp_path):
     spec = _spec("dpo-lora")
     with pytest.raises(UftError, match="axolotl is eject-only in uft"):
