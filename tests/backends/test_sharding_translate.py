@@ -161,3 +161,48 @@ def test_deepspeed_and_fsdp_together_are_one_error_naming_both(distributed, opti
     problem = caught.value.problems[0]
     assert problem.where == f"backend_options.{key}"
     assert f"distributed.strategy {distributed['strategy']} and backend_options.{key}" in problem.message
+
+
+@pytest.mark.parametrize("case", [c for c, (backend, _, _) in CASES.items() if backend == "trl"])
+def test_accelerate_reads_the_written_config_as_the_strategy(case, tmp_path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    _, distributed, _ = CASES[case]
+    _, job = translate_to(_spec(distributed), "trl", tmp_path / "t")
+    config = load_config_from_file(str(job.native_dir / "accelerate_config.yaml"))
+    expected = {"deepspeed": "DEEPSPEED", "fsdp2": "FSDP"}[distributed["strategy"]]
+    assert config.distributed_type.value == expected
+    assert config.num_processes == distributed["processes_per_node"] * distributed.get("nodes", 1)
+    if expected == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == distributed["zero_stage"]
+        assert config.deepspeed_config["offload_param_device"] == ("cpu" if distributed["offload"] == "params"
+                                                                   else "none")
+    else:
+        assert config.fsdp_config["fsdp_version"] == 2
+
+
+def test_uft_run_with_a_gpu_still_refuses_deepspeed_where_it_is_not_installed(tmp_path, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("deepspeed is installed in uft's environment")
+    monkeypatch.setattr("unified_ft.plan.detect_gpu", lambda: True)
+    plan = make_plan(_spec({"strategy": "deepspeed", "zero_stage": 2}), "trl")
+    with pytest.raises(ProblemsError) as caught:
+        ready_plan(plan)
+    (problem,) = caught.value.problems
+    assert problem.where == "distributed.strategy: deepspeed" and "no deepspeed package" in problem.message
+    assert "strategy fsdp2" in problem.hint
+    ready_plan(make_plan(_spec({"processes_per_node": 2, "strategy": "fsdp2"}), "trl"))  # FSDP2 is torch's own
+
+
+@pytest.mark.parametrize("backend", ["llamafactory", "swift"])
+def test_the_deepspeed_check_looks_inside_the_frameworks_own_environment(backend):
+    from unified_ft.launch import _has_module
+    from unified_ft.plugin import load_backend
+
+    plugin = load_backend(backend)
+    if not plugin.environment().ready:
+        pytest.skip(f"uft's environment for {backend} is not built here")
+    assert _has_module(plugin, "transformers")  # there, though uft's own environment has it too
+    assert not _has_module(plugin, "uft_no_such_module")
