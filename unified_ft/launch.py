@@ -167,7 +167,34 @@ def ready_plan(plan: Plan, say: Callable[[str], None] | None = None) -> Plan:
     if not plan.environment.ready:
         raise BackendNotReady(f"backend {name} is not ready: {plan.environment.detail}\n"
                               f"    fix: {plan.environment.install_hint}")
+    refuse_missing_deepspeed(plan)
     return _for_backend(plan, say)
+
+
+def refuse_missing_deepspeed(plan: Plan) -> None:
+    """strategy deepspeed needs the deepspeed package where the framework runs; uft's locks leave it out (it
+    builds against the machine's CUDA toolkit), so a run says so before it starts instead of failing inside."""
+    if plan.spec.distributed.strategy != "deepspeed" or _has_module(plan.backend, "deepspeed"):
+        return
+    recipe = plan.backend.env_recipe()
+    where = f"uft's environment for {plan.backend.name}" if recipe else "uft's own environment"
+    target = f"--python \"$(uft env path {plan.backend.name})/bin/python\" " if recipe else ""
+    raise SpecError("DeepSpeed is not installed where the framework runs", [Problem(
+        "distributed.strategy: deepspeed", f"{where} has no deepspeed package",
+        f"install it there (uv pip install {target}deepspeed, on the GPU machine), or use distributed.strategy "
+        "fsdp2")])
+
+
+def _has_module(backend: Any, module: str) -> bool:
+    """Whether `module` is importable in the backend's environment (its own uv environment, else uft's)."""
+    recipe = backend.env_recipe()
+    if recipe is None:
+        import importlib.util
+
+        return importlib.util.find_spec(module) is not None
+    from .envs import env_dir
+
+    return any(env_dir(recipe).glob(f"lib/python*/site-packages/{module}/__init__.py"))
 
 
 def run_job(spec: JobSpec, backend_name: str = "trl", runs_dir: str | Path | None = None,

@@ -14,7 +14,12 @@ import shlex
 from .plugin import NodeLaunch
 from .spec import DistributedSpec
 
-__all__ = ["NodeLaunch", "accelerate_launch", "endpoint", "is_loopback", "shell_launch", "torchrun", "torchrun_env"]
+__all__ = ["NodeLaunch", "accelerate_config", "accelerate_launch", "endpoint", "is_loopback", "shell_launch",
+           "torchrun", "torchrun_env"]
+
+#: The accelerate config file a sharded run (DeepSpeed, FSDP2) writes beside the job: accelerate takes those
+#: plugins' settings from a config file, not from plain launch flags.
+ACCELERATE_CONFIG = "accelerate_config.yaml"
 
 #: Where the processes of a single-node run meet: this machine, a free port chosen when they start.
 LOCAL_HOST = "127.0.0.1"
@@ -42,14 +47,40 @@ def is_loopback(d: DistributedSpec) -> bool:
 def accelerate_launch(d: DistributedSpec, node_rank: int, script: list[str], mixed_precision: str,
                       launcher: list[str]) -> list[str]:
     """`accelerate launch` with every setting on the command line (no accelerate config file is read, so a
-    user's ~/.cache/huggingface/accelerate/default_config.yaml cannot change the run)."""
+    user's ~/.cache/huggingface/accelerate/default_config.yaml cannot change the run). A sharded strategy names
+    the job's own config file instead of --multi_gpu (accelerate allows one of the two); the explicit flags still
+    set the processes, machine rank and rendezvous."""
     host, port = endpoint(d)
-    argv = [*launcher, "--multi_gpu", "--num_processes", str(d.world_size), "--num_machines", str(d.nodes),
+    mode = ["--config_file", ACCELERATE_CONFIG] if d.strategy in ("deepspeed", "fsdp2") else ["--multi_gpu"]
+    argv = [*launcher, *mode, "--num_processes", str(d.world_size), "--num_machines", str(d.nodes),
             "--machine_rank", str(node_rank), "--main_process_ip", host, "--main_process_port", str(port),
             "--mixed_precision", mixed_precision, "--dynamo_backend", "no"]
     if d.rendezvous.max_restarts:
         argv += ["--max_restarts", str(d.rendezvous.max_restarts)]
     return argv + script
+
+
+def accelerate_config(d: DistributedSpec, mixed_precision: str) -> dict[str, object]:
+    """accelerate's config for a DeepSpeed or FSDP2 run, from the spec alone (process counts and precision too,
+    not the 8-GPU bf16 values of the configs trl bundles). FSDP2 saves a full state dict, so the adapter or model
+    a run leaves is whole, not one shard per process."""
+    common: dict[str, object] = {"compute_environment": "LOCAL_MACHINE", "debug": False}
+    if d.strategy == "deepspeed":
+        cpu = lambda on: "cpu" if on else "none"  # noqa: E731
+        plugin: dict[str, object] = {"distributed_type": "DEEPSPEED", "deepspeed_config": {
+            "deepspeed_multinode_launcher": "standard", "offload_optimizer_device": cpu(d.offload != "none"),
+            "offload_param_device": cpu(d.offload == "params"), "zero3_init_flag": d.zero_stage == 3,
+            "zero3_save_16bit_model": d.zero_stage == 3, "zero_stage": d.zero_stage}}
+    elif d.strategy == "fsdp2":
+        plugin = {"distributed_type": "FSDP", "fsdp_config": {
+            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "fsdp_cpu_ram_efficient_loading": True,
+            "fsdp_offload_params": d.offload == "params", "fsdp_reshard_after_forward": True,
+            "fsdp_state_dict_type": "FULL_STATE_DICT", "fsdp_version": 2}}
+    else:
+        raise ValueError(f"accelerate_config is for strategy deepspeed or fsdp2, not {d.strategy}")
+    return {**common, **plugin, "downcast_bf16": "no", "machine_rank": 0, "main_training_function": "main",
+            "mixed_precision": mixed_precision, "num_machines": d.nodes, "num_processes": d.world_size,
+            "rdzv_backend": "static", "same_network": True, "use_cpu": False}
 
 
 def torchrun(d: DistributedSpec, node_rank: int, script: list[str], launcher: list[str]) -> list[str]:

@@ -160,6 +160,11 @@ class BackendBase:
         this backend; the capability table already covers the spec's own features."""
         return []
 
+    def setting_problems(self, spec: JobSpec) -> list[Problem]:
+        """Combinations of supported features this framework still cannot do (an offload its shipped DeepSpeed
+        configs lack), found by the plan before anything is written."""
+        return []
+
     def effective(self, run_dir: Path, spec: JobSpec, uft_rows: int | None) -> Effective:
         """What the framework did, as uft's trainer probe saw it inside any transformers.Trainer (trl, LLaMA-Factory,
         ms-swift, unsloth); a backend that trains otherwise reads back its own outputs here."""
@@ -543,10 +548,34 @@ def distributed_capabilities(framework: str, supported: dict[str, Capability],
     return table
 
 
+#: Native options that turn on the other sharding engine: DeepSpeed and FSDP cannot wrap one model together.
+OTHER_SHARDING: dict[str, tuple[str, ...]] = {"fsdp2": ("deepspeed",), "deepspeed": ("fsdp", "fsdp_config")}
+
+
+def sharding_conflicts(spec: JobSpec) -> list[Problem]:
+    """strategy fsdp2 with a backend option that turns DeepSpeed on (or deepspeed with FSDP): an error naming
+    both, whichever backend runs, since no framework runs the two engines on one model."""
+    strategy = spec.distributed.strategy
+    return [Problem(f"backend_options.{name}.{key}", f"distributed.strategy {strategy} and "
+                    f"backend_options.{name}.{key} both turn on sharding, and DeepSpeed and FSDP cannot run together",
+                    f"remove backend_options.{name}.{key}, or change distributed.strategy")
+            for name, options in spec.backend_options.items()
+            for key in OTHER_SHARDING.get(strategy, ()) if key in options]
+
+
+def problems_of(build: Callable[[], object]) -> list[Problem]:
+    """The problems a translator's mapping raises (as SpecError), so the plan can report them before translating."""
+    try:
+        build()
+    except SpecError as exc:
+        return list(exc.problems)
+    return []
+
+
 def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[str]:
     """Fail before anything starts if the backend can't honour a setting (or, without a GPU, run one that
     needs it); return notes on emulated ones."""
-    problems, notes = [], []
+    problems, notes = sharding_conflicts(spec), []
     for feature, setting in spec_features(spec).items():
         cap = backend.capabilities.get(feature, Capability("unsupported", "not declared by this backend"))
         if cap.level == "unsupported":
@@ -556,6 +585,8 @@ def check_capabilities(spec: JobSpec, backend: Backend, has_gpu: bool) -> list[s
                                     + (f" ({cap.note})" if cap.note else ""), alt))
         elif cap.level == "emulated":
             notes.append(f"{setting}: emulated by {backend.name} ({cap.note})")
+    own = getattr(backend, "setting_problems", None)  # BackendBase has it; a bare plugin may not
+    problems += list(own(spec)) if own is not None and not problems else []
     if not has_gpu:
         problems += gpu_problems(spec, backend)
     if problems:
@@ -570,8 +601,11 @@ def gpu_problems(spec: JobSpec, backend: Backend) -> list[Problem]:
     for feature, setting in spec_features(spec).items():
         cap = backend.capabilities.get(feature)
         if cap is not None and cap.level != "unsupported" and cap.needs_gpu:
-            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none",
-                                    "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer"))
+            hint = ("run it on a GPU machine, or use distributed.strategy ddp" if feature.startswith("distributed.")
+                    else "run it on a GPU machine, or use adapter.type lora / a non-8-bit optimizer")
+            problems.append(Problem(setting, f"{feature} needs a CUDA GPU and this machine has none"
+                                    + (f" ({cap.note})" if cap.note and feature.startswith("distributed.") else ""),
+                                    hint))
     own = getattr(backend, "gpu_needs", None)  # a loaded plugin has it (check_contract); a bare test double may not
     return problems + (list(own(spec)) if own is not None else [])
 

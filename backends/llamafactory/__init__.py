@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from unified_ft import envs
+from unified_ft.errors import Problem, SpecError
 from unified_ft.hf_trainer import (
     OPTIMIZER,
     PRECISION,
@@ -55,6 +56,7 @@ from unified_ft.plugin import (
     importer_options,
     loss_type_capabilities,
     merge_passthrough,
+    problems_of,
     run_native_check,
 )
 from unified_ft.redact import redact_data
@@ -111,9 +113,16 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "LLaMA-Factory cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
-    **distributed_capabilities("LLaMA-Factory", {"distributed.ddp": Capability("native", "FORCE_TORCHRUN torchrun"),
-                                                 "distributed.multi_node": Capability("native", "NNODES, NODE_RANK")},
-                               pending=("fsdp2", "deepspeed", "elastic")),
+    **distributed_capabilities("LLaMA-Factory", {
+        "distributed.ddp": Capability("native", "FORCE_TORCHRUN torchrun"),
+        "distributed.multi_node": Capability("native", "NNODES, NODE_RANK"),
+        "distributed.deepspeed": Capability("native", "deepspeed: the ds_z<stage>[_offload]_config.json LLaMA-Factory "
+                                            "0.9.5 ships (ZeRO 0, 2, 3), FORCE_TORCHRUN; DeepSpeed needs CUDA",
+                                            needs_gpu=True),
+        "distributed.fsdp2": Capability("unsupported", "LLaMA-Factory 0.9.5 runs FSDP2 only as `accelerate launch "
+                                        "--config_file fsdp2_config.yaml src/train.py`; `llamafactory-cli train` "
+                                        "starts plain torchrun, which reads no accelerate config")},
+        pending=("elastic",)),
     **loss_type_capabilities({"dpo": ("sigmoid", "hinge", "ipo", "kto_pair"), "kto": ("kto",)}, "LLaMA-Factory 0.9.5"),
 }
 
@@ -161,6 +170,9 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
         files += [data_dir / "dataset_info.json", config_path]
+        ds = deepspeed_config(spec)
+        if ds:  # the shipped JSON beside train.yaml, which names it relative to the job folder
+            files.append(Path(shutil.copyfile(HERE / ds, out_dir / ds)))
         cli = envs.env_dir(RECIPE) / "bin" / "llamafactory-cli"
         argv = [str(cli), "train", "train.yaml"]
         nodes = [NodeLaunch(r, argv, launch_env(spec, r)) for r in range(spec.distributed.nodes)]
@@ -168,6 +180,10 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
                          env={"DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false",
                               **launch_env(spec)}, cwd=out_dir,
                          log_file=out_dir / "output" / "trainer_log.jsonl")
+
+    def setting_problems(self, spec: JobSpec) -> list[Problem]:
+        """A ZeRO stage / offload for which LLaMA-Factory ships no DeepSpeed config."""
+        return problems_of(lambda: deepspeed_config(spec))
 
     def check(self, job: NativeJob) -> None:
         """LLaMA-Factory's own argument parser on train.yaml, inside its environment, without training."""
@@ -206,6 +222,30 @@ def launch_env(spec: JobSpec, node_rank: int = 0) -> dict[str, str]:
     if d.world_size == 1 and d.strategy == "ddp":
         return {}
     return {"FORCE_TORCHRUN": "1", **torchrun_env(d, node_rank)}
+
+
+#: The DeepSpeed configs LLaMA-Factory 0.9.5 ships in examples/deepspeed/ (copied verbatim beside this file), by
+#: (zero_stage, offload): there is no ZeRO-1 one, and stage 3 offloads parameters with the optimizer.
+DEEPSPEED_CONFIGS = {(0, "none"): "ds_z0_config.json", (2, "none"): "ds_z2_config.json",
+                     (2, "optimizer"): "ds_z2_offload_config.json", (3, "none"): "ds_z3_config.json",
+                     (3, "params"): "ds_z3_offload_config.json"}
+
+
+def deepspeed_config(spec: JobSpec) -> str | None:
+    """The shipped DeepSpeed config for strategy deepspeed (None for any other); a stage or offload LLaMA-Factory
+    has none for is an error naming it."""
+    d = spec.distributed
+    if d.strategy != "deepspeed":
+        return None
+    name = DEEPSPEED_CONFIGS.get((d.zero_stage, d.offload))
+    if name is None:
+        have = ", ".join(f"zero_stage {z}" + (f" + offload {o}" if o != "none" else "") for z, o in DEEPSPEED_CONFIGS)
+        stage_known = any(z == d.zero_stage for z, _ in DEEPSPEED_CONFIGS)
+        where = "distributed.offload" if stage_known else "distributed.zero_stage"
+        raise SpecError("LLaMA-Factory cannot run this DeepSpeed setting", [Problem(
+            where, f"LLaMA-Factory 0.9.5 ships no DeepSpeed config for zero_stage {d.zero_stage} with offload "
+            f"{d.offload}", f"use one it has: {have}; or backend trl / swift")])
+    return name
 
 
 def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
@@ -265,6 +305,9 @@ def native_config(spec: JobSpec, has_eval: bool) -> dict[str, Any]:
     })
     if t.save_steps:
         config["save_steps"] = t.save_steps
+    ds = deepspeed_config(spec)
+    if ds:
+        config["deepspeed"] = ds
     merge_passthrough(spec, "llamafactory", config)
     return config
 

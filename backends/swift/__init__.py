@@ -55,6 +55,7 @@ from unified_ft.plugin import (
     loss_type_capabilities,
     merge_passthrough,
     override_notes,
+    problems_of,
     run_native_check,
 )
 from unified_ft.redact import is_secret_key, redact_data
@@ -140,9 +141,14 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("emulated", "ms-swift cannot read GGUF: uft dequantizes it once into a cached "
                              "safetensors folder"),
-    **distributed_capabilities("ms-swift", {"distributed.ddp": Capability("native", "NPROC_PER_NODE torchrun"),
-                                            "distributed.multi_node": Capability("native", "NNODES, NODE_RANK")},
-                               pending=("fsdp2", "deepspeed", "megatron", "elastic")),
+    **distributed_capabilities("ms-swift", {
+        "distributed.ddp": Capability("native", "NPROC_PER_NODE torchrun"),
+        "distributed.multi_node": Capability("native", "NNODES, NODE_RANK"),
+        "distributed.deepspeed": Capability("native", "--deepspeed zero0-3 / zero2_offload / zero3_offload (swift's "
+                                            "presets); DeepSpeed needs CUDA", needs_gpu=True),
+        "distributed.fsdp2": Capability("native", "--fsdp fsdp2.json (swift's fsdp2 preset, saving a full state "
+                                        "dict); needs CUDA", needs_gpu=True)},
+        pending=("megatron", "elastic")),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x not in ("kto_pair", "sigmoid_norm")),
                               "kto": LOSS_TYPES["kto"]}, "ms-swift 4.6 (trl 0.29)"),
 }
@@ -171,13 +177,17 @@ class SwiftBackend(envs.OwnEnvironment):
         return notes + override_notes(spec, self.name, {**ADAM, "torch_dtype": torch_dtype(spec), **derived},
                                       OVERRIDABLE)
 
+    def setting_problems(self, spec: JobSpec) -> list[Problem]:
+        """A ZeRO stage / offload for which swift has no DeepSpeed preset."""
+        return problems_of(lambda: sharding_args(spec))
+
     def translate(self, spec: JobSpec, data: Any, out_dir: Path) -> NativeJob:
         """Write config.yaml, train.sh and data/train.parquet into `out_dir`."""
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "data").mkdir(exist_ok=True)
         train_file = out_dir / "data" / DATA_FILE
+        command, args = native_args(spec, f"data/{DATA_FILE}")  # its errors come before any file is written
         write_present_columns(train_file, lambda: swift_rows(spec, read_jsonl(Path(data.train_path))), COLUMN_TYPES)
-        command, args = native_args(spec, f"data/{DATA_FILE}")
         env = run_env(spec)
         # Files hold no secret: a secret-named variable reaches swift through the child's environment only.
         file_args, file_env = redact_data(args), {k: v for k, v in env.items() if not is_secret_key(k)}
@@ -189,10 +199,14 @@ class SwiftBackend(envs.OwnEnvironment):
         script = out_dir / "train.sh"
         script.write_text(shell_script(spec, command, file_args, file_env), encoding="utf-8")
         script.chmod(0o755)
+        extra = []
+        if args.get("fsdp") == FSDP_FILE:
+            extra.append(out_dir / FSDP_FILE)
+            extra[0].write_text(json.dumps(fsdp_config(spec), indent=2) + "\n", encoding="utf-8")
         swift = envs.env_dir(RECIPE) / "bin" / "swift"
         argv = [str(swift), command, "config.yaml"]
         nodes = [NodeLaunch(r, argv, {"NODE_RANK": str(r)}) for r in range(spec.distributed.nodes)]
-        return NativeJob(native_dir=out_dir, files=[train_file, config_path, script], argv=argv,
+        return NativeJob(native_dir=out_dir, files=[train_file, config_path, script, *extra], argv=argv,
                          nodes=nodes if len(nodes) > 1 else [], env=env, cwd=out_dir,
                          log_file=out_dir / "output" / "logging.jsonl")
 
@@ -302,8 +316,45 @@ def native_args(spec: JobSpec, train_file: str) -> tuple[str, dict[str, Any]]:
         "torch_dtype": torch_dtype(spec),
         **pick(trainer, (*PRECISION, *SEEDS)),
     })
+    args.update(sharding_args(spec))
     merge_passthrough(spec, "swift", args, OVERRIDABLE)
     return command, args
+
+
+#: swift 4.6's DeepSpeed presets (swift/config/<name>.json) by (zero_stage, offload): zero2_offload moves the
+#: optimizer to CPU, zero3_offload the parameters and the optimizer; no preset offloads at stage 1, or only the
+#: optimizer at stage 3.
+DEEPSPEED_PRESETS = {(0, "none"): "zero0", (1, "none"): "zero1", (2, "none"): "zero2", (3, "none"): "zero3",
+                     (2, "optimizer"): "zero2_offload", (3, "params"): "zero3_offload"}
+#: The FSDP2 config the job writes beside config.yaml (swift's --fsdp takes a preset name or a JSON file).
+FSDP_FILE = "fsdp2.json"
+
+
+def sharding_args(spec: JobSpec) -> dict[str, Any]:
+    """--deepspeed <preset> or --fsdp fsdp2.json for those strategies; an offload swift has no preset for is an
+    error naming it."""
+    d = spec.distributed
+    if d.strategy == "fsdp2":
+        return {"fsdp": FSDP_FILE}
+    if d.strategy != "deepspeed":
+        return {}
+    preset = DEEPSPEED_PRESETS.get((d.zero_stage, d.offload))
+    if preset is None:
+        raise SpecError("ms-swift cannot run this DeepSpeed setting", [Problem(
+            "distributed.offload", f"ms-swift {SWIFT_VERSION} has no DeepSpeed preset for zero_stage {d.zero_stage} "
+            f"with offload {d.offload}", "offload optimizer at zero_stage 2, or params at zero_stage 3")])
+    return {"deepspeed": preset}
+
+
+def fsdp_config(spec: JobSpec) -> dict[str, Any]:
+    """swift's own fsdp2 preset, except: a full state dict (swift saves with save_only_model, which a sharded one
+    refuses, and the adapter/model is whole), activation checkpointing only if the spec asks for gradient
+    checkpointing (the preset turns it on), and `offload` for offload: params."""
+    offload = " offload" if spec.distributed.offload == "params" else ""
+    return {"fsdp": "full_shard auto_wrap" + offload, "fsdp_config": {
+        "fsdp_version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+        "cpu_ram_efficient_loading": True, "state_dict_type": "FULL_STATE_DICT",
+        "activation_checkpointing": spec.training.gradient_checkpointing}}
 
 
 def torch_dtype(spec: JobSpec) -> str:

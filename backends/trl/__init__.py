@@ -26,7 +26,7 @@ from unified_ft.hf_trainer import (
     pick,
     trainer_arguments,
 )
-from unified_ft.launchers import accelerate_launch
+from unified_ft.launchers import ACCELERATE_CONFIG, accelerate_config, accelerate_launch
 from unified_ft.modeling import model_config
 from unified_ft.plugin import (
     AUTO_PRECISION,
@@ -90,8 +90,14 @@ CAPABILITIES: dict[str, Capability] = {
     "model.trust_remote_code": NATIVE,
     "model.gguf": Capability("native", "transformers dequantizes GGUF on load"),
     **distributed_capabilities("trl", {"distributed.ddp": Capability("native", "accelerate launch; gloo on CPU"),
-                                       "distributed.multi_node": Capability("native", "accelerate launch per node")},
-                               pending=("fsdp2", "deepspeed", "elastic")),
+                                       "distributed.multi_node": Capability("native", "accelerate launch per node"),
+                                       "distributed.deepspeed": Capability(
+                                           "native", "accelerate launch --config_file (DEEPSPEED); DeepSpeed needs "
+                                           "CUDA", needs_gpu=True),
+                                       "distributed.fsdp2": Capability(
+                                           "native", "accelerate launch --config_file (FSDP, fsdp_version 2); "
+                                           "needs CUDA", needs_gpu=True)},
+                               pending=("elastic",)),
     **loss_type_capabilities({"dpo": tuple(x for x in LOSS_TYPES["dpo"] if x != "kto_pair"), "kto": LOSS_TYPES["kto"]},
                              "trl 1.16"),
 }
@@ -125,7 +131,7 @@ class TrlBackend(BackendBase):
                   f"# Run it with trl alone: {shown_command(argv)}\n")
         config_path.write_text(header + yaml.safe_dump(redact_data(config), sort_keys=False, allow_unicode=True),
                                encoding="utf-8")
-        files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir)]
+        files += [config_path, *copy_runner(RUNNER, HELPERS, out_dir), *write_accelerate_config(spec, out_dir)]
         script = ["train.py", "config.yaml"]
         nodes = [NodeLaunch(r, launch_argv(spec, script, r)) for r in range(spec.distributed.nodes)]
         return NativeJob(native_dir=out_dir, files=files, argv=argv, nodes=nodes if len(nodes) > 1 else [],
@@ -167,12 +173,29 @@ class TrlBackend(BackendBase):
 
 def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[str]:
     """One process: the runner itself. Several: accelerate's launcher (trl's own way to go multi-process), with
-    every setting on its command line."""
+    every setting on its command line (and, for DeepSpeed or FSDP2, the job's accelerate_config.yaml)."""
     d = spec.distributed
     if d.world_size == 1 and d.strategy == "ddp":
         return [sys.executable, *script]
-    mixed = {"bf16": "bf16", "fp16": "fp16"}.get(spec.training.precision, "no")
-    return accelerate_launch(d, node_rank, script, mixed, [sys.executable, "-m", "accelerate.commands.launch"])
+    return accelerate_launch(d, node_rank, script, _mixed_precision(spec),
+                             [sys.executable, "-m", "accelerate.commands.launch"])
+
+
+def _mixed_precision(spec: JobSpec) -> str:
+    return {"bf16": "bf16", "fp16": "fp16"}.get(spec.training.precision, "no")
+
+
+def write_accelerate_config(spec: JobSpec, out_dir: Path) -> list[Path]:
+    """accelerate_config.yaml for a DeepSpeed or FSDP2 run (accelerate reads those plugins from a config file);
+    nothing for ddp, whose launch line holds every setting."""
+    if spec.distributed.strategy not in ("deepspeed", "fsdp2"):
+        return []
+    path = out_dir / ACCELERATE_CONFIG
+    path.write_text(f"# accelerate config written by uft for spec {spec.name!r} "
+                    f"(distributed.strategy {spec.distributed.strategy}).\n"
+                    + yaml.safe_dump(accelerate_config(spec.distributed, _mixed_precision(spec)), sort_keys=False),
+                    encoding="utf-8")
+    return [path]
 
 
 def shown_command(argv: list[str]) -> str:
