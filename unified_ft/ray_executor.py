@@ -9,6 +9,7 @@ timing. The bake-off folder must be on storage every node sees (the runs write t
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,7 @@ def run_on_ray(spec: JobSpec, tickets: list[RunTicket], address: str | None,
     still running are cancelled, and each one's framework dies with its worker."""
     ray = import_ray()
     check_spec(spec)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # ray.init replaces them
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -114,3 +116,6 @@ def run_on_ray(spec: JobSpec, tickets: list[RunTicket], address: str | None,
     finally:
         if started_here:
             ray.shutdown()
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
