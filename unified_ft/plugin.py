@@ -468,7 +468,7 @@ def distributed_features(spec: JobSpec) -> dict[str, str]:
     """`distributed.<strategy>` once a run has more than one process (or a sharding strategy even on one), and
     multi-node and elastic runs as features of their own."""
     d, feats = spec.distributed, {}
-    if d.world_size > 1 or d.strategy != "ddp":
+    if not d.single_process:
         feats[f"distributed.{d.strategy}"] = f"distributed.strategy: {d.strategy}"
     if d.nodes > 1:
         feats["distributed.multi_node"] = f"distributed.nodes: {d.nodes}"

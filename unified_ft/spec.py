@@ -586,6 +586,11 @@ class DistributedSpec(_Strict):
         return self.nodes * self.processes_per_node
 
     @property
+    def single_process(self) -> bool:
+        """One process and no sharding: the framework's plain command, no launcher."""
+        return self.world_size == 1 and self.strategy == "ddp"
+
+    @property
     def data_parallel(self) -> int:
         """Replicas that each see different rows: the effective batch is multiplied by this, not the world size."""
         return self.world_size // (self.tp * self.pp * self.cp)

@@ -219,7 +219,7 @@ class LlamaFactoryBackend(envs.OwnEnvironment):
 def launch_env(spec: JobSpec, node_rank: int = 0) -> dict[str, str]:
     """LLaMA-Factory's own way to go multi-process: FORCE_TORCHRUN and torchrun's variables (none for one)."""
     d = spec.distributed
-    if d.world_size == 1 and d.strategy == "ddp":
+    if d.single_process:
         return {}
     return {"FORCE_TORCHRUN": "1", **torchrun_env(d, node_rank)}
 

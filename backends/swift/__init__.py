@@ -400,7 +400,7 @@ def run_env(spec: JobSpec) -> dict[str, str]:
     """No hub at all for a local model (swift otherwise reaches for ModelScope); hub ids pass through to HF."""
     local = Path(spec.model.path).exists()
     d = spec.distributed
-    processes = torchrun_env(d, 0) if d.world_size > 1 or d.strategy != "ddp" else {}  # swift starts torchrun
+    processes = torchrun_env(d, 0) if not d.single_process else {}  # swift starts torchrun
     return {**BASE_ENV, **(OFFLINE_ENV if local else {}), **processes}
 
 

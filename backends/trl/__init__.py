@@ -175,7 +175,7 @@ def launch_argv(spec: JobSpec, script: list[str], node_rank: int = 0) -> list[st
     """One process: the runner itself. Several: accelerate's launcher (trl's own way to go multi-process), with
     every setting on its command line (and, for DeepSpeed or FSDP2, the job's accelerate_config.yaml)."""
     d = spec.distributed
-    if d.world_size == 1 and d.strategy == "ddp":
+    if d.single_process:
         return [sys.executable, *script]
     return accelerate_launch(d, node_rank, script, _mixed_precision(spec),
                              [sys.executable, "-m", "accelerate.commands.launch"])
